@@ -1,0 +1,141 @@
+"""The ``occface`` command line: one entry point, one subcommand per job.
+
+Exit codes: 0 success, 1 the job failed, 2 usage error. Errors print as one line on stderr;
+``--debug`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from collections.abc import Callable, Sequence
+from importlib import metadata
+from pathlib import Path
+
+from occface_jax import __version__
+from occface_jax.errors import OccfaceError
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "dlib-bin")
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Versions, the devices JAX sees, and the morphable model that would be used."""
+    import jax
+
+    from occface_jax.morphable import find_model, load_model_file
+    from occface_jax.paths import cache_dir, shared_dir
+
+    print(f"occface_jax {__version__} (Python {platform.python_version()})")
+    print("packages: " + ", ".join(f"{p} {_version(p)}" for p in _PACKAGES))
+    devices = jax.devices()
+    print(f"JAX backend: {jax.default_backend()}, {len(devices)} device(s): "
+          + ", ".join(str(d) for d in devices))
+    print(f"shared data: {shared_dir() or 'not found'}; cache: {cache_dir(create=False)}")
+    try:
+        path = find_model(args.model)
+    except OccfaceError as err:
+        if args.model:  # an explicit path that is not there fails the job
+            raise
+        print(f"morphable model: none ({err})")
+        return EXIT_OK
+    model = load_model_file(path)
+    print(f"morphable model: {path}")
+    print(f"  {model.summary()}")
+    if model.albedo_kind == "fallback":
+        print("  albedo: fallback (no statistical albedo in this model; see README)")
+    return EXIT_OK
+
+
+def cmd_fetch_model(args: argparse.Namespace) -> int:
+    """Download (or convert a local copy of) ICT-FaceKit into the user cache."""
+    from occface_jax.morphable import fetch, load_model_file
+    from occface_jax.paths import cache_dir
+
+    out = Path(args.out) if args.out else cache_dir() / "models" / "ict_face_default.npz"
+    if args.from_dir:
+        path = fetch.convert_to_default(Path(args.from_dir), out, progress=not args.quiet)
+    else:
+        path = fetch.fetch_default_model(
+            base_url=args.base_url,
+            tree_url=args.tree_url,
+            out_path=out,
+            keep_sources=args.keep_sources,
+            progress=not args.quiet,
+        )
+    print(f"wrote {path}")
+    print(f"  {load_model_file(path).summary()}")
+    return EXIT_OK
+
+
+def _add_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="morphable model path (default: the resolution order)")
+
+
+def _add_fetch_model(p: argparse.ArgumentParser) -> None:
+    from occface_jax.morphable import fetch
+
+    p.add_argument("--from-dir", help="convert a local ICT-FaceKit FaceXModel folder, no download")
+    p.add_argument("--out", help="output npz (default: <cache>/models/ict_face_default.npz)")
+    p.add_argument("--keep-sources", action="store_true", help="keep the downloaded OBJ files")
+    p.add_argument("--base-url", default=fetch.RAW_URL, help=argparse.SUPPRESS)
+    p.add_argument("--tree-url", default=fetch.TREE_URL, help=argparse.SUPPRESS)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+#: name -> (help, argument adder, runner). Later stages add their subcommands here.
+COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] = {
+    "info": ("versions, JAX devices and the morphable model found", _add_info, cmd_info),
+    "fetch-model": ("download and convert the default morphable model", _add_fetch_model,
+                    cmd_fetch_model),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="occface", description="3D face reconstruction from one possibly occluded photo."
+    )
+    parser.add_argument("--version", action="version", version=f"occface_jax {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_text, add_arguments, run) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        add_arguments(p)
+        p.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print("occface: error: a COMMAND is required", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("occface: interrupted", file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as err:  # one clear line unless --debug
+        if args.debug:
+            raise
+        message = str(err) if isinstance(err, OccfaceError) else f"{type(err).__name__}: {err}"
+        first_line = (message.strip().splitlines() or [repr(err)])[0]
+        print(f"occface {args.command}: error: {first_line}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

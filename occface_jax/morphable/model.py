@@ -1,0 +1,144 @@
+"""The in-memory morphable model: a pytree of arrays, in millimetres, usable under jit/vmap.
+
+Axes: x = subject's left (image right), y = up, z = towards the camera (as BFM / Deep3DFaceRecon).
+Bases are flattened per vertex: rows x0, y0, z0, x1, y1, z1, ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import numpy as np
+
+ArrayLike = Any
+
+#: Array fields, in the order they are stored.
+ARRAY_FIELDS = (
+    "mean_shape",
+    "id_basis",
+    "exp_basis",
+    "albedo_mean",
+    "albedo_basis",
+    "triangles",
+    "vertex_triangles",
+    "landmarks68",
+    "face_region",
+    "face_triangles",
+    "skin_weight",
+)
+#: Static metadata fields (hashable, not traced).
+META_FIELDS = ("name", "exp_kind", "albedo_kind")
+
+
+@dataclasses.dataclass(frozen=True)
+class MorphableModel:
+    """A linear face model: shape = mean + id_basis @ alpha + exp_basis @ beta; albedo likewise.
+
+    Attributes:
+      mean_shape: (N, 3) float32, millimetres.
+      id_basis: (3N, K_id) float32, mm per unit coefficient; prior N(0, 1).
+      exp_basis: (3N, K_exp) float32; blendshape deltas (weights in [0, 1]) or PCA modes (N(0, 1)).
+      albedo_mean: (N, 3) float32, RGB in [0, 1] in the images' own colour space (as Deng et al.).
+      albedo_basis: (3N, K_tex) float32, per unit coefficient; prior N(0, 1).
+      triangles: (F, 3) int32, counter-clockwise seen from outside.
+      vertex_triangles: (N, D) int32, triangles around each vertex, padded with F (a dummy).
+      landmarks68: (68,) int32 vertex ids in iBUG-68 order.
+      face_region: (N,) bool, the front face.
+      face_triangles: (F_face,) int32 indices into ``triangles`` lying inside the face region.
+      skin_weight: (N,) float32 in [0, 1], 1 on skin (photometric and albedo-smoothness losses).
+      name: model name. exp_kind: 'blendshape' | 'pca'. albedo_kind: 'statistical' | 'fallback'.
+    """
+
+    mean_shape: ArrayLike
+    id_basis: ArrayLike
+    exp_basis: ArrayLike
+    albedo_mean: ArrayLike
+    albedo_basis: ArrayLike
+    triangles: ArrayLike
+    vertex_triangles: ArrayLike
+    landmarks68: ArrayLike
+    face_region: ArrayLike
+    face_triangles: ArrayLike
+    skin_weight: ArrayLike
+    name: str = "unnamed"
+    exp_kind: str = "pca"
+    albedo_kind: str = "statistical"
+
+    @property
+    def n_vertices(self) -> int:
+        return int(self.mean_shape.shape[0])
+
+    @property
+    def n_triangles(self) -> int:
+        return int(self.triangles.shape[0])
+
+    @property
+    def n_id(self) -> int:
+        return int(self.id_basis.shape[1])
+
+    @property
+    def n_exp(self) -> int:
+        return int(self.exp_basis.shape[1])
+
+    @property
+    def n_tex(self) -> int:
+        return int(self.albedo_basis.shape[1])
+
+    def arrays(self) -> dict[str, Any]:
+        """The array fields as a dict."""
+        return {k: getattr(self, k) for k in ARRAY_FIELDS}
+
+    def replace(self, **changes: Any) -> MorphableModel:
+        return dataclasses.replace(self, **changes)
+
+    def to_numpy(self) -> MorphableModel:
+        return self.replace(**{k: np.asarray(v) for k, v in self.arrays().items()})
+
+    def to_jax(self) -> MorphableModel:
+        return self.replace(**{k: jax.numpy.asarray(v) for k, v in self.arrays().items()})
+
+    def summary(self) -> str:
+        """One line: name, sizes and kinds."""
+        return (
+            f"{self.name}: {self.n_vertices} vertices, {self.n_triangles} triangles, "
+            f"{int(np.asarray(self.face_region).sum())} face-region vertices, "
+            f"id {self.n_id}, exp {self.n_exp} ({self.exp_kind}), "
+            f"albedo {self.n_tex} ({self.albedo_kind})"
+        )
+
+    def face_only(self) -> MorphableModel:
+        """The model cropped to its face region, re-indexed (landmarks outside it are kept)."""
+        m = self.to_numpy()
+        keep = m.face_region.copy()
+        keep[m.landmarks68] = True
+        old_to_new = np.full(m.n_vertices, -1, np.int64)
+        old_to_new[keep] = np.arange(keep.sum())
+        tri_keep = np.all(keep[m.triangles], axis=1)
+        new_tri_index = np.cumsum(tri_keep) - 1
+        new_tris = old_to_new[m.triangles[tri_keep]].astype(np.int32)
+        face_tris = m.face_triangles[tri_keep[m.face_triangles]]
+        face_triangle_ids = new_tri_index[face_tris].astype(np.int32)
+        rows = np.stack([3 * np.flatnonzero(keep) + c for c in range(3)], 1).reshape(-1)
+        from occface_jax.morphable.geometry import build_vertex_triangles
+
+        return self.replace(
+            mean_shape=m.mean_shape[keep],
+            id_basis=m.id_basis[rows],
+            exp_basis=m.exp_basis[rows],
+            albedo_mean=m.albedo_mean[keep],
+            albedo_basis=m.albedo_basis[rows],
+            triangles=new_tris,
+            vertex_triangles=build_vertex_triangles(new_tris, int(keep.sum())),
+            landmarks68=old_to_new[m.landmarks68].astype(np.int32),
+            face_region=m.face_region[keep],
+            face_triangles=face_triangle_ids,
+            skin_weight=m.skin_weight[keep],
+            name=f"{self.name}[face]",
+        )
+
+
+jax.tree_util.register_dataclass(
+    MorphableModel, data_fields=list(ARRAY_FIELDS), meta_fields=list(META_FIELDS)
+)
