@@ -37,8 +37,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     print(f"occface_jax {__version__} (Python {platform.python_version()})")
     print("packages: " + ", ".join(f"{p} {_version(p)}" for p in _PACKAGES))
     devices = jax.devices()
-    print(f"JAX backend: {jax.default_backend()}, {len(devices)} device(s): "
-          + ", ".join(str(d) for d in devices))
+    print(
+        f"JAX backend: {jax.default_backend()}, {len(devices)} device(s): "
+        + ", ".join(str(d) for d in devices)
+    )
     print(f"shared data: {shared_dir() or 'not found'}; cache: {cache_dir(create=False)}")
     try:
         path = find_model(args.model)
@@ -94,8 +96,11 @@ def _add_fetch_model(p: argparse.ArgumentParser) -> None:
 #: name -> (help, argument adder, runner). Later stages add their subcommands here.
 COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] = {
     "info": ("versions, JAX devices and the morphable model found", _add_info, cmd_info),
-    "fetch-model": ("download and convert the default morphable model", _add_fetch_model,
-                    cmd_fetch_model),
+    "fetch-model": (
+        "download and convert the default morphable model",
+        _add_fetch_model,
+        cmd_fetch_model,
+    ),
 }
 
 

@@ -33,6 +33,10 @@ def test_job_failure_is_one_line_exit_1(capsys, tmp_path):
 def test_console_script_runs_and_debug_shows_traceback(tmp_path):
     bad = tmp_path / "bad.npz"
     bad.write_text("x")
-    run = subprocess.run([sys.executable, "-m", "occface_jax.cli", "--debug", "info", "--model",
-                          str(bad)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [sys.executable, "-m", "occface_jax.cli", "--debug", "info", "--model", str(bad)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert run.returncode == 1 and "Traceback" in run.stderr

@@ -5,4 +5,11 @@ from occface_jax.morphable.layout import CoeffLayout
 from occface_jax.morphable.model import MorphableModel
 from occface_jax.morphable.registry import find_model, load_model, load_model_file
 
-__all__ = ["CoeffLayout", "MorphableModel", "find_model", "geometry", "load_model", "load_model_file"]
+__all__ = [
+    "CoeffLayout",
+    "MorphableModel",
+    "find_model",
+    "geometry",
+    "load_model",
+    "load_model_file",
+]

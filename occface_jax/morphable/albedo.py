@@ -59,7 +59,9 @@ def fallback_albedo(
     scale = np.abs(mean_shape[region] - centre).max()
     p = (mean_shape - centre) / scale
     exponents = [
-        e for d in range(1, max_degree + 1) for e in itertools.product(range(d + 1), repeat=3)
+        e
+        for d in range(1, max_degree + 1)
+        for e in itertools.product(range(d + 1), repeat=3)
         if sum(e) == d
     ]
     mono = np.stack([np.prod(p ** np.array(e), axis=1) for e in exponents], axis=1)

@@ -89,7 +89,9 @@ def _front_fields(
         if basis.ndim != 2 or basis.shape[0] != 3 * n:
             raise ModelFileError(f"{path}: {key} has shape {basis.shape}, expected ({3 * n}, K)")
     if np.asarray(tex_mean255).size != 3 * n:
-        raise ModelFileError(f"{path}: meantex has {np.asarray(tex_mean255).size} values, want {3 * n}")
+        raise ModelFileError(
+            f"{path}: meantex has {np.asarray(tex_mean255).size} values, want {3 * n}"
+        )
     mean = mean - mean.mean(axis=0)
     tri = _one_based(tri1, "tri", n, path)
     if tri.ndim != 2 or tri.shape[1] != 3:
@@ -158,7 +160,9 @@ def read_exp_pca_bin(path: Path, n_vertices: int = BFM09_EXP_VERTICES) -> np.nda
     return modes.reshape(k, 3 * n_vertices).T
 
 
-def load_bfm09(folder: str | Path, n_id: int = 80, n_exp: int = 64, n_tex: int = 80) -> MorphableModel:
+def load_bfm09(
+    folder: str | Path, n_id: int = 80, n_exp: int = 64, n_tex: int = 80
+) -> MorphableModel:
     """BFM09 + Guo et al.'s expressions, cropped to Deng et al.'s front face (see module docstring)."""
     folder = Path(folder)
     missing = [f for f in BFM09_FILES if not (folder / f).is_file()]

@@ -103,15 +103,25 @@ def fetch_ict_sources(
     files = list_model_files(tree_url, timeout)
     dest.mkdir(parents=True, exist_ok=True)
     first = [ict.ICT_INDICES, ict.ICT_NEUTRAL]
-    with tqdm(total=sum(files[f][1] for f in first), unit="B", unit_scale=True,
-              desc="ICT-FaceKit index", disable=not progress) as bar:
+    with tqdm(
+        total=sum(files[f][1] for f in first),
+        unit="B",
+        unit_scale=True,
+        desc="ICT-FaceKit index",
+        disable=not progress,
+    ) as bar:
         for name in first:
             _download(f"{base_url}/{ICT_FOLDER}/{name}", dest / name, files[name][0], bar, timeout)
     expressions = json.loads((dest / ict.ICT_INDICES).read_text())["expressions"]
     wanted = sorted(n for n in files if _IDENTITY.match(n))
     wanted += [f"{e}.obj" for e in expressions if f"{e}.obj" in files]
-    with tqdm(total=sum(files[n][1] for n in wanted), unit="B", unit_scale=True,
-              desc="ICT-FaceKit model", disable=not progress) as bar:
+    with tqdm(
+        total=sum(files[n][1] for n in wanted),
+        unit="B",
+        unit_scale=True,
+        desc="ICT-FaceKit model",
+        disable=not progress,
+    ) as bar:
         for name in wanted:
             _download(f"{base_url}/{ICT_FOLDER}/{name}", dest / name, files[name][0], bar, timeout)
     return dest
@@ -120,15 +130,25 @@ def fetch_ict_sources(
 def convert_to_default(source_dir: Path, out_path: Path, progress: bool = True) -> Path:
     """Convert an ICT-FaceKit folder and save it in the project's format at ``out_path``."""
     if not (source_dir / ict.ICT_NEUTRAL).is_file():
-        raise ModelFileError(f"{source_dir} is not an ICT-FaceKit FaceXModel folder "
-                             f"(no {ict.ICT_NEUTRAL})")
+        raise ModelFileError(
+            f"{source_dir} is not an ICT-FaceKit FaceXModel folder (no {ict.ICT_NEUTRAL})"
+        )
     names = sorted(p.stem for p in source_dir.glob("identity*.obj"))
     bar = tqdm(desc="converting", unit="file", disable=not progress)
     fields = ict.convert_ict(source_dir, identities=names, progress=lambda _: bar.update())
     bar.close()
     model = model_from_fields(fields, source=str(source_dir)).replace(name="ict_face_default")
-    extra = {k: fields[k] for k in ("part_id", "part_names", "exp_names", "source_vertex_index",
-                                    "centre_offset_mm", "source")}
+    extra = {
+        k: fields[k]
+        for k in (
+            "part_id",
+            "part_names",
+            "exp_names",
+            "source_vertex_index",
+            "centre_offset_mm",
+            "source",
+        )
+    }
     extra["source_commit"] = np.array(ICT_COMMIT)
     return save_model(out_path, model, **extra)
 

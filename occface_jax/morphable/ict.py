@@ -132,7 +132,11 @@ def convert_ict(
                     f"{neutral.shape[0]}"
                 )
             cols.append(((verts[keep] - neutral[keep]) * CM_TO_MM).reshape(-1))
-        return np.stack(cols, axis=1).astype(np.float32) if cols else np.zeros((3 * keep.size, 0), np.float32)
+        return (
+            np.stack(cols, axis=1).astype(np.float32)
+            if cols
+            else np.zeros((3 * keep.size, 0), np.float32)
+        )
 
     landmarks = old_to_new[landmark_src]
     if (landmarks < 0).any():

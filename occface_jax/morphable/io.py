@@ -74,7 +74,14 @@ def validate_fields(fields: Mapping[str, np.ndarray], source: str = "model") -> 
         fail(f"albedo_mean has shape {np.asarray(fields['albedo_mean']).shape}, expected ({n}, 3)")
     if ("albedo_mean" in fields) != ("albedo_basis" in fields):
         fail("albedo_mean and albedo_basis must come together")
-    for key in ("mean_shape", "id_basis", "exp_basis", "albedo_mean", "albedo_basis", "skin_weight"):
+    for key in (
+        "mean_shape",
+        "id_basis",
+        "exp_basis",
+        "albedo_mean",
+        "albedo_basis",
+        "skin_weight",
+    ):
         if key in fields:
             arr = np.asarray(fields[key])
             if not np.issubdtype(arr.dtype, np.number):

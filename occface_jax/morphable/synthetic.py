@@ -8,7 +8,9 @@ from occface_jax.morphable.io import model_from_fields
 from occface_jax.morphable.model import MorphableModel
 
 
-def sphere_mesh(n_lat: int = 12, n_lon: int = 16, radius: float = 80.0) -> tuple[np.ndarray, np.ndarray]:
+def sphere_mesh(
+    n_lat: int = 12, n_lon: int = 16, radius: float = 80.0
+) -> tuple[np.ndarray, np.ndarray]:
     """A closed UV sphere (vertices (N, 3) mm, triangles (F, 3) counter-clockwise from outside)."""
     lat = np.linspace(0, np.pi, n_lat + 1)[1:-1]
     lon = np.linspace(0, 2 * np.pi, n_lon, endpoint=False)

@@ -11,7 +11,9 @@ from occface_jax.morphable.albedo import SKIN_MEAN_RGB
 def test_fallback_mean_and_spatial_modes(default_model):
     m = default_model
     skin = m.skin_weight > 0.5
-    np.testing.assert_array_equal(m.albedo_mean[skin], np.broadcast_to(SKIN_MEAN_RGB, (skin.sum(), 3)))
+    np.testing.assert_array_equal(
+        m.albedo_mean[skin], np.broadcast_to(SKIN_MEAN_RGB, (skin.sum(), 3))
+    )
     region = m.face_region
     spatial = m.albedo_basis[:, 3:].reshape(m.n_vertices, 3, -1)[region]  # (Nf, 3, K)
     # Each spatial mode lives in one channel; per channel, modes are orthogonal over the region.

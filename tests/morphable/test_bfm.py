@@ -47,8 +47,9 @@ def test_bfm_front_units_indices_and_formulas(tmp_path):
     got = np.asarray(geometry.shape(model, a.astype(np.float32), b.astype(np.float32)))
     np.testing.assert_allclose(got, expected_mm, rtol=1e-4, atol=1e-3)
     expected_tex = ((mat["meantex"].ravel() + mat["texBase"] @ t) / 255).reshape(-1, 3)
-    np.testing.assert_allclose(np.asarray(geometry.albedo(model, t.astype(np.float32))),
-                               expected_tex, atol=1e-5)
+    np.testing.assert_allclose(
+        np.asarray(geometry.albedo(model, t.astype(np.float32))), expected_tex, atol=1e-5
+    )
 
 
 def test_bfm_front_errors(tmp_path):
@@ -77,14 +78,17 @@ def _write_bfm09(folder, rng, n_full=120, n_exp_vertices=100, n_front=60, k=6, k
     trim = rng.choice(n_full, n_exp_vertices, replace=False)  # BFM_exp_idx: 53215 of 53490
     front = rng.choice(n_exp_vertices, n_front, replace=False)  # BFM_front_idx: 35709 of 53215
     shape_mu[trim[front]] = verts_mm * 1000.0
-    savemat(folder / "01_MorphableModel.mat", {
-        "shapeMU": shape_mu.reshape(-1, 1),
-        "shapePC": rng.normal(size=(3 * n_full, k)),
-        "shapeEV": rng.uniform(1000, 5000, size=(k, 1)),
-        "texMU": rng.uniform(60, 200, size=(3 * n_full, 1)),
-        "texPC": rng.normal(size=(3 * n_full, k)),
-        "texEV": rng.uniform(1, 10, size=(k, 1)),
-    })
+    savemat(
+        folder / "01_MorphableModel.mat",
+        {
+            "shapeMU": shape_mu.reshape(-1, 1),
+            "shapePC": rng.normal(size=(3 * n_full, k)),
+            "shapeEV": rng.uniform(1000, 5000, size=(k, 1)),
+            "texMU": rng.uniform(60, 200, size=(3 * n_full, 1)),
+            "texPC": rng.normal(size=(3 * n_full, k)),
+            "texEV": rng.uniform(1, 10, size=(k, 1)),
+        },
+    )
     exp_pc = rng.normal(size=(k_exp, 3 * n_exp_vertices)).astype(np.float32)
     with open(folder / "Exp_Pca.bin", "wb") as f:
         np.array([k_exp], np.int32).tofile(f)
@@ -94,12 +98,15 @@ def _write_bfm09(folder, rng, n_full=120, n_exp_vertices=100, n_front=60, k=6, k
     np.savetxt(folder / "std_exp.txt", exp_std)
     savemat(folder / "BFM_front_idx.mat", {"idx": (front + 1).reshape(-1, 1)})
     savemat(folder / "BFM_exp_idx.mat", {"trimIndex": (trim + 1).reshape(-1, 1)})
-    savemat(folder / "facemodel_info.mat", {
-        "tri": tris + 1,
-        "keypoints": (np.arange(68) % n_front + 1).reshape(1, -1),
-        "skinmask": np.ones((1, n_front)),
-        "frontmask2_idx": np.arange(1, 31).reshape(-1, 1),
-    })
+    savemat(
+        folder / "facemodel_info.mat",
+        {
+            "tri": tris + 1,
+            "keypoints": (np.arange(68) % n_front + 1).reshape(1, -1),
+            "skinmask": np.ones((1, n_front)),
+            "frontmask2_idx": np.arange(1, 31).reshape(-1, 1),
+        },
+    )
     return shape_mu, trim, front, exp_pc, exp_std
 
 

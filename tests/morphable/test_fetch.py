@@ -6,7 +6,6 @@ import functools
 import http.server
 import json
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,8 +38,14 @@ def ict_server(tmp_path, shared_dir):
             continue
         data = path.read_bytes()
         (root / "FaceXModel" / path.name).write_bytes(data)
-        entries.append({"path": f"FaceXModel/{path.name}", "type": "blob",
-                        "sha": fetch.git_blob_sha1(data), "size": len(data)})
+        entries.append(
+            {
+                "path": f"FaceXModel/{path.name}",
+                "type": "blob",
+                "sha": fetch.git_blob_sha1(data),
+                "size": len(data),
+            }
+        )
     (root / "tree.json").write_text(json.dumps({"tree": entries, "truncated": False}))
     _Handler.requests = []
     handler = functools.partial(_Handler, directory=str(root))
@@ -61,8 +66,9 @@ def test_git_blob_sha1_matches_git():
 def test_fetch_converts_and_agrees_with_shipped(ict_server, tmp_path, shared_dir):
     base, _ = ict_server
     out = tmp_path / "cache" / "ict_face_default.npz"
-    path = fetch.fetch_default_model(base_url=base, tree_url=f"{base}/tree.json", out_path=out,
-                                     keep_sources=True, progress=False)
+    path = fetch.fetch_default_model(
+        base_url=base, tree_url=f"{base}/tree.json", out_path=out, keep_sources=True, progress=False
+    )
     model = load_npz_model(path)
     shipped = load_npz_model(shared_dir / "models" / "ict_face_default.npz")
     np.testing.assert_allclose(model.mean_shape, shipped.mean_shape, atol=1e-4)
@@ -71,8 +77,9 @@ def test_fetch_converts_and_agrees_with_shipped(ict_server, tmp_path, shared_dir
     assert model.n_exp == 2 and model.name == "ict_face_default"
     # A second fetch finds every source file verified on disk and downloads only the tree.
     first_count = len(_Handler.requests)
-    fetch.fetch_default_model(base_url=base, tree_url=f"{base}/tree.json", out_path=out,
-                              progress=False)
+    fetch.fetch_default_model(
+        base_url=base, tree_url=f"{base}/tree.json", out_path=out, progress=False
+    )
     assert _Handler.requests[first_count:] == ["/tree.json"]
 
 
@@ -81,16 +88,22 @@ def test_checksum_mismatch_is_refused(ict_server, tmp_path):
     target = root / "FaceXModel" / "identity001.obj"
     target.write_bytes(target.read_bytes().replace(b"v ", b"v  ", 1))
     with pytest.raises(DownloadError, match="checksum mismatch for .*identity001.obj"):
-        fetch.fetch_default_model(base_url=base, tree_url=f"{base}/tree.json",
-                                  out_path=tmp_path / "m.npz", progress=False)
+        fetch.fetch_default_model(
+            base_url=base, tree_url=f"{base}/tree.json", out_path=tmp_path / "m.npz", progress=False
+        )
     assert not (tmp_path / "m.npz").exists()
 
 
 def test_offline_gives_one_clear_line(tmp_path):
     # Port 9 on loopback: nothing listens, the connection is refused at once.
     with pytest.raises(DownloadError) as info:
-        fetch.fetch_default_model(base_url="http://127.0.0.1:9", tree_url="http://127.0.0.1:9/t",
-                                  out_path=tmp_path / "m.npz", progress=False, timeout=5)
+        fetch.fetch_default_model(
+            base_url="http://127.0.0.1:9",
+            tree_url="http://127.0.0.1:9/t",
+            out_path=tmp_path / "m.npz",
+            progress=False,
+            timeout=5,
+        )
     message = str(info.value)
     assert "\n" not in message
     assert "occface fetch-model --from-dir" in message and "--model" in message

@@ -11,11 +11,14 @@ from occface_jax.morphable.geometry import build_vertex_triangles
 
 
 def _octahedron():
-    verts = np.array([[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]],
-                     np.float32)
+    verts = np.array(
+        [[1, 0, 0], [-1, 0, 0], [0, 1, 0], [0, -1, 0], [0, 0, 1], [0, 0, -1]], np.float32
+    )
     # Counter-clockwise seen from outside: (v1 - v0) x (v2 - v0) points away from the centre.
-    tris = np.array([[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4],
-                     [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]], np.int32)
+    tris = np.array(
+        [[0, 2, 4], [2, 1, 4], [1, 3, 4], [3, 0, 4], [2, 0, 5], [1, 2, 5], [3, 1, 5], [0, 3, 5]],
+        np.int32,
+    )
     return verts, tris
 
 
@@ -46,8 +49,11 @@ def test_shape_albedo_match_the_linear_formula(default_model):
     a = rng.normal(size=m.n_id).astype(np.float32)
     b = rng.uniform(0, 1, size=m.n_exp).astype(np.float32)
     t = rng.normal(size=m.n_tex).astype(np.float32)
-    expected = (m.mean_shape.ravel().astype(np.float64) + m.id_basis.astype(np.float64) @ a
-                + m.exp_basis.astype(np.float64) @ b).reshape(-1, 3)
+    expected = (
+        m.mean_shape.ravel().astype(np.float64)
+        + m.id_basis.astype(np.float64) @ a
+        + m.exp_basis.astype(np.float64) @ b
+    ).reshape(-1, 3)
     np.testing.assert_allclose(geometry.shape(m, a, b), expected, atol=2e-3)
     expected_tex = (m.albedo_mean.ravel() + m.albedo_basis @ t).reshape(-1, 3)
     np.testing.assert_allclose(geometry.albedo(m, t), expected_tex, atol=1e-5)
@@ -62,8 +68,11 @@ def test_jit_vmap_batch_equals_per_item(toy_model):
 
     def forward(model, c):
         verts = geometry.shape(model, c["id"], c["exp"])
-        return verts, geometry.vertex_normals(verts, model.triangles, model.vertex_triangles), \
-            geometry.albedo(model, c["tex"])
+        return (
+            verts,
+            geometry.vertex_normals(verts, model.triangles, model.vertex_triangles),
+            geometry.albedo(model, c["tex"]),
+        )
 
     batched = jax.jit(forward)(model, coeffs)
     mapped = jax.jit(jax.vmap(forward, in_axes=(None, 0)))(model, coeffs)
@@ -80,8 +89,9 @@ def test_jit_vmap_batch_equals_per_item(toy_model):
 def test_face_only_crop_is_consistent(default_model):
     face = default_model.face_only()
     full = default_model
-    np.testing.assert_array_equal(face.mean_shape[face.landmarks68],
-                                  full.mean_shape[full.landmarks68])
+    np.testing.assert_array_equal(
+        face.mean_shape[face.landmarks68], full.mean_shape[full.landmarks68]
+    )
     assert face.n_vertices < full.n_vertices and face.face_triangles.size > 0
     verts = face.mean_shape
     assert face.triangles.max() < face.n_vertices

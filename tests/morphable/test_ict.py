@@ -21,12 +21,19 @@ def test_sample_conversion_agrees_with_shipped_npz(shared_dir):
     sample = shared_dir / "models" / "ict_sample"
     converted = convert_ict(sample)
     with np.load(shared_dir / "models" / "ict_face_default.npz", allow_pickle=False) as shipped:
-        for key in ("triangles", "landmarks68", "face_region", "face_region_triangles",
-                    "part_id", "source_vertex_index"):
+        for key in (
+            "triangles",
+            "landmarks68",
+            "face_region",
+            "face_region_triangles",
+            "part_id",
+            "source_vertex_index",
+        ):
             np.testing.assert_array_equal(converted[key], shipped[key], err_msg=key)
         np.testing.assert_allclose(converted["mean_shape"], shipped["mean_shape"], atol=1e-4)
-        np.testing.assert_allclose(converted["centre_offset_mm"], shipped["centre_offset_mm"],
-                                   atol=1e-4)
+        np.testing.assert_allclose(
+            converted["centre_offset_mm"], shipped["centre_offset_mm"], atol=1e-4
+        )
         # The sample holds identity000/001 (the first two identity columns) and two expressions.
         np.testing.assert_allclose(converted["id_basis"], shipped["id_basis"][:, :2], atol=1e-4)
         names = list(shipped["exp_names"])

@@ -91,7 +91,9 @@ def test_save_load_round_trip(tmp_path, toy_model):
     for key, value in toy_model.to_numpy().arrays().items():
         np.testing.assert_array_equal(getattr(back, key), value, err_msg=key)
     assert (back.name, back.exp_kind, back.albedo_kind) == (
-        toy_model.name, toy_model.exp_kind, toy_model.albedo_kind
+        toy_model.name,
+        toy_model.exp_kind,
+        toy_model.albedo_kind,
     )
     with np.load(path, allow_pickle=False) as data:
         assert list(data["exp_names"]) == ["a", "b", "c", "d"]

@@ -15,8 +15,14 @@ def test_deng_split_matches_published_slices():
     layout = CoeffLayout.deng()
     flat = jnp.arange(2 * 257, dtype=jnp.float32).reshape(2, 257)
     parts = layout.split(flat)
-    published = {"id": (0, 80), "exp": (80, 144), "tex": (144, 224), "angles": (224, 227),
-                 "light": (227, 254), "translation": (254, 257)}
+    published = {
+        "id": (0, 80),
+        "exp": (80, 144),
+        "tex": (144, 224),
+        "angles": (224, 227),
+        "light": (227, 254),
+        "translation": (254, 257),
+    }
     assert layout.size == 257 and set(parts) == set(published)
     for name, (a, b) in published.items():
         np.testing.assert_array_equal(parts[name], flat[:, a:b], err_msg=name)
