@@ -1,0 +1,45 @@
+"""Per-image fitting (analysis by synthesis) of the morphable model: ``occface reconstruct``/``fit``.
+
+Override from the command line as ``--config.steps=200`` style (see ``occface reconstruct --help``).
+``get_config('fast')`` is a quicker variant for tests and smoke runs.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.image_size = 224  # Deng et al.'s aligned crop
+    c.render_size = 112  # photometric fitting resolution (the crop is resized to it)
+    c.light = "rgb"  # 'rgb' (27 SH coefficients) or 'mono' (9)
+    c.ambient = 0.8  # Deng et al.'s default first SH coefficient
+    # Stage 1: pose (+ shape) from the 68 landmarks alone.
+    c.landmark_steps = 150
+    c.landmark_lr = 0.03
+    # Stage 2: everything, photometric + landmarks + prior (+ identity when enabled).
+    c.steps = 120
+    c.lr = 0.01
+    c.robust = True  # estimate occluded pixels from residuals (EM-style) and leave them out
+    c.robust_every = 20  # re-estimate the occlusion mask every so many steps
+    c.robust_start = 40  # first re-estimation after this many stage-2 steps
+    c.robust_k = 3.0  # outlier threshold: median + k x 1.4826 x MAD of face residuals
+    c.robust_min_residual = 0.12  # never flag residuals below this (RGB distance in [0, 1])
+    c.use_identity = False  # the identity-feature loss (needs the landmarks extra; slower on a CPU)
+    c.weights = ml_collections.ConfigDict(
+        dict(feat=0.2, regu=3.6e-4, phot=1.4, land=1.6e-3, w_id=1.0, w_exp=1.75e-3, w_tex=1.75e-3)
+    )
+    c.jaw_landmark_weight = (
+        0.3  # the model's jaw landmarks are fixed vertices, not silhouette points
+    )
+    c.texture_from_photo = True  # visible vertices take the photo's colour
+    c.seed = 0
+    if variant == "fast":
+        c.landmark_steps = 60
+        c.steps = 40
+        c.robust_start = 15
+        c.robust_every = 10
+    elif variant:
+        raise ValueError(f"unknown fit config variant {variant!r}")
+    return c

@@ -1,0 +1,87 @@
+"""Writing reconstructions out: meshes (OBJ with vertex colours, PLY), coefficients, landmarks.
+
+Meshes are written in the model's frame and units (millimetres, x = subject's left, y = up,
+z = towards the viewer), triangles counter-clockwise seen from outside; colours RGB in [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def write_obj(
+    path: str | Path,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    colors: np.ndarray | None = None,
+    normals: np.ndarray | None = None,
+) -> Path:
+    """OBJ text: ``v x y z [r g b]`` (the common vertex-colour extension), optional ``vn``, 1-based ``f``."""
+    import io
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    v = np.asarray(vertices, np.float64)
+    rows = v if colors is None else np.concatenate([v, np.clip(colors, 0, 1)], axis=1)
+    tri = np.asarray(triangles, np.int64) + 1
+    buf = io.StringIO()
+    buf.write("# occface_jax reconstruction: millimetres, y up, z towards the viewer\n")
+    np.savetxt(buf, rows, fmt="v" + " %.5f" * rows.shape[1])
+    if normals is not None:
+        np.savetxt(buf, np.asarray(normals, np.float64), fmt="vn %.5f %.5f %.5f")
+        np.savetxt(buf, np.repeat(tri, 2, axis=1), fmt="f %d//%d %d//%d %d//%d")
+    else:
+        np.savetxt(buf, tri, fmt="f %d %d %d")
+    path.write_text(buf.getvalue())
+    return path
+
+
+def write_ply(
+    path: str | Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None
+) -> Path:
+    """Binary PLY with uint8 vertex colours (via trimesh)."""
+    import trimesh
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    vertex_colors = None
+    if colors is not None:
+        vertex_colors = np.clip(np.rint(np.asarray(colors) * 255), 0, 255).astype(np.uint8)
+    mesh = trimesh.Trimesh(
+        vertices=np.asarray(vertices, np.float64),
+        faces=np.asarray(triangles, np.int64),
+        vertex_colors=vertex_colors,
+        process=False,
+    )
+    path.write_bytes(mesh.export(file_type="ply"))
+    return path
+
+
+def write_coefficients(path: str | Path, coeffs: dict[str, Any], **metadata: Any) -> Path:
+    """npz of the coefficient blocks (and metadata arrays/strings); loads with allow_pickle=False."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {k: np.asarray(v) for k, v in coeffs.items()}
+    arrays.update({k: np.asarray(v) for k, v in metadata.items()})
+    np.savez(path, **arrays)
+    return path
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """JSON with numpy arrays turned into lists."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.ndarray | np.generic):
+            return obj.tolist()
+        if isinstance(obj, Path):
+            return str(obj)
+        raise TypeError(f"cannot write {type(obj).__name__} to JSON")
+
+    path.write_text(json.dumps(data, indent=2, default=default) + "\n")
+    return path
