@@ -9,8 +9,9 @@ substitute that still means something:
   * 3 global skin-tone modes: lightness, redness and yellowness directions in RGB, with standard
     deviations 0.12, 0.035 and 0.03 (roughly the spread of human skin tones in sRGB [0, 1]);
   * smooth spatial modes: orthonormal polynomials of the mean-shape position up to degree 3 (19
-    non-constant terms, orthonormalised over the face region), one per RGB channel, with standard
-    deviations falling with degree (0.04, 0.025, 0.015). They express blush, shadowed eye sockets,
+    non-constant terms, orthonormalised over the face region; off the region each vertex takes the
+    value of its nearest face-region vertex, so they stay bounded), one per RGB channel,
+    with standard deviations falling with degree (0.04, 0.025, 0.015). They express blush, shadowed eye sockets,
     darker jaw and similar low-frequency colour changes; they cannot express eyebrows or lips.
 
 A statistical model (BFM) gives real albedo PCA instead; its loaders keep it (albedo_kind 'statistical').
@@ -58,6 +59,13 @@ def fallback_albedo(
     centre = mean_shape[region].mean(axis=0)
     scale = np.abs(mean_shape[region] - centre).max()
     p = (mean_shape - centre) / scale
+    # Off the face region (back of the head, neck) the polynomials would grow without bound:
+    # there, evaluate them at the nearest face-region vertex instead.
+    from scipy.spatial import cKDTree
+
+    region_ids = np.flatnonzero(region)
+    nearest = region_ids[cKDTree(mean_shape[region]).query(mean_shape[~region])[1]]
+    p[~region] = p[nearest]
     exponents = [
         e
         for d in range(1, max_degree + 1)

@@ -34,3 +34,9 @@ def test_random_albedo_stays_in_range(default_model):
     albedo = np.asarray(geometry.albedo(default_model, coeffs))[:, default_model.face_region]
     assert np.mean((albedo >= 0) & (albedo <= 1)) > 0.99
     assert albedo.std(axis=0).mean() > 0.05  # coefficients change the colour
+
+
+def test_spatial_modes_stay_bounded_off_the_face(default_model):
+    m = default_model
+    spatial = np.abs(m.albedo_basis[:, 3:]).reshape(m.n_vertices, 3, -1).max(axis=(1, 2))
+    assert spatial[~m.face_region].max() <= spatial[m.face_region].max() + 1e-6
