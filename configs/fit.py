@@ -1,7 +1,7 @@
 """Per-image fitting (analysis by synthesis) of the morphable model: ``occface reconstruct``/``fit``.
 
 Override from the command line as ``--config.steps=200`` style (see ``occface reconstruct --help``).
-``get_config('fast')`` is a quicker variant for tests and smoke runs.
+``get_config('fast')`` is a quicker variant for smoke runs; ``get_config('test')`` the smallest one.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.robust = True  # estimate occluded pixels from residuals (EM-style) and leave them out
     c.robust_every = 20  # re-estimate the occlusion mask every so many steps
     c.robust_start = 40  # first re-estimation after this many stage-2 steps
-    c.robust_k = 3.0  # outlier threshold: median + k x 1.4826 x MAD of face residuals
-    c.robust_min_residual = 0.12  # never flag residuals below this (RGB distance in [0, 1])
+    c.robust_ratio = 2.5  # outlier threshold: this many times the median face residual ...
+    c.robust_min_residual = 0.15  # ... and never below this (RGB distance, colours in [0, 1])
+    c.feature_margin = 6.0  # pixels (at 224) around eyes and brows that are never called occluded
     c.use_identity = False  # the identity-feature loss (needs the landmarks extra; slower on a CPU)
     c.weights = ml_collections.ConfigDict(
         dict(feat=0.2, regu=3.6e-4, phot=1.4, land=1.6e-3, w_id=1.0, w_exp=1.75e-3, w_tex=1.75e-3)
@@ -39,6 +40,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         c.landmark_steps = 60
         c.steps = 40
         c.robust_start = 15
+        c.robust_every = 10
+    elif variant == "test":  # the smallest fit that still exercises every stage (tests only)
+        c.render_size = 64
+        c.landmark_steps = 40
+        c.steps = 20
+        c.robust_start = 10
         c.robust_every = 10
     elif variant:
         raise ValueError(f"unknown fit config variant {variant!r}")

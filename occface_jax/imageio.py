@@ -102,25 +102,27 @@ def save_image(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def find_images(inputs: list[str]) -> tuple[list[Path], list[str]]:
-    """Expand files, folders (their image files, sorted) and glob patterns; returns (paths, problems)."""
+def find_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Expand files, folders (their image files, sorted) and glob patterns.
+
+    Returns (paths, problems); a problem is (the input as given, what is wrong with it)."""
     import glob
 
     paths: list[Path] = []
-    problems: list[str] = []
+    problems: list[tuple[str, str]] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
             found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
             if not found:
-                problems.append(f"{item}: folder holds no images")
+                problems.append((item, "folder holds no images"))
             paths.extend(found)
         elif p.exists():
             paths.append(p)
         else:
             matches = sorted(Path(m) for m in glob.glob(item))
             if not matches:
-                problems.append(f"{item}: no such file, folder or pattern")
+                problems.append((item, "no such file, folder or pattern"))
             paths.extend(m for m in matches if m.is_file())
     seen: set[Path] = set()
     unique = [p for p in paths if not (p.resolve() in seen or seen.add(p.resolve()))]

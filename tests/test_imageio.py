@@ -57,4 +57,4 @@ def test_find_images_and_save(tmp_path):
     (tmp_path / "c.txt").write_text("x")
     paths, problems = find_images([str(tmp_path), str(tmp_path / "sub" / "*.jpg"), "nope*.png"])
     assert [p.name for p in paths] == ["a.png", "b.jpg"]
-    assert problems == ["nope*.png: no such file, folder or pattern"]
+    assert problems == [("nope*.png", "no such file, folder or pattern")]

@@ -1,0 +1,1 @@
+"""Evaluation metrics: scan-to-mesh distances and rigid/similarity alignment."""

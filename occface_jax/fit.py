@@ -1,0 +1,454 @@
+"""Per-image fitting of the morphable model (analysis by synthesis), robust to occluders.
+
+Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render.camera``):
+
+1. Landmark stage: pose (angles, translation) plus identity and expression from the 68 landmarks
+   alone (landmark loss + coefficient prior), on the landmark vertices only — cheap.
+2. Photometric stage: every coefficient, with Eq. 15's photometric (attention Z: 1 on the rendered
+   face, 0.1 elsewhere, 0 on occluders), landmark and prior terms (and the identity term when
+   enabled). Without a given occlusion mask the occluder is estimated EM-style: every
+   ``robust_every`` steps, face pixels whose colour residual exceeds ``median + k x 1.4826 x MAD``
+   (and ``robust_min_residual``) are marked occluded, the mask is cleaned by a morphological
+   opening and closing, and landmarks under it lose their weight. The rest is fitted again.
+3. Texture: visible face vertices take the photo's colour; occluded or unseen ones take the
+   model's albedo under the fitted light, so the output texture carries no occluder.
+
+Blendshape expression weights are kept in [0, 1] by projection after every step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from occface_jax.losses import recon
+from occface_jax.morphable import CoeffLayout, MorphableModel, geometry
+from occface_jax.render import camera as cam
+from occface_jax.render.render import mesh_adjacency, render
+from occface_jax.render.sh import shade
+
+Coeffs = dict[str, jax.Array]
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What a fit produces, in the aligned crop's frame (pixels, x right, y down).
+
+    coeffs: the coefficient blocks. vertices: (N, 3) mm of the full model, model frame.
+    occlusion: (H, W) float, 1 = pixel judged occluded (given or estimated).
+    rendered: (H, W, 3) render of the fitted face; face_mask: (H, W) its coverage.
+    landmarks: (68, 2) projected model landmarks. vertex_colors: (N, 3) output texture in [0, 1].
+    vertex_visible: (N,) bool, vertices whose colour came from the photo. history: loss per step.
+    """
+
+    coeffs: dict[str, np.ndarray]
+    vertices: np.ndarray
+    occlusion: np.ndarray
+    rendered: np.ndarray
+    face_mask: np.ndarray
+    landmarks: np.ndarray
+    vertex_colors: np.ndarray
+    vertex_visible: np.ndarray
+    history: dict[str, np.ndarray]
+
+
+def landmark_weights(jaw_weight: float) -> np.ndarray:
+    """Deng et al.'s landmark weights with the jaw line (0-16) scaled by ``jaw_weight``."""
+    w = recon.LANDMARK_WEIGHTS.copy()
+    w[:17] *= jaw_weight
+    return w
+
+
+def project_landmarks(
+    model: MorphableModel, coeffs: Coeffs, camera: cam.PerspectiveCamera
+) -> jax.Array:
+    """(…, 68, 2) pixel positions of the model landmarks, computing only those 68 vertices."""
+    rows = (3 * model.landmarks68[:, None] + jnp.arange(3)).reshape(-1)
+    lm_model = dataclasses.replace(
+        model,
+        mean_shape=model.mean_shape[model.landmarks68],
+        id_basis=model.id_basis[rows],
+        exp_basis=model.exp_basis[rows],
+    )
+    verts = geometry.shape(lm_model, coeffs["id"], coeffs["exp"])
+    world = cam.rigid_transform(verts, coeffs["angles"], coeffs["translation"])
+    return cam.project_perspective(world, camera)
+
+
+TEX_LIMIT = 3.0  # albedo coefficients are N(0, 1): keep them within 3 standard deviations
+
+
+def _project_constraints(coeffs: Coeffs, exp_kind: str) -> Coeffs:
+    """Blendshape weights into [0, 1]; albedo coefficients into [-3, 3] (their prior's 3 sigma)."""
+    if "tex" in coeffs:
+        coeffs = dict(coeffs, tex=jnp.clip(coeffs["tex"], -TEX_LIMIT, TEX_LIMIT))
+    if exp_kind == "blendshape":
+        coeffs = dict(coeffs, exp=jnp.clip(coeffs["exp"], 0.0, 1.0))
+    return coeffs
+
+
+def initial_coeffs(layout: CoeffLayout) -> Coeffs:
+    """Mean face, frontal, at Deng et al.'s default distance; light zero (the renderer adds the
+    ambient term)."""
+    return layout.zeros()
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "lr", "exp_kind"))
+def _landmark_stage(
+    model: MorphableModel,
+    coeffs: Coeffs,
+    target: jax.Array,
+    weights: jax.Array,
+    prior_w: jax.Array,
+    steps: int,
+    lr: float,
+    exp_kind: str,
+    camera: Any,
+) -> tuple[Coeffs, jax.Array]:
+    free = ("id", "exp", "angles", "translation")
+    params = {k: coeffs[k] for k in free}
+    opt = optax.adam(lr)
+
+    def loss_fn(p):
+        full = dict(coeffs, **p)
+        pred = project_landmarks(model, full, camera)
+        land = recon.landmark_loss(target, pred, weights)
+        prior = recon.coefficient_prior(
+            p["id"], p["exp"], jnp.zeros(1), prior_w[0], prior_w[1], 0.0
+        )
+        return land + prior
+
+    def step(carry, _):
+        p, state = carry
+        loss, grads = jax.value_and_grad(loss_fn)(p)
+        updates, state = opt.update(grads, state, p)
+        p = _project_constraints(optax.apply_updates(p, updates), exp_kind)
+        return (p, state), loss
+
+    (params, _), losses = jax.lax.scan(step, (params, opt.init(params)), None, length=steps)
+    return dict(coeffs, **params), losses
+
+
+def _max_filter(x: jax.Array, size: int) -> jax.Array:
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (size, size), (1, 1), "SAME")
+
+
+def _min_filter(x: jax.Array, size: int) -> jax.Array:
+    return -_max_filter(-x, size)
+
+
+def estimate_occlusion(
+    image: jax.Array,
+    rendered: jax.Array,
+    face_mask: jax.Array,
+    ratio: float,
+    min_residual: float,
+    protect: jax.Array | None = None,
+) -> jax.Array:
+    """Occluded face pixels (H, W) in {0, 1}.
+
+    A rendered-face pixel is an outlier when its colour residual exceeds
+    ``max(min_residual, ratio x median residual over the face)``; pixels in ``protect`` (eyes and
+    brows, which the smooth albedo cannot paint) are never outliers. A 5x5 closing fills the gaps
+    between thin occluder parts (hair strands, spectacle rims); no opening, which would erase them."""
+    residual = jnp.linalg.norm(image - rendered, axis=-1)
+    face = face_mask > 0.5
+    median = jnp.nanmedian(jnp.where(face, residual, jnp.nan))
+    threshold = jnp.maximum(ratio * median, min_residual)
+    outlier = face & (residual > threshold)
+    if protect is not None:
+        outlier = outlier & (protect < 0.5)
+    raw = jnp.where(outlier, 1.0, 0.0)
+    closed = _min_filter(_max_filter(raw, 5), 5)
+    return closed * face
+
+
+def feature_mask(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
+    """(size, size) 1 inside the eyes (landmarks 36-41, 42-47, grown by ``margin`` pixels) and within
+    ``margin`` pixels of the brows (17-21, 22-26): regions an albedo model cannot explain."""
+    ys, xs = jnp.mgrid[0:size, 0:size] + 0.5
+    pix = jnp.stack([xs, ys], axis=-1)[..., None, :]  # (H, W, 1, 2)
+
+    def segment_distance(a: jax.Array, b: jax.Array) -> jax.Array:  # (S, 2) each -> (H, W)
+        ab = b - a
+        t = jnp.clip(jnp.sum((pix - a) * ab, -1) / jnp.maximum(jnp.sum(ab * ab, -1), 1e-6), 0, 1)
+        return jnp.min(jnp.linalg.norm(pix - (a + t[..., None] * ab), axis=-1), axis=-1)
+
+    def polygon(points: jax.Array) -> jax.Array:
+        closed_dist = segment_distance(points, jnp.roll(points, -1, axis=0))
+        a, b = points, jnp.roll(points, -1, axis=0)
+        cross = (b[:, 0] - a[:, 0]) * (pix[..., 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (
+            pix[..., 0] - a[:, 0]
+        )
+        inside = jnp.all(cross >= 0, -1) | jnp.all(cross <= 0, -1)  # convex polygon
+        return inside | (closed_dist < margin)
+
+    eyes = polygon(landmarks[36:42]) | polygon(landmarks[42:48])
+    brows = (segment_distance(landmarks[17:21], landmarks[18:22]) < margin) | (
+        segment_distance(landmarks[22:26], landmarks[23:27]) < margin
+    )
+    return (eyes | brows).astype(jnp.float32)
+
+
+def _landmark_visibility(occlusion: jax.Array, landmarks: jax.Array) -> jax.Array:
+    """(68,) 1 where a landmark's pixel is not occluded."""
+    h, w = occlusion.shape
+    col = jnp.clip(jnp.floor(landmarks[:, 0]).astype(jnp.int32), 0, w - 1)
+    row = jnp.clip(jnp.floor(landmarks[:, 1]).astype(jnp.int32), 0, h - 1)
+    return 1.0 - occlusion[row, col]
+
+
+class Fitter:
+    """Fits one morphable model under one config; the jitted steps compile once and are reused
+    across images (``occface reconstruct`` keeps one Fitter for a whole batch).
+
+    ``model`` is what is rendered and fitted (e.g. the face region); ``full_model`` (same
+    coefficients, more vertices, e.g. the whole head) is what the output mesh and texture use.
+    Photometric fitting runs at ``config.render_size`` (the crop and landmarks are rescaled and
+    the camera scaled with them, so the geometry is the same as at 224).
+    """
+
+    def __init__(
+        self,
+        model: MorphableModel,
+        config: ml_collections.ConfigDict,
+        full_model: MorphableModel | None = None,
+    ) -> None:
+        self.config = config
+        self.model = model
+        self.full_model = full_model or model
+        self.size = int(config.image_size)
+        self.render_size = int(config.get("render_size", self.size))
+        self.camera = cam.deng_camera(self.size)
+        self.render_camera = cam.deng_camera(self.render_size)
+        self.layout = CoeffLayout.for_model(model, light=config.light)
+        self.adjacency = mesh_adjacency(model.triangles)
+        self.full_adjacency = mesh_adjacency(self.full_model.triangles)
+        self.jmodel = model.to_jax()
+        self.jfull = self.full_model.to_jax()
+        w = config.weights
+        self.weights = {k: float(w[k]) for k in ("phot", "land", "regu", "w_id", "w_exp", "w_tex")}
+        self.base_landmark_weights = jnp.asarray(landmark_weights(config.jaw_landmark_weight))
+        self.ambient = float(config.ambient)
+        self.optimizer = optax.adam(float(config.lr))
+        self._chunk = jax.jit(self._chunk_impl)
+        self._estimate = jax.jit(self._estimate_impl)
+        self._finish = jax.jit(self._finish_impl)
+        margin = float(config.feature_margin) * self.render_size / self.size
+        self._features = jax.jit(
+            functools.partial(feature_mask, size=self.render_size, margin=margin)
+        )
+
+    # -- pieces, each jitted once -------------------------------------------------------------
+    def _render(self, model: MorphableModel, params: Coeffs, image: jax.Array | None):
+        return render(
+            model,
+            params,
+            self.render_camera,
+            ambient=self.ambient,
+            background=image,
+            adjacency=self.adjacency,
+        )
+
+    def _loss(self, params, model, image, target, lm_weights, occlusion):
+        w = self.weights
+        r = self._render(model, params, image)
+        attention = recon.photometric_attention(jax.lax.stop_gradient(r.mask), occlusion)
+        terms = {
+            "phot": recon.photometric_loss(image, r.image, attention),
+            "land": recon.landmark_loss(target, r.landmarks, lm_weights),
+            "regu": recon.coefficient_prior(
+                params["id"], params["exp"], params["tex"], w["w_id"], w["w_exp"], w["w_tex"]
+            ),
+        }
+        return sum(w[name] * value for name, value in terms.items()), terms
+
+    def _chunk_impl(self, params, opt_state, model, image, target, lm_weights, occlusion):
+        def step(carry, _):
+            p, state = carry
+            (loss, terms), grads = jax.value_and_grad(self._loss, has_aux=True)(
+                p, model, image, target, lm_weights, occlusion
+            )
+            updates, state = self.optimizer.update(grads, state, p)
+            p = _project_constraints(optax.apply_updates(p, updates), self.model.exp_kind)
+            return (p, state), dict(terms, total=loss)
+
+        length = int(self.config.robust_every)
+        (params, opt_state), history = jax.lax.scan(step, (params, opt_state), None, length=length)
+        return params, opt_state, history
+
+    def _estimate_impl(self, params, model, image, protect):
+        """The current render (at ``render_size``) and the occlusion estimated from its residual."""
+        r = self._render(model, params, image)
+        occlusion = estimate_occlusion(
+            image,
+            r.image,
+            r.mask,
+            float(self.config.robust_ratio),
+            float(self.config.robust_min_residual),
+            protect,
+        )
+        return r, occlusion
+
+    def _finish_impl(self, params, full, photo, occlusion, depth, coverage):
+        return vertex_texture(
+            full,
+            params,
+            self.camera,
+            photo,
+            occlusion,
+            depth,
+            coverage,
+            self.ambient,
+            bool(self.config.texture_from_photo),
+        )
+
+    # -- the fit --------------------------------------------------------------------------------
+    def __call__(
+        self, image: np.ndarray, landmarks: np.ndarray, occlusion: np.ndarray | None = None
+    ) -> FitResult:
+        """Fit an aligned crop ``image`` (S, S, 3) in [0, 1] with its 68 ``landmarks`` (pixels);
+        ``occlusion`` (S, S), if given, marks occluder pixels (1) and replaces the estimate."""
+        config, size, small = self.config, self.size, self.render_size
+        if image.shape[:2] != (size, size):
+            raise ValueError(f"the fit needs a {size}x{size} aligned crop, got {image.shape[:2]}")
+        factor = small / size
+        photo = jnp.asarray(image, jnp.float32)
+        img = jax.image.resize(photo, (small, small, 3), "linear", antialias=True)
+        target_full = jnp.asarray(landmarks, jnp.float32)
+        target = target_full * factor
+        base_w = self.base_landmark_weights
+        w = self.weights
+
+        coeffs, lm_losses = _landmark_stage(
+            self.jmodel,
+            initial_coeffs(self.layout),
+            target_full,
+            base_w,
+            jnp.array([w["w_id"], w["w_exp"]]) * 10.0,
+            int(config.landmark_steps),
+            float(config.landmark_lr),
+            self.model.exp_kind,
+            self.camera,
+        )
+        params, opt_state = coeffs, self.optimizer.init(coeffs)
+        given = occlusion is not None
+        if given:
+            occ = jax.image.resize(jnp.asarray(occlusion, jnp.float32), (small, small), "linear")
+            occ = (occ > 0.5).astype(jnp.float32)
+        else:
+            occ = jnp.zeros((small, small), jnp.float32)
+        protect = self._features(target)
+        histories, done = [], 0
+        while done < int(config.steps):
+            if not given and config.robust and done >= int(config.robust_start):
+                occ = self._estimate(params, self.jmodel, img, protect)[1]
+            lm_w = base_w * _landmark_visibility(occ, target)
+            params, opt_state, hist = self._chunk(
+                params, opt_state, self.jmodel, img, target, lm_w, occ
+            )
+            histories.append(hist)
+            done += int(config.robust_every)
+        history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}
+        history["landmark_stage"] = np.asarray(lm_losses)
+        final, estimated = self._estimate(params, self.jmodel, img, protect)
+        if not given and config.robust:
+            occ = estimated
+        plain = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect)[0]
+        occ_texture = jnp.asarray(occlusion, jnp.float32) if given else occ
+        colors, visible, vertices = self._finish(
+            params, self.jfull, photo, occ_texture, final.depth, final.mask
+        )
+        final = plain
+        if given:
+            occ_full = (jnp.asarray(occlusion, jnp.float32) > 0.5).astype(jnp.float32)
+        else:
+            occ_full = jax.image.resize(occ, (size, size), "nearest")
+        up = functools.partial(jax.image.resize, method="linear")
+        return FitResult(
+            coeffs={k: np.asarray(v) for k, v in params.items()},
+            vertices=np.asarray(vertices),
+            occlusion=np.asarray(occ_full),
+            rendered=np.asarray(up(final.image, (size, size, 3))),
+            face_mask=np.asarray(up(final.mask, (size, size))),
+            landmarks=np.asarray(final.landmarks) / factor,
+            vertex_colors=np.asarray(colors),
+            vertex_visible=np.asarray(visible),
+            history=history,
+        )
+
+
+def fit_image(
+    model: MorphableModel,
+    image: np.ndarray,
+    landmarks: np.ndarray,
+    config: ml_collections.ConfigDict,
+    occlusion: np.ndarray | None = None,
+    full_model: MorphableModel | None = None,
+) -> FitResult:
+    """One-off ``Fitter(model, config, full_model)(image, landmarks, occlusion)``."""
+    return Fitter(model, config, full_model)(image, landmarks, occlusion)
+
+
+def vertex_texture(
+    model: MorphableModel,
+    coeffs: Coeffs,
+    camera: cam.PerspectiveCamera,
+    image: jax.Array,
+    occlusion: jax.Array,
+    depth: jax.Array,
+    coverage: jax.Array,
+    ambient: float,
+    from_photo: bool = True,
+    depth_tolerance_mm: float = 3.0,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per-vertex output colours (N, 3) in [0, 1], visibility (N,) and vertices (N, 3) mm.
+
+    ``image`` (S, S, 3) is the crop seen by ``camera``; ``occlusion``, ``depth`` (view depth, mm)
+    and ``coverage`` are maps of any resolution over the same crop (e.g. the fitting render). A
+    face-region vertex takes the photo's colour (bilinear) when it faces the camera, passes the depth
+    test, lies on skin and is not occluded; every other vertex takes the fitted albedo under the
+    fitted light. The two are blended over three rings of neighbours to hide the seam."""
+    m = model
+    vertices = geometry.shape(m, coeffs["id"], coeffs["exp"])
+    normals = geometry.vertex_normals(vertices, m.triangles, m.vertex_triangles)
+    rotation = cam.euler_to_rotation(coeffs["angles"])
+    normals_cam = normals @ rotation.T
+    shaded = shade(geometry.albedo(m, coeffs["tex"]), normals_cam, coeffs["light"], ambient)
+    if not from_photo:
+        return jnp.clip(shaded, 0, 1), jnp.zeros(vertices.shape[0], bool), vertices
+    world = cam.rigid_transform(vertices, coeffs["angles"], coeffs["translation"])
+    pixels = cam.project_perspective(world, camera)
+    depth_mm = (camera.distance - world[:, 2]) * cam.MM_PER_DM
+    h, w = image.shape[:2]
+    inside = (pixels[:, 0] >= 0) & (pixels[:, 0] < w) & (pixels[:, 1] >= 0) & (pixels[:, 1] < h)
+    sample = jax.scipy.ndimage.map_coordinates
+
+    def at(grid: jax.Array, order: int) -> jax.Array:
+        scale = grid.shape[0] / h
+        return sample(grid, [pixels[:, 1] * scale - 0.5, pixels[:, 0] * scale - 0.5], order=order)
+
+    surface = jnp.where(coverage > 0.99, depth, jnp.inf)
+    occluded = at(occlusion, 0) > 0.5
+    eye_to_vertex = world - jnp.array([0.0, 0.0, camera.distance])
+    facing = jnp.sum(normals_cam * -eye_to_vertex, axis=-1) > 0.2 * jnp.linalg.norm(
+        eye_to_vertex, axis=-1
+    )
+    visible = inside & facing & ~occluded & (depth_mm <= at(surface, 0) + depth_tolerance_mm)
+    visible = visible & (m.skin_weight > 0.5) & m.face_region
+    photo = jnp.stack([at(image[..., c], 1) for c in range(3)], axis=-1)
+    weight = visible.astype(jnp.float32)
+    n_tri = m.triangles.shape[0]
+    count = jnp.maximum((m.vertex_triangles < n_tri).sum(1), 1)
+    for _ in range(3):  # shrink the photo region smoothly: one-ring minimum of triangle means
+        tri_mean = jnp.concatenate([weight[m.triangles].mean(axis=1), jnp.zeros(1)])
+        weight = jnp.minimum(weight, tri_mean[m.vertex_triangles].sum(1) / count)
+    colors = weight[:, None] * photo + (1 - weight[:, None]) * shaded
+    return jnp.clip(colors, 0, 1), visible, vertices

@@ -1,0 +1,130 @@
+"""``render(model, coeffs, camera, image_size)``: a morphable model's coefficients to an image, mask,
+depth and projected landmarks, through rasterize -> interpolate -> SH shading -> antialias."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from occface_jax.morphable import geometry
+from occface_jax.morphable.model import MorphableModel
+from occface_jax.render import camera as cam
+from occface_jax.render.antialias import antialias, edge_adjacency
+from occface_jax.render.interpolate import interpolate
+from occface_jax.render.raster import rasterize
+from occface_jax.render.sh import DENG_AMBIENT, shade
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Rendering:
+    """Output of :func:`render` for images (..., H, W).
+
+    image: (..., H, W, 3) shaded colour in [0, 1]-ish (not clipped), antialiased, 0 on background.
+    mask: (..., H, W) antialiased coverage in [0, 1] (differentiable at the silhouette).
+    depth: (..., H, W) view depth of the surface, mm from the eye plane (perspective) or from the
+      plane ``depth_extent`` in front of the origin (scaled orthographic); 0 on background.
+    landmarks: (..., 68, 2) projected landmarks in pixels (x right, y down).
+    triangle_id: (..., H, W) int32 front-most triangle, -1 on background.
+    """
+
+    image: jax.Array
+    mask: jax.Array
+    depth: jax.Array
+    landmarks: jax.Array
+    triangle_id: jax.Array
+
+
+@lru_cache(maxsize=8)
+def _adjacency_cached(key: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    return edge_adjacency(np.frombuffer(key, np.int32).reshape(shape))
+
+
+def mesh_adjacency(triangles) -> jax.Array:
+    """Edge adjacency of ``triangles`` (cached per topology; needs concrete triangles)."""
+    tri = np.ascontiguousarray(np.asarray(triangles, np.int32))
+    return jnp.asarray(_adjacency_cached(tri.tobytes(), tri.shape))
+
+
+def project(
+    model: MorphableModel,
+    vertices_mm: jax.Array,
+    coeffs: dict[str, jax.Array],
+    camera: cam.PerspectiveCamera,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Clip positions (..., N, 4), view depth (..., N) in mm and pixel positions (..., N, 2) of
+    model-frame vertices under the pose in ``coeffs`` (scaled orthographic when it has ``scale``)."""
+    if "scale" in coeffs:
+        pix = cam.scaled_ortho_pixels(
+            vertices_mm, coeffs["angles"], coeffs["scale"], coeffs["translation"], camera.image_size
+        )
+        extent = 500.0
+        return cam.ortho_clip(pix, camera.image_size, extent), extent - pix[..., 2], pix[..., :2]
+    world = cam.rigid_transform(vertices_mm, coeffs["angles"], coeffs["translation"])
+    clip = cam.perspective_clip(world, camera)
+    return clip, clip[..., 3] * cam.MM_PER_DM, cam.project_perspective(world, camera)
+
+
+def render(
+    model: MorphableModel,
+    coeffs: dict[str, jax.Array],
+    camera: cam.PerspectiveCamera | None = None,
+    image_size: int | tuple[int, int] = cam.DENG_IMAGE_SIZE,
+    *,
+    ambient: float = DENG_AMBIENT,
+    background: jax.Array | None = None,
+    cull: str = "none",
+    adjacency: jax.Array | None = None,
+) -> Rendering:
+    """Render a morphable model with Deng et al.'s per-vertex SH shading.
+
+    Args:
+      model: a ``MorphableModel`` (concrete triangles: adjacency is computed once per topology).
+      coeffs: the dict of ``CoeffLayout.split`` (keys id, exp, tex, angles, light, translation and,
+        for the scaled orthographic pose, scale), with any leading batch axes.
+      camera: the perspective camera (default ``deng_camera(image_size)``); its ``image_size`` wins.
+      image_size: pixels, int or (height, width), used when ``camera`` is None.
+      ambient: added to the first SH coefficient of each channel (Deng et al.: 0.8).
+      background: optional (..., H, W, 3) image behind the face (blended by the antialiased mask).
+      cull: passed to ``rasterize``.
+      adjacency: ``mesh_adjacency(model.triangles)`` computed beforehand, so that the model's
+        topology may be traced (passed into jit as an argument rather than folded as constants).
+    """
+    if camera is None:
+        camera = cam.deng_camera(image_size)
+    size = camera.image_size
+    vertices = geometry.shape(model, coeffs["id"], coeffs["exp"])
+    albedo = geometry.albedo(model, coeffs["tex"])
+    triangles = jnp.asarray(model.triangles, jnp.int32)
+    normals = geometry.vertex_normals(vertices, triangles, jnp.asarray(model.vertex_triangles))
+    rotation = cam.euler_to_rotation(coeffs["angles"])
+    normals_cam = jnp.einsum("...ij,...nj->...ni", rotation, normals)
+    light = jnp.asarray(coeffs["light"])[..., None, :]  # broadcast over vertices
+    colour = shade(albedo, normals_cam, light[..., 0, :], ambient)
+    clip, depth_mm, pixels = project(model, vertices, coeffs, camera)
+    raster = rasterize(clip, triangles, size, cull=cull)
+    attrs = jnp.concatenate([colour, depth_mm[..., None]], axis=-1)
+    interp = interpolate(attrs, raster, triangles)
+    mask = raster.mask[..., None]
+    layers = [interp[..., :3], mask]
+    if background is not None:
+        layers[0] = layers[0] + (1.0 - mask) * background
+    stacked = antialias(
+        jnp.concatenate(layers, axis=-1),
+        raster,
+        clip,
+        triangles,
+        mesh_adjacency(model.triangles) if adjacency is None else adjacency,
+    )
+    landmarks = jnp.take(pixels, jnp.asarray(model.landmarks68), axis=-2)
+    return Rendering(
+        image=stacked[..., :3],
+        mask=stacked[..., 3],
+        depth=interp[..., 3],
+        landmarks=landmarks,
+        triangle_id=raster.triangle_id,
+    )

