@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import trimesh
+from _tables import emit  # experiments/_tables.py
 from PIL import Image
 
 from occface_jax import imageio
@@ -149,10 +150,7 @@ def main() -> None:
     for cond in ("clean", "occluded"):
         vals = [r[2] for r in rows if r[1] == cond]
         lines.append(f"| all | **{cond}** | {np.mean(vals):.2f} | | | |")
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(args.out).write_text("# Scan-to-mesh error on the james scan\n\n" + table + "\n")
+    emit("Scan-to-mesh error on the james scan", lines, args.out)
 
 
 if __name__ == "__main__":

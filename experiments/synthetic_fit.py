@@ -19,26 +19,24 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
+from _tables import emit  # experiments/_tables.py
 
 from occface_jax.cli import _parse_overrides
 from occface_jax.configs_loader import load_config
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
+from occface_jax.eval.surface import apply_similarity, similarity_transform
 from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
 
 
 def rigid_align_error(pred: np.ndarray, true: np.ndarray) -> float:
     """Mean distance (same units) after the best rotation + translation of ``pred`` onto ``true``."""
-    pc, tc = pred - pred.mean(0), true - true.mean(0)
-    u, _, vt = np.linalg.svd(pc.T @ tc)
-    d = np.sign(np.linalg.det(u @ vt))
-    rot = u @ np.diag([1, 1, d]) @ vt
-    return float(np.linalg.norm(pc @ rot - tc, axis=1).mean())
+    moved = apply_similarity(similarity_transform(pred, true, scale=False), pred)
+    return float(np.linalg.norm(moved - true, axis=1).mean())
 
 
 def main() -> None:
@@ -125,10 +123,7 @@ def main() -> None:
         f"Seconds per face for the four fits together (after compilation): "
         f"median {np.median(times[1:] or times):.1f}."
     )
-    table = "\n".join(lines)
-    print(table)
-    if args.out:
-        Path(args.out).write_text("# Synthetic ground-truth fits\n\n" + table + "\n")
+    emit("Synthetic ground-truth fits", lines, args.out)
 
 
 if __name__ == "__main__":

@@ -102,28 +102,19 @@ def fetch_ict_sources(
     """Download the neutral mesh, vertex_indices.json, identity*.obj and the expression OBJs."""
     files = list_model_files(tree_url, timeout)
     dest.mkdir(parents=True, exist_ok=True)
-    first = [ict.ICT_INDICES, ict.ICT_NEUTRAL]
-    with tqdm(
-        total=sum(files[f][1] for f in first),
-        unit="B",
-        unit_scale=True,
-        desc="ICT-FaceKit index",
-        disable=not progress,
-    ) as bar:
-        for name in first:
-            _download(f"{base_url}/{ICT_FOLDER}/{name}", dest / name, files[name][0], bar, timeout)
+
+    def download_all(names: list[str], desc: str) -> None:
+        total = sum(files[n][1] for n in names)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
+            for name in names:
+                url = f"{base_url}/{ICT_FOLDER}/{name}"
+                _download(url, dest / name, files[name][0], bar, timeout)
+
+    download_all([ict.ICT_INDICES, ict.ICT_NEUTRAL], "ICT-FaceKit index")
     expressions = json.loads((dest / ict.ICT_INDICES).read_text())["expressions"]
     wanted = sorted(n for n in files if _IDENTITY.match(n))
     wanted += [f"{e}.obj" for e in expressions if f"{e}.obj" in files]
-    with tqdm(
-        total=sum(files[n][1] for n in wanted),
-        unit="B",
-        unit_scale=True,
-        desc="ICT-FaceKit model",
-        disable=not progress,
-    ) as bar:
-        for name in wanted:
-            _download(f"{base_url}/{ICT_FOLDER}/{name}", dest / name, files[name][0], bar, timeout)
+    download_all(wanted, "ICT-FaceKit model")
     return dest
 
 
