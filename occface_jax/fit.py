@@ -155,8 +155,8 @@ def estimate_occlusion(
     """Occluded face pixels (H, W) in {0, 1}.
 
     A rendered-face pixel is an outlier when its colour residual exceeds
-    ``max(min_residual, ratio x median residual over the face)``; pixels in ``protect`` (eyes and
-    brows, which the smooth albedo cannot paint) are never outliers. A 5x5 closing fills the gaps
+    ``max(min_residual, ratio x median residual over the face)``; pixels in ``protect`` (eyes, brows
+    and inner mouth, which the smooth albedo cannot paint) are never outliers. A 5x5 closing fills the gaps
     between thin occluder parts (hair strands, spectacle rims); no opening, which would erase them."""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
@@ -171,8 +171,9 @@ def estimate_occlusion(
 
 
 def feature_mask(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
-    """(size, size) 1 inside the eyes (landmarks 36-41, 42-47, grown by ``margin`` pixels) and within
-    ``margin`` pixels of the brows (17-21, 22-26): regions an albedo model cannot explain."""
+    """(size, size) 1 inside the eyes (landmarks 36-41, 42-47) and the inner mouth (60-67, teeth and
+    tongue), grown by ``margin`` pixels, and within ``margin`` pixels of the brows (17-21, 22-26):
+    regions an albedo model cannot explain."""
     ys, xs = jnp.mgrid[0:size, 0:size] + 0.5
     pix = jnp.stack([xs, ys], axis=-1)[..., None, :]  # (H, W, 1, 2)
 
@@ -190,7 +191,7 @@ def feature_mask(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
         inside = jnp.all(cross >= 0, -1) | jnp.all(cross <= 0, -1)  # convex polygon
         return inside | (closed_dist < margin)
 
-    eyes = polygon(landmarks[36:42]) | polygon(landmarks[42:48])
+    eyes = polygon(landmarks[36:42]) | polygon(landmarks[42:48]) | polygon(landmarks[60:68])
     brows = (segment_distance(landmarks[17:21], landmarks[18:22]) < margin) | (
         segment_distance(landmarks[22:26], landmarks[23:27]) < margin
     )

@@ -38,17 +38,24 @@ def test_estimate_occlusion_flags_outliers_thin_lines_but_not_features():
     assert occ[25:38, :].mean() < 0.01
 
 
-def test_feature_mask_covers_eyes_and_brows_only():
+def test_feature_mask_covers_eyes_brows_and_inner_mouth_only():
     lms = np.zeros((68, 2), np.float32)
     eye = np.array([[20, 30], [24, 27], [28, 27], [32, 30], [28, 33], [24, 33]], np.float32)
     lms[36:42] = eye
     lms[42:48] = eye + [30, 0]
     lms[17:22] = np.stack([np.linspace(18, 34, 5), np.full(5, 20.0)], 1)
     lms[22:27] = lms[17:22] + [30, 0]
+    lms[48:60] = [40, 60]  # outer lips collapsed to a point: only the inner mouth polygon counts
+    lms[60:68] = np.array(
+        [[32, 60], [36, 57], [44, 57], [48, 60], [44, 63], [40, 64], [36, 63], [34, 62]], np.float32
+    )
     mask = np.asarray(fit.feature_mask(jnp.asarray(lms), 80, margin=2.0))
     assert mask[30, 26] == 1 and mask[30, 56] == 1  # eye centres (row y, column x)
     assert mask[20, 25] == 1  # on a brow
-    assert mask[60, 40] == 0 and mask[25, 45] == 0  # the mouth area, between the brows
+    assert mask[60, 40] == 1  # inside the inner mouth
+    assert (
+        mask[70, 40] == 0 and mask[25, 45] == 0 and mask[45, 10] == 0
+    )  # chin, between brows, cheek
 
 
 def test_landmark_stage_recovers_the_pose(default_model):
