@@ -17,7 +17,7 @@ from PIL import Image
 from occface_jax.faces.detect import FaceDetector
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.faces.landmarks_io import read_landmarks
-from occface_jax.faces.metrics import landmark_nme
+from occface_jax.faces.metrics import box_iou, landmark_nme
 from occface_jax.paths import shared_dir
 
 PHOTOS = {
@@ -26,12 +26,6 @@ PHOTOS = {
     "lenna.png": "lenna.ljson",
     "takeo.ppm": "takeo.pts",
 }
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    inter = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
-    return float(inter / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter))
 
 
 def matched_nme(detector: FaceDetector, image: np.ndarray, truth: np.ndarray) -> tuple[int, str]:

@@ -28,6 +28,7 @@ from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
 from occface_jax.faces.landmarks_io import read_landmarks
+from occface_jax.faces.metrics import box_iou
 from occface_jax.morphable import load_model
 from occface_jax.paths import shared_dir
 from occface_jax.pipeline import Reconstructor
@@ -46,12 +47,6 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
     lo, hi = points.min(0), points.max(0)
     centre, side = (lo + hi) / 2, (hi - lo).max() * 1.1
     return np.concatenate([centre - side / 2, centre + side / 2])
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    lo, hi = np.maximum(a[:2], b[:2]), np.minimum(a[2:], b[2:])
-    inter = np.prod(np.clip(hi - lo, 0, None))
-    return float(inter / (np.prod(a[2:] - a[:2]) + np.prod(b[2:] - b[:2]) - inter))
 
 
 def main() -> None:

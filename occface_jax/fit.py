@@ -5,11 +5,12 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
 1. Landmark stage: pose (angles, translation) plus identity and expression from the 68 landmarks
    alone (landmark loss + coefficient prior), on the landmark vertices only — cheap.
 2. Photometric stage: every coefficient, with Eq. 15's photometric (attention Z: 1 on the rendered
-   face, 0.1 elsewhere, 0 on occluders), landmark and prior terms (and the identity term when
-   enabled). Without a given occlusion mask the occluder is estimated EM-style: every
-   ``robust_every`` steps, face pixels whose colour residual exceeds ``median + k x 1.4826 x MAD``
-   (and ``robust_min_residual``) are marked occluded, the mask is cleaned by a morphological
-   opening and closing, and landmarks under it lose their weight. The rest is fitted again.
+   face, 0.1 elsewhere, 0 on occluders), landmark and prior terms. Without a given occlusion mask
+   the occluder is estimated EM-style: every ``robust_every`` steps, rendered-face pixels whose
+   colour residual exceeds ``robust_ratio`` x the median residual (and ``robust_min_residual``) are
+   marked occluded — never the eyes, brows or inner mouth — the mask is closed morphologically, and
+   landmarks under it lose their weight. With ``robust_restart`` a second pass starts again from
+   the landmark fit with the first pass's mask, so the early, unmasked steps leave no trace.
 3. Texture: visible face vertices take the photo's colour; occluded or unseen ones take the
    model's albedo under the fitted light, so the output texture carries no occluder.
 
@@ -151,12 +152,14 @@ def estimate_occlusion(
     ratio: float,
     min_residual: float,
     protect: jax.Array | None = None,
+    close: int = 5,
 ) -> jax.Array:
     """Occluded face pixels (H, W) in {0, 1}.
 
     A rendered-face pixel is an outlier when its colour residual exceeds
     ``max(min_residual, ratio x median residual over the face)``; pixels in ``protect`` (eyes, brows
-    and inner mouth, which the smooth albedo cannot paint) are never outliers. A 5x5 closing fills the gaps
+    and inner mouth, which the smooth albedo cannot paint) are never outliers. A ``close`` x ``close``
+    closing (5 by default) fills the gaps
     between thin occluder parts (hair strands, spectacle rims); no opening, which would erase them."""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
@@ -166,7 +169,7 @@ def estimate_occlusion(
     if protect is not None:
         outlier = outlier & (protect < 0.5)
     raw = jnp.where(outlier, 1.0, 0.0)
-    closed = _min_filter(_max_filter(raw, 5), 5)
+    closed = _min_filter(_max_filter(raw, close), close)
     return closed * face
 
 
@@ -295,6 +298,7 @@ class Fitter:
             float(self.config.robust_ratio),
             float(self.config.robust_min_residual),
             protect,
+            int(self.config.robust_close),
         )
         return r, occlusion
 
@@ -347,16 +351,22 @@ class Fitter:
         else:
             occ = jnp.zeros((small, small), jnp.float32)
         protect = self._features(target)
-        histories, done = [], 0
-        while done < int(config.steps):
-            if not given and config.robust and done >= int(config.robust_start):
-                occ = self._estimate(params, self.jmodel, img, protect)[1]
-            lm_w = base_w * _landmark_visibility(occ, target)
-            params, opt_state, hist = self._chunk(
-                params, opt_state, self.jmodel, img, target, lm_w, occ
-            )
-            histories.append(hist)
-            done += int(config.robust_every)
+        estimate = not given and bool(config.robust)
+        passes = 2 if estimate and bool(config.get("robust_restart", False)) else 1
+        histories = []
+        for pass_index in range(passes):
+            if pass_index:  # start again from the landmark fit, with the estimate from pass 1
+                params, opt_state = coeffs, self.optimizer.init(coeffs)
+            done = 0
+            while done < int(config.steps):
+                if estimate and (pass_index or done >= int(config.robust_start)):
+                    occ = self._estimate(params, self.jmodel, img, protect)[1]
+                lm_w = base_w * _landmark_visibility(occ, target)
+                params, opt_state, hist = self._chunk(
+                    params, opt_state, self.jmodel, img, target, lm_w, occ
+                )
+                histories.append(hist)
+                done += int(config.robust_every)
         history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}
         history["landmark_stage"] = np.asarray(lm_losses)
         final, estimated = self._estimate(params, self.jmodel, img, protect)

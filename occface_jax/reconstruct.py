@@ -111,6 +111,7 @@ def make_demo_image(out_path: Path, seed: int = 0, tries: int = 20) -> Path:
     from occface_jax.data.augment import occlude_photo
     from occface_jax.data.occluders import OcclusionConfig
     from occface_jax.faces.detect import FaceDetector
+    from occface_jax.faces.metrics import box_iou
 
     photo = data.astronaut().astype(np.float32) / 255.0
     detector = FaceDetector()
@@ -123,17 +124,9 @@ def make_demo_image(out_path: Path, seed: int = 0, tries: int = 20) -> Path:
             photo, np.random.default_rng(seed + k), landmarks=face.landmarks, config=config
         )["occluded"]
         found = detector.boxes(occluded)
-        if any(_iou(box, face.box) > 0.5 for box, _, _ in found):
+        if any(box_iou(box, face.box) > 0.5 for box, _, _ in found):
             break
     return imageio.save_image(out_path, occluded)
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    x0, y0 = np.maximum(a[:2], b[:2])
-    x1, y1 = np.minimum(a[2:], b[2:])
-    inter = max(x1 - x0, 0) * max(y1 - y0, 0)
-    area = lambda r: (r[2] - r[0]) * (r[3] - r[1])  # noqa: E731
-    return float(inter / (area(a) + area(b) - inter))
 
 
 def demo(
