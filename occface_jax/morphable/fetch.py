@@ -72,21 +72,51 @@ def list_model_files(tree_url: str = TREE_URL, timeout: float = 30.0) -> dict[st
     return files
 
 
-def _download(url: str, dest: Path, sha1: str, bar: tqdm, timeout: float) -> None:
-    """Fetch ``url`` to ``dest`` (via a .part file) and check its git blob SHA-1."""
-    if dest.is_file() and git_blob_sha1(dest.read_bytes()) == sha1:
-        bar.update(dest.stat().st_size)
-        return
+def _fetch_bytes(url: str, bar: tqdm, timeout: float) -> bytes:
     chunks = []
     with _open(url, timeout) as response:
         while chunk := response.read(_CHUNK):
             chunks.append(chunk)
             bar.update(len(chunk))
-    data = b"".join(chunks)
-    if git_blob_sha1(data) != sha1 and data.startswith(b"version https://git-lfs"):
-        raise DownloadError(f"{url} is a Git LFS pointer; fetch it from {LFS_URL} instead")
+    return b"".join(chunks)
+
+
+def parse_lfs_pointer(data: bytes) -> tuple[str, int] | None:
+    """(sha256, size) of a Git LFS pointer file, or None when ``data`` is not one."""
+    if not data.startswith(b"version https://git-lfs") or len(data) > 1024:
+        return None
+    fields = dict(line.split(" ", 1) for line in data.decode().splitlines() if " " in line)
+    oid = fields.get("oid", "")
+    if not oid.startswith("sha256:") or "size" not in fields:
+        return None
+    return oid[len("sha256:") :], int(fields["size"])
+
+
+def _download(
+    url: str, dest: Path, sha1: str, bar: tqdm, timeout: float, lfs_url: str | None = None
+) -> None:
+    """Fetch ``url`` to ``dest`` (via a .part file) and check its git blob SHA-1. When the
+    repository stores the file in Git LFS, ``url`` yields a pointer (which is what the blob hash
+    covers): the content then comes from ``lfs_url`` and is checked against the pointer's SHA-256."""
+    marker = dest.with_name(dest.name + ".lfs")
+    if dest.is_file() and (
+        git_blob_sha1(dest.read_bytes()) == sha1
+        or (marker.is_file() and marker.read_text() == sha1)
+    ):
+        bar.update(dest.stat().st_size)
+        return
+    data = _fetch_bytes(url, bar, timeout)
     if git_blob_sha1(data) != sha1:
         raise DownloadError(f"checksum mismatch for {url} (git blob sha1 expected {sha1})")
+    pointer = parse_lfs_pointer(data)
+    if pointer is not None:
+        if lfs_url is None:
+            raise DownloadError(f"{url} is a Git LFS pointer and no LFS address is known")
+        data = _fetch_bytes(lfs_url, bar, timeout)
+        sha256, size = pointer
+        if len(data) != size or hashlib.sha256(data).hexdigest() != sha256:
+            raise DownloadError(f"checksum mismatch for {lfs_url} (LFS sha256 expected {sha256})")
+        dest.with_name(dest.name + ".lfs").write_text(sha1)
     tmp = dest.with_name(dest.name + ".part")
     tmp.write_bytes(data)
     tmp.replace(dest)
@@ -98,6 +128,7 @@ def fetch_ict_sources(
     tree_url: str = TREE_URL,
     timeout: float = 30.0,
     progress: bool = True,
+    lfs_url: str = LFS_URL,
 ) -> Path:
     """Download the neutral mesh, vertex_indices.json, identity*.obj and the expression OBJs."""
     files = list_model_files(tree_url, timeout)
@@ -108,7 +139,8 @@ def fetch_ict_sources(
         with tqdm(total=total, unit="B", unit_scale=True, desc=desc, disable=not progress) as bar:
             for name in names:
                 url = f"{base_url}/{ICT_FOLDER}/{name}"
-                _download(url, dest / name, files[name][0], bar, timeout)
+                lfs = f"{lfs_url}/{ICT_FOLDER}/{name}"
+                _download(url, dest / name, files[name][0], bar, timeout, lfs)
 
     download_all([ict.ICT_INDICES, ict.ICT_NEUTRAL], "ICT-FaceKit index")
     expressions = json.loads((dest / ict.ICT_INDICES).read_text())["expressions"]
@@ -151,11 +183,12 @@ def fetch_default_model(
     keep_sources: bool = False,
     progress: bool = True,
     timeout: float = 30.0,
+    lfs_url: str = LFS_URL,
 ) -> Path:
     """Download and convert the default model into the user cache; returns the npz path."""
     out_path = out_path or cache_dir() / "models" / "ict_face_default.npz"
     src = out_path.parent / "ict_sources"
-    fetch_ict_sources(src, base_url, tree_url, timeout, progress)
+    fetch_ict_sources(src, base_url, tree_url, timeout, progress, lfs_url)
     convert_to_default(src, out_path, progress)
     if not keep_sources:
         shutil.rmtree(src, ignore_errors=True)

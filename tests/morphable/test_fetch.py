@@ -107,3 +107,40 @@ def test_offline_gives_one_clear_line(tmp_path):
     message = str(info.value)
     assert "\n" not in message
     assert "occface fetch-model --from-dir" in message and "--model" in message
+
+
+def test_git_lfs_pointers_are_followed_and_checked(ict_server, tmp_path, shared_dir):
+    """When the repository keeps a file in Git LFS, the raw address serves a pointer (whose blob
+    hash the tree lists); the content comes from the LFS address and must match its SHA-256."""
+    import hashlib
+
+    base, root = ict_server
+    name = "identity000.obj"
+    content = (root / "FaceXModel" / name).read_bytes()
+    (root / "lfs" / "FaceXModel").mkdir(parents=True)
+    (root / "lfs" / "FaceXModel" / name).write_bytes(content)
+    pointer = (
+        "version https://git-lfs.github.com/spec/v1\n"
+        f"oid sha256:{hashlib.sha256(content).hexdigest()}\nsize {len(content)}\n"
+    ).encode()
+    (root / "FaceXModel" / name).write_bytes(pointer)
+    tree = json.loads((root / "tree.json").read_text())
+    for entry in tree["tree"]:
+        if entry["path"] == f"FaceXModel/{name}":
+            entry.update(sha=fetch.git_blob_sha1(pointer), size=len(pointer))
+    (root / "tree.json").write_text(json.dumps(tree))
+    out = tmp_path / "m.npz"
+    kwargs = dict(
+        base_url=base,
+        tree_url=f"{base}/tree.json",
+        out_path=out,
+        progress=False,
+        lfs_url=f"{base}/lfs",
+    )
+    model = load_npz_model(fetch.fetch_default_model(**kwargs))
+    shipped = load_npz_model(shared_dir / "models" / "ict_face_default.npz")
+    np.testing.assert_allclose(model.id_basis[:, 0], shipped.id_basis[:, 0], atol=1e-4)
+    # A corrupted LFS object is refused.
+    (root / "lfs" / "FaceXModel" / name).write_bytes(content[:-10] + b"0000000000")
+    with pytest.raises(DownloadError, match="LFS sha256 expected"):
+        fetch.fetch_default_model(**dict(kwargs, out_path=tmp_path / "again" / "m.npz"))
