@@ -369,19 +369,17 @@ class Fitter:
                 done += int(config.robust_every)
         history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}
         history["landmark_stage"] = np.asarray(lm_losses)
-        final, estimated = self._estimate(params, self.jmodel, img, protect)
-        if not given and config.robust:
-            occ = estimated
-        plain = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect)[0]
-        occ_texture = jnp.asarray(occlusion, jnp.float32) if given else occ
-        colors, visible, vertices = self._finish(
-            params, self.jfull, photo, occ_texture, final.depth, final.mask
-        )
-        final = plain
+        if estimate:
+            occ = self._estimate(params, self.jmodel, img, protect)[1]
+        # The face alone (no photo behind it); its mask and depth do not depend on the background.
+        final = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect)[0]
         if given:
             occ_full = (jnp.asarray(occlusion, jnp.float32) > 0.5).astype(jnp.float32)
         else:
             occ_full = jax.image.resize(occ, (size, size), "nearest")
+        colors, visible, vertices = self._finish(
+            params, self.jfull, photo, occ_full if given else occ, final.depth, final.mask
+        )
         up = functools.partial(jax.image.resize, method="linear")
         return FitResult(
             coeffs={k: np.asarray(v) for k, v in params.items()},
