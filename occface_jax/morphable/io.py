@@ -10,6 +10,12 @@ Optional keys (defaults in brackets):
   ``part_id`` (N,) + ``part_names`` (P,); ``exp_names`` (K_exp,); string scalars ``name``, ``units``
   (must be 'mm'), ``exp_kind`` ('blendshape' | 'pca'; else guessed from ``exp_coeff_prior``),
   ``albedo_kind``, ``source``, ``format_version``.
+  Texture coordinates (all or none of): ``uv_coords`` (U, 2) float in [0, 1], OpenGL/OBJ convention
+  (u right, v up, (0, 0) = bottom-left of the texture image); ``uv_triangles`` (F, 3) int indices into
+  ``uv_coords``, row f = the texture corners of ``triangles[f]`` in the same corner order (UV seams
+  give a vertex several coords); optional ``texture_size`` (2,) int (height, width) texels the atlas
+  is laid out for [1024, 1024]. Without them meshes carry vertex colours only; the ICT default gets
+  them at load time from ICT's OBJ when that lies beside it (``occface_jax.morphable.ict.attach_uvs``).
 The shared default ``ict_face_default.npz`` is a valid file of this format as it stands.
 """
 
@@ -25,7 +31,7 @@ import numpy as np
 from occface_jax.errors import ModelFileError
 from occface_jax.morphable.albedo import MOUTH_RGB, SCLERA_RGB, fallback_albedo
 from occface_jax.morphable.geometry import build_vertex_triangles
-from occface_jax.morphable.model import MorphableModel
+from occface_jax.morphable.model import MorphableModel, UVMap
 
 FORMAT_VERSION = "1"
 REQUIRED_KEYS = ("mean_shape", "id_basis", "exp_basis", "triangles", "landmarks68")
@@ -114,6 +120,63 @@ def validate_fields(fields: Mapping[str, np.ndarray], source: str = "model") -> 
     exp_kind = _string(fields, "exp_kind", "pca")
     if exp_kind not in ("pca", "blendshape"):
         fail(f"exp_kind '{exp_kind}' is neither 'pca' nor 'blendshape'")
+    validate_uv_fields(fields, tris.shape[0], source)
+
+
+UV_KEYS = ("uv_coords", "uv_triangles")
+
+
+def validate_uv_fields(fields: Mapping[str, Any], n_triangles: int, source: str = "model") -> None:
+    """Check the optional texture-coordinate keys against ``n_triangles``; ModelFileError if bad."""
+
+    def fail(msg: str) -> None:
+        raise ModelFileError(f"{source}: {msg}")
+
+    present = [k for k in (*UV_KEYS, "texture_size") if k in fields]
+    if not present:
+        return
+    if not all(k in fields for k in UV_KEYS):
+        fail("uv_coords and uv_triangles must come together (texture_size is optional)")
+    uv = np.asarray(fields["uv_coords"])
+    if uv.ndim != 2 or uv.shape[1] != 2 or uv.shape[0] == 0:
+        fail(f"uv_coords has shape {uv.shape}, expected (U, 2)")
+    if not np.issubdtype(uv.dtype, np.floating):
+        fail(f"uv_coords has dtype {uv.dtype}, expected floats")
+    bad = int(uv.size - np.isfinite(uv).sum())
+    if bad:
+        fail(f"uv_coords has {bad} non-finite value(s) (NaN or inf)")
+    if uv.min() < 0 or uv.max() > 1:
+        fail(
+            f"uv_coords span {uv.min():.4g}..{uv.max():.4g}; they must lie in [0, 1] "
+            "(pack UDIM tiles into one atlas first)"
+        )
+    uvt = np.asarray(fields["uv_triangles"])
+    if uvt.shape != (n_triangles, 3):
+        fail(
+            f"uv_triangles has shape {uvt.shape}, expected ({n_triangles}, 3): one row per "
+            "triangle, in the order of triangles"
+        )
+    if not np.issubdtype(uvt.dtype, np.integer):
+        fail(f"uv_triangles has dtype {uvt.dtype}, expected integers")
+    if uvt.min() < 0 or uvt.max() >= uv.shape[0]:
+        fail(
+            f"uv_triangles index coords {uvt.min()}..{uvt.max()}, valid range is "
+            f"0..{uv.shape[0] - 1}"
+        )
+    if "texture_size" in fields:
+        size = np.asarray(fields["texture_size"])
+        if size.shape != (2,) or not np.issubdtype(size.dtype, np.integer) or size.min() < 1:
+            fail(f"texture_size is {size.tolist()}, expected two positive integers (height, width)")
+
+
+def uv_map_from_fields(fields: Mapping[str, Any]) -> UVMap | None:
+    """The UVMap of (already validated) fields, or None when they hold no texture coordinates."""
+    if "uv_coords" not in fields:
+        return None
+    size = fields.get("texture_size", (1024, 1024))
+    return UVMap(
+        np.asarray(fields["uv_coords"]), np.asarray(fields["uv_triangles"]), tuple(np.asarray(size))
+    )
 
 
 def _skin_weight(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray:
@@ -178,6 +241,7 @@ def model_from_fields(fields: Mapping[str, np.ndarray], source: str = "model") -
         name=_string(fields, "name", source),
         exp_kind=exp_kind,
         albedo_kind=albedo_kind,
+        uv=uv_map_from_fields(fields),
     )
 
 
@@ -202,6 +266,12 @@ def save_model(path: str | Path, model: MorphableModel, **extra: Any) -> Path:
         units=np.array("mm"),
         format_version=np.array(FORMAT_VERSION),
     )
+    if m.uv is not None:
+        fields.update(
+            uv_coords=m.uv.coords,
+            uv_triangles=m.uv.triangles,
+            texture_size=np.array(m.uv.texture_size, np.int32),
+        )
     fields.update({k: np.asarray(v) for k, v in extra.items()})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ Bases are flattened per vertex: rows x0, y0, z0, x1, y1, z1, ...
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from typing import Any
 
 import jax
@@ -29,7 +30,50 @@ ARRAY_FIELDS = (
     "skin_weight",
 )
 #: Static metadata fields (hashable, not traced).
-META_FIELDS = ("name", "exp_kind", "albedo_kind")
+META_FIELDS = ("name", "exp_kind", "albedo_kind", "uv")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class UVMap:
+    """Texture coordinates of a model's triangles (static metadata: numpy, never traced).
+
+    Attributes:
+      coords: (U, 2) float32 in [0, 1], OpenGL/OBJ convention: u right, v up, (0, 0) is the
+        bottom-left corner of the texture image (row 0 of a PNG is v = 1).
+      triangles: (F, 3) int32 indices into ``coords``; row f holds the texture corners of the
+        model's triangle f in the same corner order (a vertex on a UV seam has several coords).
+      texture_size: (height, width) texels the atlas is laid out for (its aspect ratio matters:
+        UVs stretch over the whole image).
+
+    Equality and hash go by content (a digest), so a model carrying UVs stays a valid jit key.
+    """
+
+    coords: np.ndarray
+    triangles: np.ndarray
+    texture_size: tuple[int, int] = (1024, 1024)
+
+    def __post_init__(self) -> None:
+        coords = np.array(self.coords, np.float32)
+        triangles = np.array(self.triangles, np.int32)
+        coords.flags.writeable = triangles.flags.writeable = False
+        size = (int(self.texture_size[0]), int(self.texture_size[1]))
+        object.__setattr__(self, "coords", coords)
+        object.__setattr__(self, "triangles", triangles)
+        object.__setattr__(self, "texture_size", size)
+        digest = hashlib.sha1(coords.tobytes() + triangles.tobytes() + repr(size).encode())
+        object.__setattr__(self, "_digest", digest.hexdigest())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, UVMap) and other._digest == self._digest  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._digest)  # type: ignore[attr-defined]
+
+    def subset(self, triangle_mask: np.ndarray) -> UVMap:
+        """The map of the triangles kept by ``triangle_mask`` (F,) bool, coords compacted."""
+        tris = self.triangles[np.asarray(triangle_mask, bool)]
+        used, inverse = np.unique(tris, return_inverse=True)
+        return UVMap(self.coords[used], inverse.reshape(tris.shape), self.texture_size)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +93,7 @@ class MorphableModel:
       face_triangles: (F_face,) int32 indices into ``triangles`` lying inside the face region.
       skin_weight: (N,) float32 in [0, 1], 1 on skin (photometric and albedo-smoothness losses).
       name: model name. exp_kind: 'blendshape' | 'pca'. albedo_kind: 'statistical' | 'fallback'.
+      uv: optional :class:`UVMap` (texture coordinates) or None (meshes get vertex colours only).
     """
 
     mean_shape: ArrayLike
@@ -65,6 +110,7 @@ class MorphableModel:
     name: str = "unnamed"
     exp_kind: str = "pca"
     albedo_kind: str = "statistical"
+    uv: UVMap | None = None
 
     @property
     def n_vertices(self) -> int:
@@ -106,6 +152,7 @@ class MorphableModel:
             f"{int(np.asarray(self.face_region).sum())} face-region vertices, "
             f"id {self.n_id}, exp {self.n_exp} ({self.exp_kind}), "
             f"albedo {self.n_tex} ({self.albedo_kind})"
+            + ("" if self.uv is None else f", UVs ({self.uv.coords.shape[0]} coords)")
         )
 
     def face_only(self) -> MorphableModel:
@@ -136,6 +183,7 @@ class MorphableModel:
             face_triangles=face_triangle_ids,
             skin_weight=m.skin_weight[keep],
             name=f"{self.name}[face]",
+            uv=None if self.uv is None else self.uv.subset(tri_keep),
         )
 
 

@@ -64,3 +64,16 @@ def toy_model(
         },
         source="toy_model",
     )
+
+
+def triangle_atlas(n_triangles: int, margin: float = 0.15) -> tuple[np.ndarray, np.ndarray]:
+    """Texture coordinates giving every triangle its own UV triangle in a grid cell (a seam along
+    every edge): coords (3F, 2) float32 in [0, 1] and uv_triangles (F, 3) int32; ``margin`` is
+    the gap to the cell's sides as a fraction of the cell. For tests of UV handling and baking."""
+    g = int(np.ceil(np.sqrt(n_triangles)))
+    k = np.arange(n_triangles)
+    x0, y0, s = (k % g) / g, (k // g) / g, 1.0 / g
+    m = margin * s
+    corners = [(x0 + m, y0 + m), (x0 + s - m, y0 + m), (x0 + m, y0 + s - m)]
+    coords = np.stack([np.stack(c, axis=1) for c in corners], axis=1).reshape(-1, 2)
+    return coords.astype(np.float32), np.arange(3 * n_triangles).reshape(-1, 3).astype(np.int32)

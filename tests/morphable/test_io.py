@@ -97,3 +97,42 @@ def test_save_load_round_trip(tmp_path, toy_model):
     )
     with np.load(path, allow_pickle=False) as data:
         assert list(data["exp_names"]) == ["a", "b", "c", "d"]
+
+
+def _uv_fields(toy_model):
+    from occface_jax.morphable.synthetic import triangle_atlas
+
+    coords, tris = triangle_atlas(toy_model.n_triangles)
+    return {**_fields(toy_model), "uv_coords": coords, "uv_triangles": tris}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.pop("uv_triangles"), "uv_coords and uv_triangles must come together"),
+        (lambda f: f.update(uv_coords=f["uv_coords"][:, :1]), "uv_coords has shape"),
+        (lambda f: f["uv_coords"].__setitem__((2, 0), 1.5), "uv_coords span 0.0"),
+        (lambda f: f["uv_coords"].__setitem__((2, 1), np.nan), "uv_coords has 1 non-finite"),
+        (lambda f: f.update(uv_triangles=f["uv_triangles"][:-1]), "uv_triangles has shape"),
+        (lambda f: f["uv_triangles"].__setitem__((0, 0), -1), "uv_triangles index coords -1"),
+        (lambda f: f.update(uv_triangles=f["uv_triangles"] * 1.0), "uv_triangles has dtype"),
+        (lambda f: f.update(texture_size=np.array([0, 4])), "texture_size is [0, 4]"),
+    ],
+)
+def test_bad_uv_fields_are_named(tmp_path, toy_model, change, message):
+    fields = {k: np.array(v) for k, v in _uv_fields(toy_model).items()}
+    change(fields)
+    path = _write(tmp_path / "bad.npz", fields)
+    with pytest.raises(ModelFileError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_npz_model(path)
+
+
+def test_uvs_round_trip(tmp_path, toy_model):
+    fields = _uv_fields(toy_model)
+    model = load_npz_model(_write(tmp_path / "uv.npz", {**fields, "texture_size": [32, 64]}))
+    np.testing.assert_array_equal(model.uv.coords, fields["uv_coords"])
+    np.testing.assert_array_equal(model.uv.triangles, fields["uv_triangles"])
+    assert model.uv.texture_size == (32, 64)
+    back = load_npz_model(save_model(tmp_path / "again.npz", model))
+    assert back.uv == model.uv
+    assert load_npz_model(_write(tmp_path / "plain.npz", _fields(toy_model))).uv is None
