@@ -5,6 +5,8 @@ Resolution order for the default model: an explicit path (``--model``), env ``OC
 (where ``occface fetch-model`` puts it). A path may name any supported format:
 the project's ``.npz``; Deep3DFaceRecon's ``BFM_model_front.mat``; a folder holding BFM09
 (``01_MorphableModel.mat`` + companions); or an ICT-FaceKit ``FaceXModel`` folder.
+An ICT-derived npz without UVs gets them from ICT's neutral OBJ when one is found
+(``occface_jax.morphable.ict.attach_uvs``).
 """
 
 from __future__ import annotations
@@ -74,7 +76,7 @@ def _load_cached(path_str: str, _mtime: int) -> MorphableModel:
         )
     if path.suffix == ".mat":
         return bfm.load_bfm_front(path)
-    return io.load_npz_model(path)
+    return ict.attach_uvs(io.load_npz_model(path), path)
 
 
 def load_model(path: str | os.PathLike | None = None, fetch: bool = False) -> MorphableModel:

@@ -75,6 +75,8 @@ def test_fetch_converts_and_agrees_with_shipped(ict_server, tmp_path, shared_dir
     np.testing.assert_array_equal(model.triangles, shipped.triangles)
     np.testing.assert_allclose(model.id_basis, shipped.id_basis[:, :2], atol=1e-4)
     assert model.n_exp == 2 and model.name == "ict_face_default"
+    # The fetched file carries ICT's UVs itself (the shared one gets them at load time).
+    assert model.uv is not None and model.uv.triangles.shape == model.triangles.shape
     # A second fetch finds every source file verified on disk and downloads only the tree.
     first_count = len(_Handler.requests)
     fetch.fetch_default_model(
