@@ -1,7 +1,10 @@
-"""Writing reconstructions out: meshes (OBJ with vertex colours, PLY), coefficients, landmarks.
+"""Writing reconstructions out: meshes (OBJ textured or with vertex colours, PLY), coefficients,
+landmarks.
 
 Meshes are written in the model's frame and units (millimetres, x = subject's left, y = up,
 z = towards the viewer), triangles counter-clockwise seen from outside; colours RGB in [0, 1].
+A textured OBJ has ``vt`` lines (u right, v up, (0, 0) = the texture image's bottom-left corner)
+and ``f v/vt`` faces, a ``.mtl`` beside it naming the texture PNG (``map_Kd``).
 """
 
 from __future__ import annotations
@@ -38,6 +41,69 @@ def write_obj(
         np.savetxt(buf, tri, fmt="f %d %d %d")
     path.write_text(buf.getvalue())
     return path
+
+
+def write_textured_obj(
+    path: str | Path,
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    uv_coords: np.ndarray,
+    uv_triangles: np.ndarray,
+    texture: np.ndarray,
+    colors: np.ndarray | None = None,
+) -> dict[str, Path]:
+    """``path`` (OBJ: ``mtllib``, ``v x y z [r g b]``, ``vt u v``, ``usemtl``, ``f v/vt ...``), the
+    ``.mtl`` of the same stem and ``texture.png`` (``texture`` (H, W, 3) in [0, 1], row 0 = v 1)
+    beside it. ``uv_triangles`` (F, 3) index ``uv_coords`` (U, 2) corner by corner of ``triangles``.
+    Returns {"mesh_obj", "mesh_mtl", "texture"}: paths."""
+    import io
+
+    from PIL import Image
+
+    from occface_jax.imageio import to_uint8
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mtl = path.with_suffix(".mtl")
+    png = path.with_name("texture.png")
+    # zlib level 3: a 2048 x 1024 texture in ~0.2 s instead of ~0.5 s, 20% larger.
+    Image.fromarray(to_uint8(np.clip(np.asarray(texture), 0, 1))).save(png, compress_level=3)
+    mtl.write_text(
+        "# occface_jax reconstruction texture\n"
+        "newmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nNs 1\nillum 1\nd 1\n"
+        f"map_Kd {png.name}\n"
+    )
+    v = np.asarray(vertices, np.float64)
+    rows = v if colors is None else np.concatenate([v, np.clip(colors, 0, 1)], axis=1)
+    faces = np.stack(
+        [np.asarray(triangles, np.int64) + 1, np.asarray(uv_triangles, np.int64) + 1], axis=-1
+    ).reshape(-1, 6)
+    buf = io.StringIO()
+    buf.write("# occface_jax reconstruction: millimetres, y up, z towards the viewer\n")
+    buf.write(f"mtllib {mtl.name}\n")
+    np.savetxt(buf, rows, fmt="v" + " %.5f" * rows.shape[1])
+    np.savetxt(buf, np.asarray(uv_coords, np.float64), fmt="vt %.6f %.6f")
+    buf.write("usemtl face\n")
+    np.savetxt(buf, faces, fmt="f %d/%d %d/%d %d/%d")
+    path.write_text(buf.getvalue())
+    return {"mesh_obj": path, "mesh_mtl": mtl, "texture": png}
+
+
+def write_reconstruction_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
+    """``out_dir/mesh.obj`` of a ``pipeline.Reconstruction`` of the full ``model``: textured (+
+    ``mesh.mtl``, ``texture.png`` baked by ``occface_jax.texture.bake_fit_texture`` with the photo)
+    when the model has UVs, else with vertex colours. Returns {kind: path}."""
+    fit, path = rec.fit, Path(out_dir) / "mesh.obj"
+    tris = np.asarray(model.triangles)
+    if model.uv is None:
+        return {"mesh_obj": write_obj(path, fit.vertices, tris, fit.vertex_colors)}
+    from occface_jax.texture import bake_fit_texture
+
+    crop_size = int(np.shape(rec.aligned.image)[0])
+    texture = bake_fit_texture(model, fit, rec.photo, rec.aligned.inverse, crop_size)
+    return write_textured_obj(
+        path, fit.vertices, tris, model.uv.coords, model.uv.triangles, texture, fit.vertex_colors
+    )
 
 
 def write_ply(

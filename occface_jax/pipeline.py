@@ -147,7 +147,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
     fit = rec.fit
     tris = np.asarray(model.triangles)
     files = {
-        "mesh_obj": export.write_obj(out_dir / "mesh.obj", fit.vertices, tris, fit.vertex_colors),
+        **export.write_reconstruction_obj(out_dir, rec, model),  # + mesh.mtl, texture.png with UVs
         "mesh_ply": export.write_ply(out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors),
         "coeffs": export.write_coefficients(
             out_dir / "coeffs.npz",

@@ -1,7 +1,8 @@
 """``occface reconstruct`` and ``occface demo``: batches of photos to folders of results.
 
-For each input NAME: ``OUT/NAME/`` holds mesh.obj (vertex colours), mesh.ply, coeffs.npz,
-landmarks.json, mask.png, deoccluded.png, overlay.png and report.png (see ``pipeline.write_outputs``);
+For each input NAME: ``OUT/NAME/`` holds mesh.obj (+ mesh.mtl and texture.png when the model has
+UVs; vertex colours otherwise), mesh.ply, coeffs.npz, landmarks.json, mask.png, deoccluded.png,
+overlay.png and report.png (see ``pipeline.write_outputs``);
 ``OUT/summary.json`` lists every input with its status, error message, seconds and files. A bad input
 (not an image, truncated, tiny, no face) is one line in the summary and on the console; the batch goes
 on. Exit status: 0 all succeeded, 1 any failed.

@@ -67,6 +67,8 @@ def test_outputs_of_the_good_photo(batch):
     folder = out / "lenna"
     for name in (
         "mesh.obj",
+        "mesh.mtl",
+        "texture.png",
         "mesh.ply",
         "coeffs.npz",
         "landmarks.json",
@@ -87,3 +89,21 @@ def test_outputs_of_the_good_photo(batch):
     assert np.linalg.norm(model[17:] - detected[17:], axis=1).mean() < 0.25 * iod
     with np.load(folder / "coeffs.npz", allow_pickle=False) as c:
         assert {"id", "exp", "tex", "angles", "light", "translation"} <= set(c.files)
+
+
+def test_textured_mesh_of_the_good_photo(batch):
+    """The default model carries ICT's UVs: the OBJ is textured and the texture shows the photo."""
+    import trimesh
+
+    _, out, summary = batch
+    folder = out / "lenna"
+    entry = next(e for e in summary["images"] if e["input"].endswith("lenna.png"))
+    assert {"mesh_obj", "mesh_mtl", "texture"} <= set(entry["faces"][0]["files"])
+    mesh = trimesh.load(folder / "mesh.obj", process=False)
+    assert isinstance(mesh.visual, trimesh.visual.TextureVisuals)
+    assert mesh.visual.uv.min() >= 0 and mesh.visual.uv.max() <= 1
+    tex = np.asarray(Image.open(folder / "texture.png").convert("RGB"), np.float32) / 255
+    assert tex.shape == (1024, 2048, 3)
+    # The face tile's centre (nose and cheeks) holds skin from the photo: varied, not flat albedo.
+    centre = tex[300:700, 300:700]
+    assert centre.std(axis=(0, 1)).mean() > 0.03 and 0.2 < centre.mean() < 0.9
