@@ -143,7 +143,8 @@ def demo(
     print(f"input: {image}")
     status = run([str(image)], out_dir, model_path, config, progress=progress, debug=debug)
     folder = out_dir / "astronaut_occluded"
-    for name in ("report.png", "mesh.obj", "mesh.ply", "overlay.png", "deoccluded.png", "mask.png"):
+    names = ("report.png", "mesh.obj", "texture.png", "mesh.ply", "overlay.png", "deoccluded.png")
+    for name in (*names, "mask.png"):
         if (folder / name).exists():
             print(f"  {folder / name}")
     return status
