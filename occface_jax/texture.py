@@ -15,14 +15,16 @@ near seams do not pull in background); the rest take the mean colour. Overlappin
 Photo detail (``bake_fit_texture``): per-vertex colours hold one sample of the 224-px aligned crop
 per vertex, blurrier than the photo. Each texel's 3-D point (interpolated vertex positions, mm)
 is projected with the fitted pose and Deng camera into the crop, mapped by the crop -> photo affine
-onto the original photo and sampled bilinearly there. Visibility is not re-tested per texel: the
-texel's photo weight is the interpolation of a per-vertex weight, 1 on vertices the fit took from
+onto the original photo and sampled bilinearly there. Facing and depth are not re-tested per
+texel: the texel's photo weight is the interpolation of a per-vertex weight, 1 on vertices the fit took from
 the photo (``FitResult.vertex_visible``: facing, depth-tested, unoccluded skin of the face region)
-shrunk over ``PHOTO_RINGS`` one-rings as ``fit.vertex_texture`` does. The texel colour is
+shrunk over ``PHOTO_RINGS`` one-rings as ``fit.vertex_texture`` does, times one minus the fit's
+occlusion map sampled (bilinear) at the texel's crop position, which cuts finer than the vertex
+spacing along the occluder's outline. The texel colour is
 ``w * photo + (1 - w) * vertex colour``: the photo at full resolution inside the visible face, the
 fit's own colours (albedo under the fitted light) on occluded, unseen and non-skin parts, a smooth
-blend between. An occluder thinner than the vertex spacing can still leak into the texture (the
-fit's per-vertex colours have the same limit).
+blend between. What the occlusion map misses still leaks into the texture (as into the per-vertex
+colours).
 """
 
 from __future__ import annotations
@@ -174,13 +176,13 @@ def texel_photo_points(
     translation: jax.Array,
     camera: cam.PerspectiveCamera,
     crop_to_photo: jax.Array,
-) -> jax.Array:
-    """Photo pixel positions (H, W, 2) of the texels' surface points: ``vertices`` (N, 3) mm
-    interpolated over the UV ``raster``, posed (``angles`` (3,) rad, ``translation`` (3,) dm),
-    projected by the crop's ``camera`` and mapped by ``crop_to_photo`` (2, 3)."""
+) -> tuple[jax.Array, jax.Array]:
+    """Crop and photo pixel positions (H, W, 2) each of the texels' surface points: ``vertices``
+    (N, 3) mm interpolated over the UV ``raster``, posed (``angles`` (3,) rad, ``translation`` (3,)
+    dm), projected by the crop's ``camera``, then mapped by ``crop_to_photo`` (2, 3)."""
     position = interpolate(jnp.asarray(vertices, jnp.float32), raster, triangles)
     crop = cam.project_perspective(cam.rigid_transform(position, angles, translation), camera)
-    return jnp.einsum("ij,...j->...i", crop_to_photo[:, :2], crop) + crop_to_photo[:, 2]
+    return crop, jnp.einsum("ij,...j->...i", crop_to_photo[:, :2], crop) + crop_to_photo[:, 2]
 
 
 @jax.jit
@@ -191,14 +193,14 @@ def blend_texture(
     colors: jax.Array,
     visible: jax.Array,
     sampled: jax.Array,
-    inside: jax.Array,
+    usable: jax.Array,
 ) -> jax.Array:
     """``w * sampled + (1 - w) * colors`` per texel, w interpolated from ``photo_weight(visible)``
-    and zero where the texel's point falls outside the photo (``inside`` (H, W)); dilated, filled."""
+    times ``usable`` (H, W) in [0, 1] (0 off the photo or on the occluder); dilated, filled."""
     weight_v = photo_weight(visible, triangles, vertex_triangles)
     attrs = jnp.concatenate([weight_v[:, None], jnp.asarray(colors, jnp.float32)], axis=1)
     both = interpolate(attrs, layout.raster, triangles)
-    weight, base = both[..., :1] * inside[..., None], both[..., 1:]
+    weight, base = both[..., :1] * usable[..., None], both[..., 1:]
     texture = jnp.clip(weight * sampled + (1 - weight) * base, 0, 1)
     return fill_empty(*dilate(texture, layout.sources))
 
@@ -215,20 +217,27 @@ def bake_photo_texture(
     camera: cam.PerspectiveCamera,
     crop_to_photo: jax.Array,
     photo: jax.Array,
+    occlusion: jax.Array | None = None,
 ) -> jax.Array:
     """Texture (H, W, 3) in [0, 1]: the photo sampled per texel where the fit saw the face, the
     per-vertex ``colors`` (N, 3) elsewhere (see the module doc).
 
     ``vertices`` (N, 3) mm, model frame; ``visible`` (N,) bool; ``angles`` (3,) rad and
     ``translation`` (3,) dm the fitted pose; ``camera`` the crop's Deng camera; ``crop_to_photo``
-    (2, 3) affine from crop pixels to ``photo`` (H, W, 3) pixels (project pixel convention).
-    Three jitted pieces, so that only the small sampling step recompiles per photo size.
+    (2, 3) affine from crop pixels to ``photo`` (H, W, 3) pixels (project pixel convention);
+    ``occlusion`` (S, S), 1 = occluder, over the crop: texels on it (bilinear, so edges are soft)
+    never take the photo, a finer cut than the per-vertex visibility.
+    Jitted pieces, so that only the small sampling steps recompile per photo size.
     """
-    points = texel_photo_points(
+    crop, points = texel_photo_points(
         layout.raster, triangles, vertices, angles, translation, camera, crop_to_photo
     )
     sampled, inside = _sample(jnp.asarray(photo, jnp.float32), points)
-    return blend_texture(layout, triangles, vertex_triangles, colors, visible, sampled, inside)
+    usable = inside.astype(jnp.float32)
+    if occlusion is not None:
+        occluded = _sample(jnp.asarray(occlusion, jnp.float32)[..., None], crop)[0][..., 0]
+        usable = usable * (1.0 - jnp.clip(occluded, 0, 1))
+    return blend_texture(layout, triangles, vertex_triangles, colors, visible, sampled, usable)
 
 
 _sample = jax.jit(sample_bilinear)
@@ -245,7 +254,7 @@ def bake_fit_texture(
 ) -> np.ndarray:
     """The texture (H, W, 3) float32 of a fit (``fit.FitResult`` of the full ``model``, which must
     carry UVs). With ``photo`` (H, W, 3) in [0, 1] and ``crop_to_photo`` (2, 3) the visible face is
-    sampled from the photo per texel; without them (or for a pose without a 3-D translation) the
+    sampled from the photo per texel, off ``fit.occlusion``; without them (or for a pose without a 3-D translation) the
     per-vertex colours alone are baked. ``size`` (height, width) defaults to the atlas's own."""
     if model.uv is None:
         raise ValueError(f"model {model.name} has no texture coordinates")
@@ -266,5 +275,6 @@ def bake_fit_texture(
         cam.deng_camera(crop_size),
         jnp.asarray(crop_to_photo, jnp.float32),
         photo,
+        getattr(fit, "occlusion", None),
     )
     return np.asarray(texture)

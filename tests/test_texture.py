@@ -116,10 +116,23 @@ def test_photo_texels_sample_the_projected_surface_point(uv_model):
     px = crop @ crop_to_photo[:, :2].T + crop_to_photo[:, 2]
     expected = np.stack([px[:, 0] / 700, px[:, 1] / 600, np.full(len(px), 0.5)], axis=1)
     np.testing.assert_allclose(tex[rows[found], cols[found]], expected, atol=2e-4)
+    # An occlusion map over the crop's left half: texels seen there keep the vertex colours.
+    occlusion = np.zeros((224, 224), np.float32)
+    occlusion[:, :112] = 1
+    cut = np.asarray(
+        texture.bake_photo_texture(
+            *args, vertices, colors, np.ones(n, bool), *pose, photo, jnp.asarray(occlusion)
+        )
+    )
+    plain = np.asarray(texture.bake_vertex_colors(layout, jnp.asarray(uv_model.triangles), colors))
+    left, right = crop[:, 0] < 111, crop[:, 0] > 113
+    picked = (rows[found], cols[found])
+    np.testing.assert_allclose(cut[picked][left], plain[picked][left], atol=1e-5)
+    np.testing.assert_allclose(cut[picked][right], expected[right], atol=2e-4)
+    assert left.sum() > 100 and right.sum() > 100
     # Nothing visible: the per-vertex colours alone.
     hidden = texture.bake_photo_texture(*args, vertices, colors, np.zeros(n, bool), *pose, photo)
-    plain = texture.bake_vertex_colors(layout, jnp.asarray(uv_model.triangles), colors)
-    np.testing.assert_allclose(np.asarray(hidden), np.asarray(plain), atol=1e-6)
+    np.testing.assert_allclose(np.asarray(hidden), plain, atol=1e-6)
 
 
 def test_bake_fit_texture_needs_uvs(toy_model):
