@@ -95,8 +95,14 @@ def _antialias_one(
     py = row.astype(sx.dtype) + 0.5
     own_color = flat_color[pixel]
 
-    def edges_at(tri: jax.Array, ox: int, oy: int, coords=(sx, sy, sz)):
-        """Edge functions of triangles ``tri`` (C,), normalised positive inside (orientation of the
+    # The four neighbour directions side by side: arrays (4, C), one walk and one scatter for all.
+    ox = jnp.asarray([d[0] for d in _NEIGHBOURS], jnp.int32)[:, None]
+    oy = jnp.asarray([d[1] for d in _NEIGHBOURS], jnp.int32)[:, None]
+    horizontal = ox != 0
+    fox, foy = ox.astype(sx.dtype), oy.astype(sx.dtype)
+
+    def edges_at(tri: jax.Array, coords=(sx, sy, sz)):
+        """Edge functions of triangles ``tri`` (4, C), normalised positive inside (orientation of the
         start triangle), at the candidate pixel centres o and at u = o + (ox, oy); the NDC depth of
         the triangle's plane at u; and whether each edge's normal is nearer this pair's axis."""
         pix = triangles[tri]
@@ -107,73 +113,114 @@ def _antialias_one(
             dy = y[..., b] - y[..., a]
             value = sign * (dx * (py - y[..., a]) - dy * (px - x[..., a]))
             e_o.append(value)
-            e_u.append(value + sign * (dx * oy - dy * ox))
-            along.append(jnp.abs(dy) >= jnp.abs(dx) if ox else jnp.abs(dx) > jnp.abs(dy))
+            e_u.append(value + sign * (dx * foy - dy * fox))
+            along.append(
+                jnp.where(horizontal, jnp.abs(dy) >= jnp.abs(dx), jnp.abs(dx) > jnp.abs(dy))
+            )
         signed_area = sign * (e_o[0] + e_o[1] + e_o[2])
         safe_area = jnp.where(signed_area != 0, signed_area, 1.0)
         depth_u = sum(sign * e * z[..., k] for k, e in enumerate(e_u)) / safe_area
         return e_o, e_u, depth_u, jnp.stack(along, axis=-1)
 
-    out = flat_color
-    for ox, oy in _NEIGHBOURS:
-        u_row, u_col = row + oy, col + ox
-        inside_image = (u_row >= 0) & (u_row < height) & (u_col >= 0) & (u_col < width)
-        other = jnp.where(inside_image, u_row * width + u_col, 0)
-        other_id = jnp.where(inside_image, flat_id[other], -2)
-        other_depth = flat_depth[other]
-        active = valid & (other_id != start) & (other_id != -2)
+    u_row, u_col = row + oy, col + ox  # (4, C)
+    inside_image = (u_row >= 0) & (u_row < height) & (u_col >= 0) & (u_col < width)
+    other = jnp.where(inside_image, u_row * width + u_col, 0)
+    other_id = jnp.where(inside_image, flat_id[other], -2)
+    other_depth = flat_depth[other]
+    active = valid & (other_id != start) & (other_id != -2)
 
-        def hop(state, _, ox=ox, oy=oy, other_id=other_id, other_depth=other_depth):
-            tri, active, found, tri_hit, edge_hit = state
-            e_o, e_u, depth_u, along = edges_at(tri, ox, oy, fixed)
-            fractions = []  # where the segment leaves the triangle through each edge; 2 = never
-            for eo, eu in zip(e_o, e_u, strict=True):
-                leaving = eu < eo
-                denominator = jnp.where(leaving, eo - eu, 1.0)
-                fractions.append(jnp.where(leaving, jnp.clip(eo, 0.0) / denominator, 2.0))
-            fractions = jnp.stack(fractions, axis=-1)
-            edge = jnp.argmin(fractions, axis=-1)
-            t = jnp.min(fractions, axis=-1)
-            neighbour = jnp.take_along_axis(adjacency[tri], edge[..., None], axis=-1)[..., 0]
-            silhouette = (neighbour < 0) | (facing[jnp.maximum(neighbour, 0)] != sign)
-            in_front = (other_id == -1) | ((other_id >= 0) & (depth_u < other_depth))
-            # Each edge is blended across one axis only (as nvdiffrast), so coverage is not counted twice.
-            axis_ok = jnp.take_along_axis(along, edge[..., None], axis=-1)[..., 0]
-            # u's centre may lie just past the edge in unsnapped coordinates while the rasterizer
-            # (1/256-pixel grid) has not covered it yet: accept a small overshoot (clipped below).
-            hit = active & ~found & (t <= 1.0 + _SNAP_SLACK) & silhouette & in_front & axis_ok
-            tri_hit = jnp.where(hit, tri, tri_hit)
-            edge_hit = jnp.where(hit, edge, edge_hit)
-            found = found | hit
-            active = active & ~found & (t <= 1.0) & ~silhouette
-            tri = jnp.where(active, neighbour, tri)
-            return (tri, active, found, tri_hit, edge_hit), None
+    # One row per triangle for the walk (no gradients): corner x, y, z, the neighbour across each
+    # edge and whether that edge is a silhouette (boundary, or the neighbour faces the other way;
+    # the walk only crosses non-silhouette edges, so the current triangle faces as the start one).
+    corner_xyz = jnp.stack([c[triangles] for c in fixed], axis=1).reshape(-1, 9)  # (F, 9)
+    edge_silhouette = (adjacency < 0) | (facing[jnp.maximum(adjacency, 0)] != facing[:, None])
+    table = jnp.concatenate(
+        [
+            corner_xyz,
+            jax.lax.bitcast_convert_type(adjacency, corner_xyz.dtype),
+            edge_silhouette.astype(corner_xyz.dtype),
+        ],
+        axis=1,
+    )  # (F, 15)
+    to_u = (sign * foy, -sign * fox)  # e_u = e_o + sign (dx oy - dy ox)
 
-        # Walk from o's triangle along the segment o -> u across shared edges to a silhouette edge
-        # (a discrete search, without gradients), then place the crossing differentiably.
-        init = (
-            jnp.maximum(start, 0),
-            active,
-            jnp.zeros_like(active),
-            jnp.maximum(start, 0),
-            jnp.zeros_like(start),
+    def hop(state):
+        tri, active, found, tri_hit, edge_hit = state
+        rows = table[tri]  # (4, C, 15)
+        x, y, z = rows[..., 0:3], rows[..., 3:6], rows[..., 6:9]
+        e_o, e_u, along = [], [], []
+        for a, b in ((1, 2), (2, 0), (0, 1)):
+            dx = x[..., b] - x[..., a]
+            dy = y[..., b] - y[..., a]
+            value = sign * (dx * (py - y[..., a]) - dy * (px - x[..., a]))
+            e_o.append(value)
+            e_u.append(value + to_u[0] * dx + to_u[1] * dy)
+            along.append(
+                jnp.where(horizontal, jnp.abs(dy) >= jnp.abs(dx), jnp.abs(dx) > jnp.abs(dy))
+            )
+        signed_area = sign * (e_o[0] + e_o[1] + e_o[2])
+        safe_area = jnp.where(signed_area != 0, signed_area, 1.0)
+        depth_u = sum(sign * e * z[..., k] for k, e in enumerate(e_u)) / safe_area
+        fractions = []  # where the segment leaves the triangle through each edge; 2 = never
+        for eo, eu in zip(e_o, e_u, strict=True):
+            leaving = eu < eo
+            denominator = jnp.where(leaving, eo - eu, 1.0)
+            fractions.append(jnp.where(leaving, jnp.clip(eo, 0.0) / denominator, 2.0))
+        # The first edge the segment leaves through (argmin, first on ties), unrolled.
+        t, edge = fractions[0], jnp.zeros_like(tri)
+        for k in (1, 2):
+            better = fractions[k] < t
+            t = jnp.where(better, fractions[k], t)
+            edge = jnp.where(better, k, edge)
+        pick = [edge == 0, edge == 1]
+
+        def select(values):
+            return jnp.where(pick[0], values[0], jnp.where(pick[1], values[1], values[2]))
+
+        neighbour = jax.lax.bitcast_convert_type(
+            select([rows[..., 9 + k] for k in range(3)]), tri.dtype
         )
-        # A while loop: the walk is discrete (no gradient) and most outline pixels end in 1-3 hops.
-        _, (_, _, found, tri_hit, edge_hit) = jax.lax.while_loop(
-            lambda c: (c[0] < hops) & jnp.any(c[1][1]),
-            lambda c: (c[0] + 1, hop(c[1], None)[0]),
-            (0, init),
-        )
-        e_o, e_u, _, _ = edges_at(tri_hit, ox, oy)
-        eo = jnp.take_along_axis(jnp.stack(e_o, -1), edge_hit[:, None], axis=-1)[:, 0]
-        eu = jnp.take_along_axis(jnp.stack(e_u, -1), edge_hit[:, None], axis=-1)[:, 0]
-        t_found = jnp.clip(eo, 0.0) / jnp.where(found & (eo > eu), eo - eu, 1.0)
-        t = jnp.where(found, jnp.clip(t_found, 0.0, 1.0), 0.5)
-        own = (0.5 - jnp.minimum(t, 0.5))[:, None]
-        spill = (jnp.maximum(t, 0.5) - 0.5)[:, None]
-        other_color = flat_color[other]
-        out = out.at[pixel].add(jnp.where(valid[:, None], own * (other_color - own_color), 0.0))
-        out = out.at[other].add(jnp.where(valid[:, None], spill * (own_color - other_color), 0.0))
+        silhouette = select([rows[..., 12 + k] for k in range(3)]) > 0
+        in_front = (other_id == -1) | ((other_id >= 0) & (depth_u < other_depth))
+        # Each edge is blended across one axis only (as nvdiffrast), so coverage is not counted twice.
+        axis_ok = select(along)
+        # u's centre may lie just past the edge in unsnapped coordinates while the rasterizer
+        # (1/256-pixel grid) has not covered it yet: accept a small overshoot (clipped below).
+        hit = active & ~found & (t <= 1.0 + _SNAP_SLACK) & silhouette & in_front & axis_ok
+        tri_hit = jnp.where(hit, tri, tri_hit)
+        edge_hit = jnp.where(hit, edge, edge_hit)
+        found = found | hit
+        active = active & ~found & (t <= 1.0) & ~silhouette
+        tri = jnp.where(active, neighbour, tri)
+        return tri, active, found, tri_hit, edge_hit
+
+    # Walk from o's triangle along the segment o -> u across shared edges to a silhouette edge
+    # (a discrete search, without gradients), then place the crossing differentiably.
+    first = jnp.broadcast_to(jnp.maximum(start, 0), active.shape)
+    init = (first, active, jnp.zeros_like(active), first, jnp.zeros_like(first))
+    # A while loop: the walk is discrete (no gradient) and most outline pixels end in 1-3 hops.
+    _, (_, _, found, tri_hit, edge_hit) = jax.lax.while_loop(
+        lambda c: (c[0] < hops) & jnp.any(c[1][1]),
+        lambda c: (c[0] + 1, hop(c[1])),
+        (0, init),
+    )
+    e_o, e_u, _, _ = edges_at(tri_hit)
+    eo = jnp.take_along_axis(jnp.stack(e_o, -1), edge_hit[..., None], axis=-1)[..., 0]
+    eu = jnp.take_along_axis(jnp.stack(e_u, -1), edge_hit[..., None], axis=-1)[..., 0]
+    t_found = jnp.clip(eo, 0.0) / jnp.where(found & (eo > eu), eo - eu, 1.0)
+    t = jnp.where(found, jnp.clip(t_found, 0.0, 1.0), 0.5)
+    own = (0.5 - jnp.minimum(t, 0.5))[..., None]
+    spill = (jnp.maximum(t, 0.5) - 0.5)[..., None]
+    other_color = flat_color[other]  # (4, C, channels)
+    keep = valid[..., None]
+    delta = jnp.concatenate(
+        [
+            jnp.where(keep, own * (other_color - own_color), 0.0),
+            jnp.where(keep, spill * (own_color - other_color), 0.0),
+        ]
+    )
+    index = jnp.concatenate([jnp.broadcast_to(pixel, other.shape), other])
+    out = flat_color.at[index.reshape(-1)].add(delta.reshape(-1, delta.shape[-1]))
     return out.reshape(color.shape)
 
 
