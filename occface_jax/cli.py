@@ -78,8 +78,9 @@ def cmd_fetch_model(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _parse_overrides(pairs: Sequence[str], config) -> None:
-    """Apply ``key=value`` overrides (dotted keys, values parsed as Python literals) to a ConfigDict."""
+def _parse_overrides(pairs: Sequence[str], config, source: str = "configs/fit.py") -> None:
+    """Apply ``key=value`` overrides (dotted keys, values parsed as Python literals) to a ConfigDict
+    (``source`` names its file in the error for an unknown key)."""
     import ast
 
     for pair in pairs:
@@ -93,9 +94,11 @@ def _parse_overrides(pairs: Sequence[str], config) -> None:
         node = config
         *parents, leaf = key.split(".")
         for name in parents:
+            if name not in node or not hasattr(node[name], "keys"):
+                raise OccfaceError(f"unknown config key {key!r} (see {source})")
             node = node[name]
         if leaf not in node:
-            raise OccfaceError(f"unknown config key {key!r} (see configs/fit.py)")
+            raise OccfaceError(f"unknown config key {key!r} (see {source})")
         node[leaf] = type(node[leaf])(value) if isinstance(node[leaf], (int, float)) else value
 
 
@@ -138,6 +141,40 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train one stage's network from ``configs/<stage>.py``; resumes from WORKDIR's checkpoints."""
+    from occface_jax.configs_loader import load_config
+    from occface_jax.train import run_stage
+
+    config = load_config(args.stage, args.config_variant)
+    _parse_overrides(args.set or [], config, f"configs/{args.stage}.py")
+    workdir = Path(args.workdir) / args.stage
+    result = run_stage(args.stage, config, workdir, progress=not args.quiet)
+    print(f"trained {args.stage} to step {result.step} in {workdir}")
+    if result.evaluation:
+        print("  evaluation: " + ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items()))
+    return EXIT_OK
+
+
+def _add_train(p: argparse.ArgumentParser) -> None:
+    from occface_jax.train import STAGES
+
+    p.add_argument("stage", choices=STAGES, help="which network (configs/<stage>.py)")
+    p.add_argument(
+        "--workdir",
+        default="runs",
+        help="checkpoints go to WORKDIR/<stage>/ (default: ./runs); an existing run resumes",
+    )
+    p.add_argument("--config-variant", default="", help="config variant, e.g. 'smoke'")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set train.steps=500 (repeatable)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="morphable model path (default: the resolution order)")
     p.add_argument(
@@ -157,7 +194,10 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
     p.add_argument("--all-faces", action="store_true", help="every detected face, not the largest")
-    p.add_argument("--checkpoints", help="folder of trained network checkpoints (optional)")
+    p.add_argument(
+        "--checkpoints",
+        help="folder of trained networks (the --workdir of `occface train`: mask/, ...)",
+    )
     _add_fit_options(p)
 
 
@@ -191,6 +231,7 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
     ),
     "reconstruct": ("photos in, textured 3D faces out", _add_reconstruct, cmd_reconstruct),
     "demo": ("reconstruct an occluded public-domain portrait", _add_demo, cmd_demo),
+    "train": ("train a network of the system (checkpoints resume)", _add_train, cmd_train),
 }
 
 

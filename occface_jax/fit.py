@@ -10,7 +10,9 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
    colour residual exceeds ``robust_ratio`` x the median residual (and ``robust_min_residual``) are
    marked occluded — never the eyes, brows or inner mouth — the mask is closed morphologically, and
    landmarks under it lose their weight. With ``robust_restart`` a second pass starts again from
-   the landmark fit with the first pass's mask, so the early, unmasked steps leave no trace.
+   the landmark fit with the first pass's mask, so the early, unmasked steps leave no trace. A mask
+   predicted by the occlusion network (``predicted``) is masked out from the first step and the
+   residual estimate adds to it.
 3. Texture: visible face vertices take the photo's colour; occluded or unseen ones take the
    model's albedo under the fitted light, so the output texture carries no occluder.
 
@@ -317,10 +319,18 @@ class Fitter:
 
     # -- the fit --------------------------------------------------------------------------------
     def __call__(
-        self, image: np.ndarray, landmarks: np.ndarray, occlusion: np.ndarray | None = None
+        self,
+        image: np.ndarray,
+        landmarks: np.ndarray,
+        occlusion: np.ndarray | None = None,
+        predicted: np.ndarray | None = None,
     ) -> FitResult:
-        """Fit an aligned crop ``image`` (S, S, 3) in [0, 1] with its 68 ``landmarks`` (pixels);
-        ``occlusion`` (S, S), if given, marks occluder pixels (1) and replaces the estimate."""
+        """Fit an aligned crop ``image`` (S, S, 3) in [0, 1] with its 68 ``landmarks`` (pixels).
+
+        ``occlusion`` (S, S), if given, marks occluder pixels (1) and replaces the estimate.
+        ``predicted`` (S, S), an occluder probability from a mask network (N_mask), is left out of
+        the photometric term from the first step; the residual estimate (when ``config.robust``)
+        adds what the network missed (their union)."""
         config, size, small = self.config, self.size, self.render_size
         if image.shape[:2] != (size, size):
             raise ValueError(f"the fit needs a {size}x{size} aligned crop, got {image.shape[:2]}")
@@ -348,8 +358,12 @@ class Fitter:
         if given:
             occ = jax.image.resize(jnp.asarray(occlusion, jnp.float32), (small, small), "linear")
             occ = (occ > 0.5).astype(jnp.float32)
+        elif predicted is not None:
+            occ = jax.image.resize(jnp.asarray(predicted, jnp.float32), (small, small), "linear")
+            occ = (occ > 0.5).astype(jnp.float32)
         else:
             occ = jnp.zeros((small, small), jnp.float32)
+        prior = occ  # what stays out whatever the residuals say
         protect = self._features(target)
         estimate = not given and bool(config.robust)
         passes = 2 if estimate and bool(config.get("robust_restart", False)) else 1
@@ -360,7 +374,7 @@ class Fitter:
             done = 0
             while done < int(config.steps):
                 if estimate and (pass_index or done >= int(config.robust_start)):
-                    occ = self._estimate(params, self.jmodel, img, protect)[1]
+                    occ = jnp.maximum(self._estimate(params, self.jmodel, img, protect)[1], prior)
                 lm_w = base_w * _landmark_visibility(occ, target)
                 params, opt_state, hist = self._chunk(
                     params, opt_state, self.jmodel, img, target, lm_w, occ
@@ -370,7 +384,7 @@ class Fitter:
         history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}
         history["landmark_stage"] = np.asarray(lm_losses)
         if estimate:
-            occ = self._estimate(params, self.jmodel, img, protect)[1]
+            occ = jnp.maximum(self._estimate(params, self.jmodel, img, protect)[1], prior)
         # The face alone (no photo behind it); its mask and depth do not depend on the background.
         final = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect)[0]
         if given:

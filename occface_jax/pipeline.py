@@ -1,8 +1,9 @@
 """Photo in, reconstruction out: detect -> 68 landmarks -> Deng alignment -> fit -> outputs mapped
 back onto the original photo. ``reconstruct_file`` writes one folder per image (see ``write_outputs``).
 
-Trained networks plug in here later (occlusion mask, de-occlusion, coefficient regression as the
-fit's starting point); without them the fit alone reconstructs, estimating the occluder itself.
+Trained networks plug in here: the occlusion-mask network (N_mask, ``occface reconstruct
+--checkpoints``) marks the occluder before the fit; de-occlusion and coefficient regression come
+later. Without them the fit alone reconstructs, estimating the occluder itself.
 """
 
 from __future__ import annotations
@@ -50,7 +51,10 @@ class Reconstructor:
         config: ml_collections.ConfigDict,
         all_faces: bool = False,
         detector_method: str = "hog",
+        mask_predictor: Any = None,
     ) -> None:
+        """``mask_predictor`` (e.g. :class:`occface_jax.networks.MaskPredictor`), when given,
+        predicts each aligned crop's occluder for the fit (which adds its own residual estimate)."""
         from occface_jax.faces.detect import FaceDetector
 
         self.full_model = model
@@ -58,6 +62,7 @@ class Reconstructor:
         self.config = config
         self.fitter = Fitter(self.fit_model, config, full_model=model)
         self.all_faces = all_faces
+        self.mask_predictor = mask_predictor
         self.detector = FaceDetector(detector_method, upsample=1)
         self._cnn = None
 
@@ -103,7 +108,8 @@ class Reconstructor:
 
         photo = loaded.pixels
         aligned = align_face(photo, landmarks)
-        fitted = self.fitter(aligned.image, aligned.landmarks)
+        predicted = self.mask_predictor(aligned.image) if self.mask_predictor else None
+        fitted = self.fitter(aligned.image, aligned.landmarks, predicted=predicted)
         shape = photo.shape[:2]
         paste = aligned.paste_back
         return Reconstruction(

@@ -49,11 +49,16 @@ def run(
 
     if checkpoints is not None and not Path(checkpoints).is_dir():
         raise OccfaceError(f"--checkpoints {checkpoints}: no such folder")
+    mask_predictor = None
+    if checkpoints is not None:
+        from occface_jax.networks import MaskPredictor
+
+        mask_predictor = MaskPredictor.from_checkpoints(checkpoints)
     paths, problems = imageio.find_images(inputs)
     if not paths and problems:
         raise OccfaceError("; ".join(f"{item}: {why}" for item, why in problems))
     model = load_model(model_path, fetch=model_path is None)
-    reconstructor = Reconstructor(model, config, all_faces=all_faces)
+    reconstructor = Reconstructor(model, config, all_faces=all_faces, mask_predictor=mask_predictor)
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = [{"input": item, "status": "failed", "error": why} for item, why in problems]
     for item, why in problems:

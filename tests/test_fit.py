@@ -97,12 +97,13 @@ def fitted_with_occluder(default_model):
     occluder[120:170, 60:110] = 1
     image[occluder > 0] = [0.1, 0.6, 0.9]
     config = load_config("fit", "test")
-    result = fit.Fitter(face, config, full)(image, np.asarray(r.landmarks), occlusion=occluder)
-    return result, image, occluder, full
+    fitter = fit.Fitter(face, config, full)
+    result = fitter(image, np.asarray(r.landmarks), occlusion=occluder)
+    return result, image, occluder, full, fitter, np.asarray(r.landmarks), np.asarray(r.mask)
 
 
 def test_fit_lowers_the_loss_and_keeps_the_occluder_off_the_texture(fitted_with_occluder):
-    result, image, occluder, full = fitted_with_occluder
+    result, image, occluder, full = fitted_with_occluder[:4]
     history = result.history["total"]
     assert history[-1] < history[0]
     assert result.vertices.shape == (full.n_vertices, 3)
@@ -127,3 +128,18 @@ def test_fit_lowers_the_loss_and_keeps_the_occluder_off_the_texture(fitted_with_
     assert visible.sum() > 1000
     err = np.abs(result.vertex_colors[visible] - image[row[visible], col[visible]]).mean()
     assert err < 0.05
+
+
+def test_a_predicted_mask_stays_out_and_the_estimate_adds_to_it(fitted_with_occluder):
+    """A network's mask (here: half of the true block) is kept out from the first step; the residual
+    estimate finds the rest of the block, so the final occlusion covers the whole block."""
+    _, image, occluder, _, fitter, landmarks, face_mask = fitted_with_occluder
+    predicted = occluder.copy()
+    predicted[:, 85:] = 0  # the network found the block's left half only
+    result = fitter(image, landmarks, predicted=predicted)
+    on_face = face_mask > 0.5
+    left = (predicted > 0) & on_face
+    right = (occluder > 0) & (predicted == 0) & on_face
+    assert result.occlusion[left].mean() > 0.95
+    assert result.occlusion[right].mean() > 0.8
+    assert result.occlusion[on_face & (occluder == 0)].mean() < 0.05

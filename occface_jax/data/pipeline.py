@@ -165,39 +165,60 @@ def to_numpy(batch: Any) -> Any:
     return np.array(batch)
 
 
-def source_from_config(config: Any, model: Any = None) -> Any:
-    """The random-access source a data config describes (``configs/data.py``).
-
-    ``synthetic``: :class:`~occface_jax.data.synth.SyntheticFaces` of ``model`` (default model when
-    None); ``photos``: occluders over :class:`~occface_jax.data.folder.ImageFolder` ``root``;
-    ``celebamask``: occluders over CelebAMask-HQ ``root`` (its parsed face region as the face).
-    """
-    from occface_jax.data.augment import OccludedPhotos
+def occlusion_config(config: Any) -> Any:
+    """The :class:`~occface_jax.data.occluders.OcclusionConfig` of a data config's ``occlusion`` block."""
     from occface_jax.data.occluders import OcclusionConfig
 
     occ = config.occlusion
-    occlusion = OcclusionConfig(
+    return OcclusionConfig(
         kinds=tuple(occ.kinds),
         count=tuple(occ.count),
         coverage=tuple(occ.coverage),
         p_clean=float(occ.p_clean),
     )
-    size = int(config.image_size)
-    if config.source == "synthetic":
-        from occface_jax.data.synth import SynthConfig, SyntheticFaces
 
+
+def synth_config(config: Any) -> Any:
+    """The :class:`~occface_jax.data.synth.SynthConfig` a data config (``configs/data.py``) describes."""
+    from occface_jax.data.synth import SynthConfig
+
+    return SynthConfig(
+        image_size=int(config.image_size),
+        max_angles_deg=tuple(config.synth.max_angles_deg),
+        exp_active=tuple(config.synth.exp_active),
+        p_photo_background=float(config.synth.p_photo_background),
+        occlusion=occlusion_config(config),
+    )
+
+
+def source_from_config(config: Any, model: Any = None) -> Any:
+    """The random-access source a data config describes (``configs/data.py``).
+
+    ``synthetic``: :class:`~occface_jax.data.synth.SyntheticFaces` of ``model`` (default model when
+    None), rendered on demand; ``synthetic_cached``: the same samples (``config.size`` of them)
+    generated once into an array_record dataset under the cache (see
+    :func:`~occface_jax.data.tfds_synthetic.prepared_source`) and read back; ``photos``: occluders
+    over :class:`~occface_jax.data.folder.ImageFolder` ``root``; ``celebamask``: occluders over
+    CelebAMask-HQ ``root`` (its parsed face region as the face).
+    """
+    from occface_jax.data.augment import OccludedPhotos
+
+    size = int(config.image_size)
+    if config.source in ("synthetic", "synthetic_cached"):
         if model is None:
             from occface_jax.morphable import load_model
 
             model = load_model()
-        synth = SynthConfig(
-            image_size=size,
-            max_angles_deg=tuple(config.synth.max_angles_deg),
-            exp_active=tuple(config.synth.exp_active),
-            p_photo_background=float(config.synth.p_photo_background),
-            occlusion=occlusion,
+        if config.source == "synthetic_cached":
+            from occface_jax.data.tfds_synthetic import prepared_source
+
+            return prepared_source(model, synth_config(config), int(config.seed), int(config.size))
+        from occface_jax.data.synth import SyntheticFaces
+
+        return SyntheticFaces(
+            model, synth_config(config), seed=int(config.seed), size=int(config.size)
         )
-        return SyntheticFaces(model, synth, seed=int(config.seed), size=int(config.size))
+    occlusion = occlusion_config(config)
     if config.source == "photos":
         from occface_jax.data.folder import ImageFolder
 
@@ -209,5 +230,30 @@ def source_from_config(config: Any, model: Any = None) -> Any:
 
         return OccludedPhotos(CelebAMaskHQ(config.root, image_size=size), config.seed, occlusion)
     raise ValueError(
-        f"data source must be 'synthetic', 'photos' or 'celebamask', got {config.source!r}"
+        "data source must be 'synthetic', 'synthetic_cached', 'photos' or 'celebamask', got "
+        f"{config.source!r}"
     )
+
+
+class Subset:
+    """Records ``indices`` of ``source`` (a range or sequence), random access, picklable."""
+
+    def __init__(self, source: Any, indices: Any) -> None:
+        self.source, self.indices = source, indices
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __repr__(self) -> str:
+        return f"Subset({source_repr(self.source)}, {len(self)} records)"
+
+    def __getitem__(self, index: int) -> Any:
+        return self.source[self.indices[int(index)]]
+
+
+def split_validation(source: Any, validation_size: int) -> tuple[Any, Any]:
+    """(training, validation) views of ``source``: its last ``validation_size`` records held out."""
+    n = len(source)
+    if not 0 <= validation_size < n:
+        raise ValueError(f"validation size {validation_size} must be in [0, {n}) records")
+    return Subset(source, range(n - validation_size)), Subset(source, range(n - validation_size, n))

@@ -142,3 +142,59 @@ class SyntheticOccludedFaces(tfds.core.GeneratorBasedBuilder):
         source = self._source()
         for index in range(len(source)):
             yield index, encode_sample(source[index])
+
+
+class DecodedSource:
+    """Random access to a prepared split with every record decoded (:func:`decode_record`)."""
+
+    def __init__(self, data_source: Any) -> None:
+        self.data_source = data_source
+
+    def __len__(self) -> int:
+        return len(self.data_source)
+
+    def __repr__(self) -> str:
+        return f"DecodedSource({len(self)} records)"
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        return decode_record(self.data_source[int(index)])
+
+
+def dataset_fingerprint(model: Any, synth_config: SynthConfig, seed: int, num_examples: int) -> str:
+    """A short hash naming a prepared dataset: what it was generated from (model arrays, sampling
+    settings, seed, size), so a changed setting never reads a stale dataset."""
+    import hashlib
+
+    digest = hashlib.sha1()
+    for array in (model.mean_shape, model.triangles, model.id_basis[:, :3]):
+        digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
+    digest.update(repr((synth_config, int(seed), int(num_examples))).encode())
+    return digest.hexdigest()[:12]
+
+
+def prepared_source(
+    model: Any,
+    synth_config: SynthConfig,
+    seed: int,
+    num_examples: int,
+    data_dir: Any = None,
+) -> DecodedSource:
+    """``num_examples`` synthetic samples generated once (progress bar; several minutes for
+    thousands on a CPU) into ``data_dir`` (default: the cache's ``datasets/`` folder, named by
+    :func:`dataset_fingerprint`) and read back by index, decoded. Later calls reuse the files."""
+    from pathlib import Path
+
+    from occface_jax.paths import cache_dir
+
+    root = Path(data_dir) if data_dir is not None else cache_dir() / "datasets"
+    name = f"synthetic-{dataset_fingerprint(model, synth_config, seed, num_examples)}"
+    builder = SyntheticOccludedFaces(
+        data_dir=str(root / name),
+        image_size=synth_config.image_size,
+        num_examples=num_examples,
+        seed=seed,
+        model=model,
+        synth_config=synth_config,
+    )
+    builder.download_and_prepare()
+    return DecodedSource(builder.as_data_source("train"))

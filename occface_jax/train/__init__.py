@@ -1,0 +1,35 @@
+"""Training: one loop for every stage (``loop``) and a small task per stage (``mask``, ...)."""
+
+from occface_jax.train.loop import TrainResult, make_mesh, restore_model, train
+
+STAGES = ("mask",)
+
+
+def get_task(stage: str):
+    """The :class:`~occface_jax.train.loop.Task` of a stage name."""
+    if stage == "mask":
+        from occface_jax.train.mask import MaskTask
+
+        return MaskTask()
+    raise ValueError(f"unknown training stage {stage!r}; known: {', '.join(STAGES)}")
+
+
+def run_stage(stage: str, config, workdir, *, stop_at: int | None = None, progress: bool = True):
+    """Train ``stage`` from its config (data source from ``config.data``, the last
+    ``config.data.validation_size`` records held out for evaluation) in ``workdir``."""
+    from occface_jax.data.pipeline import source_from_config, split_validation
+
+    source = source_from_config(config.data)
+    train_source, eval_source = split_validation(source, int(config.data.validation_size))
+    return train(
+        get_task(stage),
+        config,
+        workdir,
+        train_source,
+        eval_source or None,
+        stop_at=stop_at,
+        progress=progress,
+    )
+
+
+__all__ = ["STAGES", "TrainResult", "get_task", "make_mesh", "restore_model", "run_stage", "train"]

@@ -1,0 +1,74 @@
+"""Trained networks at inference: ``occface train`` writes a checkpoints folder that
+``networks.load_stage`` / ``MaskPredictor`` read back, with clear errors for bad folders."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from occface_jax.cli import main
+from occface_jax.errors import OccfaceError
+from occface_jax.networks import MaskPredictor, load_stage
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, default_model_path, monkeypatch_module):
+    """Two steps of the smoke mask config on synthetic faces, through the command line."""
+    monkeypatch_module.setenv("OCCFACE_MODEL", str(default_model_path))
+    root = tmp_path_factory.mktemp("runs")
+    args = ["train", "mask", "--workdir", str(root), "--config-variant", "smoke", "--quiet"]
+    args += ["--set", "data.size=24", "--set", "data.validation_size=8", "--set", "train.steps=2"]
+    assert main(args) == 0
+    return root
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+def test_train_writes_a_checkpoint_that_loads(trained):
+    model, config, step = load_stage(trained, "mask")
+    assert step == 2 and config.model.input_size == 32
+    assert (trained / "mask" / "metrics.jsonl").is_file()
+    predictor = MaskPredictor(model, config.model.input_size)
+    crop = np.random.default_rng(0).uniform(size=(224, 224, 3)).astype(np.float32)
+    prob = predictor(crop)
+    assert prob.shape == (224, 224) and np.all((prob >= 0) & (prob <= 1))
+    again = MaskPredictor.from_checkpoints(trained)
+    np.testing.assert_allclose(again(crop), prob, atol=1e-6)
+    leaves = jax.tree.leaves(nnx.state(model, nnx.Param))
+    assert all(np.isfinite(np.asarray(x)).all() for x in leaves)
+    with pytest.raises(ValueError, match="RGB crop"):
+        predictor(crop[..., 0])
+
+
+def test_a_second_train_call_resumes(trained, capsys):
+    args = ["train", "mask", "--workdir", str(trained), "--config-variant", "smoke", "--quiet"]
+    args += ["--set", "data.size=24", "--set", "data.validation_size=8", "--set", "train.steps=3"]
+    assert main(args) == 0
+    assert "to step 3" in capsys.readouterr().out
+    assert load_stage(trained, "mask")[2] == 3
+
+
+def test_bad_folders_and_overrides(tmp_path, capsys):
+    with pytest.raises(OccfaceError, match="no trained mask network"):
+        load_stage(tmp_path, "mask")
+    (tmp_path / "mask").mkdir()
+    (tmp_path / "mask" / "config.json").write_text("{not json")
+    with pytest.raises(OccfaceError, match="not a readable config"):
+        load_stage(tmp_path, "mask")
+    code = main(["train", "mask", "--workdir", str(tmp_path), "--set", "train.nope=1"])
+    assert code == 1
+    assert "unknown config key 'train.nope' (see configs/mask.py)" in capsys.readouterr().err
+
+
+def test_reconstruct_names_a_checkpoints_folder_without_networks(tmp_path, capsys):
+    code = main(
+        ["reconstruct", "x.png", "--out", str(tmp_path / "o"), "--checkpoints", str(tmp_path)]
+    )
+    assert code == 1
+    assert "no trained mask network" in capsys.readouterr().err
