@@ -56,6 +56,13 @@ def main() -> None:
         help="override a configs/fit.py value",
     )
     parser.add_argument("--checkpoints", help="trained networks (mask/) to evaluate as well")
+    parser.add_argument(
+        "--only",
+        action="append",
+        metavar="CONDITION",
+        help="run only these conditions (repeatable; 'clean' is always run), e.g. --only "
+        "'occluded, robust'",
+    )
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
 
@@ -99,20 +106,23 @@ def main() -> None:
             return rigid_align_error(np.asarray(fitted)[region], truth)
 
         start = time.perf_counter()
-        fits = {
-            "clean": fitters["robust"](s["clean"], lms),
-            "occluded, robust": fitters["robust"](s["occluded"], lms),
-            "occluded, plain": fitters["plain"](s["occluded"], lms),
-            "occluded, true mask": fitters["robust"](s["occluded"], lms, s["mask"]),
+        predicted = predictor(s["occluded"]) if predictor is not None else None
+        # condition -> (fitter, image, keyword arguments)
+        runs = {
+            "clean": ("robust", "clean", {}),
+            "occluded, robust": ("robust", "occluded", {}),
+            "occluded, plain": ("plain", "occluded", {}),
+            "occluded, true mask": ("robust", "occluded", {"occlusion": s["mask"]}),
         }
         if predictor is not None:
-            predicted = predictor(s["occluded"])
-            fits["occluded, N_mask + robust"] = fitters["robust"](
-                s["occluded"], lms, predicted=predicted
-            )
-            fits["occluded, N_mask only"] = fitters["plain"](
-                s["occluded"], lms, predicted=predicted
-            )
+            runs["occluded, N_mask + robust"] = ("robust", "occluded", {"predicted": predicted})
+            runs["occluded, N_mask only"] = ("plain", "occluded", {"predicted": predicted})
+        wanted = ["clean"] + (args.only or list(runs))
+        fits = {
+            k: fitters[fitter](s[image], lms, **kwargs)
+            for k, (fitter, image, kwargs) in runs.items()
+            if k in wanted
+        }
         row = {"coverage": float(s["coverage"])}
         row.update({k: err(v) for k, v in fits.items()})
         row["mean face"] = rigid_align_error(np.asarray(jface.mean_shape)[region], truth)
