@@ -82,6 +82,7 @@ def _antialias_one(
         gap = _shift(ndc_depth, ox, oy, -jnp.inf) - ndc_depth
         candidate |= (other_id == -1) | ((other_id >= 0) & (gap > depth_gap))
     candidate &= covered
+    overflow = jnp.maximum(jnp.sum(candidate, dtype=jnp.int32) - capacity, 0)
     pixel = jnp.nonzero(candidate.reshape(-1), size=capacity, fill_value=n_pix)[0]
     valid = pixel < n_pix
     pixel = jnp.minimum(pixel, n_pix - 1)
@@ -221,7 +222,7 @@ def _antialias_one(
     )
     index = jnp.concatenate([jnp.broadcast_to(pixel, other.shape), other])
     out = flat_color.at[index.reshape(-1)].add(delta.reshape(-1, delta.shape[-1]))
-    return out.reshape(color.shape)
+    return out.reshape(color.shape), overflow
 
 
 def antialias(
@@ -234,7 +235,8 @@ def antialias(
     hops: int = 24,
     capacity: int | None = None,
     depth_gap: float = 0.01,
-) -> jax.Array:
+    return_overflow: bool = False,
+) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Blend colours across silhouette edges so that the image is continuous in the vertex positions.
 
     Args:
@@ -248,9 +250,14 @@ def antialias(
       capacity: static number of outline pixels processed per image (default max(1024, H W / 16)): next
         to the background or to a surface more than ``depth_gap`` (NDC) behind. Outline pixels beyond
         it are left unblended (no silhouette gradient there); the default is far above a face's.
+        Pass ``return_overflow=True`` to see how many were left out.
+      return_overflow: static; also return the number of outline pixels per image (...,) int32 that
+        did not fit in ``capacity`` (0 when none was dropped). Costs one sum per image; jit-friendly,
+        e.g. ``jax.debug.print`` it or check it on the host.
 
     Returns:
-      (..., H, W, C) antialiased colours, differentiable with respect to ``color`` and ``clip``.
+      (..., H, W, C) antialiased colours, differentiable with respect to ``color`` and ``clip``; with
+      ``return_overflow``, the pair (colours, overflow).
     """
     batch = color.shape[:-3]
     flat = (-1,)
@@ -262,7 +269,8 @@ def antialias(
     )
     height, width = color.shape[-3:-1]
     cap = min(height * width, capacity or max(1024, height * width // 16))
-    out = jax.vmap(
+    out, overflow = jax.vmap(
         lambda c, i, d, p: _antialias_one(c, i, d, p, triangles, adjacency, hops, cap, depth_gap)
     )(*args)
-    return out.reshape(color.shape)
+    out = out.reshape(color.shape)
+    return (out, overflow.reshape(batch)) if return_overflow else out

@@ -6,12 +6,14 @@ Algorithm (static shapes, no loop over pixels or triangles):
    integer + 0.5), snapped to a 1/256 pixel grid for the visibility decision as GPU rasterizers do.
    Triangles with a vertex at or behind the eye plane (w <= ``W_EPSILON``), degenerate ones, culled ones and
    ones whose pixel-centre bounding box misses the image get no work.
-2. Every remaining triangle's bounding box is cut into ``tile`` x ``tile`` pixel tiles. Pass 1
-   evaluates the first tile of every triangle (slot = triangle, no lookup): at 224 px most face
-   triangles fit in one 3 x 3 tile. Pass 2 lays the remaining tiles of bigger triangles out with a
-   cumulative sum and processes them in chunks of ``tile_capacity``: the first chunk always runs, more
-   run in a ``lax.while_loop`` under a ``lax.cond`` only when needed, so a 200-pixel triangle costs as
-   many tiles as it needs and coverage is never dropped.
+2. A batch is one pass over its B x F triangles writing into a B x H x W z-buffer (so the control
+   flow below stays scalar under a batch; a vmap would turn each ``cond`` into a select and run the
+   big-triangle path for every image). Pass 1 evaluates the first 2 x 2 pixels of every triangle's
+   bounding box (slot = triangle, no lookup): at 224 px sub-pixel face triangles cover at most that.
+   Pass 2 cuts the boxes of bigger triangles into ``tile`` x ``tile`` tiles, lays them out with a
+   cumulative sum and processes them in chunks of ``tile_capacity``: it is skipped when no box is
+   bigger than 2 x 2, its first chunk runs unrolled, more run in a ``lax.while_loop`` only when
+   needed, so a 200-pixel triangle costs as many tiles as it needs and coverage is never dropped.
 3. For each candidate pixel of a tile: edge functions with the top-left fill rule, OpenGL's NDC depth
    (z/w interpolated linearly in screen space), depth clipping to [-1, 1]; then ONE scatter-min per chunk
    of packed keys (depth quantised relative to the mesh's depth range in the high bits, triangle id in the
@@ -296,7 +298,8 @@ def _rasterize_flat(
 
 
 def default_tile_capacity(n_triangles: int, tile: int) -> int:
-    """Tiles per while-loop chunk: enough for a face mesh at 224 px in one chunk, a multiple of 1024."""
+    """Pass-2 tiles per chunk and image (``rasterize`` multiplies by the batch size): enough for a
+    face mesh at 224 px in one or two chunks, a multiple of 1024."""
     want = int(n_triangles * (0.25 if tile >= 4 else 0.6)) + 1024
     return -(-want // 1024) * 1024
 
@@ -316,9 +319,10 @@ def rasterize(
       clip: (..., N, 4) float32 OpenGL clip-space positions (see ``camera``); leading axes are a batch.
       triangles: (F, 3) int32 vertex indices, shared by the batch.
       image_size: static (height, width) in pixels.
-      tile: static side of the square pixel tiles a triangle's bounding box is cut into.
-      tile_capacity: static tiles per chunk of work (default from F); any number of tiles is processed,
-        more chunks just take longer.
+      tile: static side of the square pixel tiles the bounding box of a triangle bigger than 2 x 2
+        pixel centres is cut into.
+      tile_capacity: static tiles per chunk of work for the whole batch (default from F times the
+        batch size); any number of tiles is processed, more chunks just take longer.
       cull: 'none', 'back' (drop triangles clockwise in OpenGL's window, i.e. facing away when the mesh
         is counter-clockwise seen from outside) or 'front'.
 
@@ -354,16 +358,29 @@ def barycentrics(
     flat_corner = corner.reshape((flat_clip.shape[0], -1, 3))
     gathered = jax.vmap(lambda c, idx: c[idx])(flat_clip, flat_corner)  # (B, HW, 3, 4)
     gathered = gathered.reshape(batch + (height, width, 3, 4))
-    x, y, z, inv_w = _screen(gathered, image_size)
-    px = jnp.arange(width, dtype=clip.dtype) + 0.5
-    py = jnp.arange(height, dtype=clip.dtype) + 0.5
-    px = jnp.broadcast_to(px[None, :, None], x.shape[:-1] + (1,))
-    py = jnp.broadcast_to(py[:, None, None], x.shape[:-1] + (1,))
-    e0, e1, e2, area = edge_functions(x, y, px, py)
-    safe_area = jnp.where(covered[..., None], area, 1.0)
-    screen_bary = jnp.concatenate([e0, e1, e2], axis=-1) / safe_area
-    ndc_depth = jnp.sum(screen_bary * z, axis=-1)
-    weighted = screen_bary * inv_w
-    bary = weighted / jnp.where(covered[..., None], jnp.sum(weighted, -1, keepdims=True), 1.0)
-    bary = jnp.where(covered[..., None], bary, 0.0)
+    # Per-corner (..., H, W) arrays and explicit sums: a reduction over a 3-long axis compiles to a
+    # slow library call on the CPU (~3 ms per 224 x 224 image).
+    corners = [_screen(gathered[..., k, :], image_size) for k in range(3)]
+    bary, ndc_depth = _pixel_barycentrics(corners, covered, (height, width))
+    return jnp.stack(bary, axis=-1), ndc_depth
+
+
+def _pixel_barycentrics(corners, covered, image_size):
+    """Perspective-correct barycentrics (3 arrays (..., H, W)) and NDC depth from the screen x, y,
+    NDC z and 1/w of each pixel's three corners (4-tuples of (..., H, W) arrays)."""
+    height, width = image_size
+    x, y, z, inv_w = zip(*corners, strict=True)
+    px = jnp.arange(width, dtype=x[0].dtype)[None, :] + 0.5
+    py = jnp.arange(height, dtype=x[0].dtype)[:, None] + 0.5
+    edge = [
+        (x[b] - x[a]) * (py - y[a]) - (y[b] - y[a]) * (px - x[a])
+        for a, b in ((1, 2), (2, 0), (0, 1))
+    ]  # e_k, opposite corner k
+    area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
+    inv_area = 1.0 / jnp.where(covered, area, 1.0)
+    screen_bary = [e * inv_area for e in edge]
+    ndc_depth = screen_bary[0] * z[0] + screen_bary[1] * z[1] + screen_bary[2] * z[2]
+    weighted = [b * w for b, w in zip(screen_bary, inv_w, strict=True)]
+    inv_total = 1.0 / jnp.where(covered, weighted[0] + weighted[1] + weighted[2], 1.0)
+    bary = [jnp.where(covered, w * inv_total, 0.0) for w in weighted]
     return bary, jnp.where(covered, ndc_depth, 1.0)

@@ -126,6 +126,20 @@ def test_batch_equals_single_images(face):
         np.testing.assert_allclose(batch.bary[i], single.bary, atol=1e-4)
 
 
+def test_batch_of_big_triangles_equals_single_images():
+    """A batch is rasterized as one pass over B x F triangles; many tile chunks, shared between
+    images with different needs, give each image what it gives alone."""
+    quads = [big_quads(seed) for seed in (2, 3, 4)]
+    clip = jnp.stack([jnp.asarray(q[0]) for q in quads])
+    clip = clip.at[1].multiply(jnp.array([0.3, 0.3, 1.0, 1.0]))  # smaller: fewer tiles
+    triangles = quads[0][1]
+    batch = rasterize(clip, triangles, (90, 160), tile_capacity=256)
+    for i in range(3):
+        single = rasterize(clip[i], triangles, (90, 160), tile_capacity=256)
+        np.testing.assert_array_equal(batch.triangle_id[i], single.triangle_id)
+        np.testing.assert_allclose(batch.ndc_depth[i], single.ndc_depth, atol=1e-6)
+
+
 def test_barycentrics_are_perspective_correct(face):
     """Interpolating world positions with ``bary`` and projecting them lands on the pixel centre."""
     vertices, triangles = face
