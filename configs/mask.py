@@ -31,7 +31,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(
         dict(
             batch_size=8,  # global: split over the devices of the ('data',) mesh
-            steps=3000,
+            steps=6000,
             lr=2e-3,
             warmup_steps=100,
             weight_decay=1e-4,

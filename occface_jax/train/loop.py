@@ -207,7 +207,6 @@ def train(
     if start is None:
         state = jax.jit(lambda: nnx.split(build())[1], out_shardings=replicated)()
         start = 0
-        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
     else:
         restored = manager.restore(
             start,
@@ -219,6 +218,10 @@ def train(
         )
         state = nnx.State({0: restored["model"], 1: restored["optimizer"]})
         iterator.set_state(json.dumps(restored["data"]).encode())
+
+    # The config of the latest call (a resumed run may extend train.steps); inference reads it.
+    if jax.process_index() == 0:
+        (workdir / "config.json").write_text(config.to_json_best_effort(indent=2))
 
     def step_fn(state: Any, batch: Batch, step: jax.Array) -> tuple[Any, Metrics]:
         model, optimizer = nnx.merge(graphdef, state)
