@@ -165,12 +165,17 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         default="runs",
         help="checkpoints go to WORKDIR/<stage>/ (default: ./runs); an existing run resumes",
     )
-    p.add_argument("--config-variant", default="", help="config variant, e.g. 'smoke'")
+    _add_config_options(p, "config variant, e.g. 'smoke'", "train.steps=500")
+
+
+def _add_config_options(p: argparse.ArgumentParser, variant_help: str, example: str) -> None:
+    """--config-variant, --set KEY=VALUE (repeatable) and --quiet."""
+    p.add_argument("--config-variant", default="", help=variant_help)
     p.add_argument(
         "--set",
         action="append",
         metavar="KEY=VALUE",
-        help="override a config value, e.g. --set train.steps=500 (repeatable)",
+        help=f"override a config value, e.g. --set {example} (repeatable)",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -180,14 +185,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fit-steps", type=int, help="photometric fitting steps (configs/fit.py: steps)"
     )
-    p.add_argument("--config-variant", default="", help="configs/fit.py variant, e.g. 'fast'")
-    p.add_argument(
-        "--set",
-        action="append",
-        metavar="KEY=VALUE",
-        help="override a fit config value, e.g. --set robust_ratio=3.0 (repeatable)",
-    )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
 
 
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax import nnx
+from grain.sharding import ShardByJaxProcess
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -146,7 +147,7 @@ def _evaluate(
         values = evaluate(state, _to_global(batch, sharding))
         for k, v in values.items():
             sums[k] = sums.get(k, 0.0) + float(jnp.sum(v))
-        count += len(next(iter(batch.values())))
+        count += len(next(iter(batch.values()))) * jax.process_count()  # sums are global
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
@@ -189,11 +190,7 @@ def train(
 
     graphdef, abstract_state = nnx.split(nnx.eval_shape(build))
     manager = checkpoint_manager(workdir, int(tc.keep_checkpoints))
-    shard = (
-        __import__("grain").sharding.ShardByJaxProcess(drop_remainder=True)
-        if jax.process_count() > 1
-        else None
-    )
+    shard = ShardByJaxProcess(drop_remainder=True) if jax.process_count() > 1 else None
     loader = data_loader(
         train_source,
         local_batch,
