@@ -106,6 +106,22 @@ def _abstract(tree: Any, sharding: NamedSharding) -> Any:
     return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
+def _check_stored_shapes(manager: ocp.CheckpointManager, step: int, item: str, tree: Any) -> None:
+    """Raise OccfaceError when checkpoint ``step``'s ``item`` holds arrays of other shapes than
+    ``tree`` (checked on the stored metadata, before orbax reads any array)."""
+    stored = ocp.StandardCheckpointer().metadata(Path(manager.directory) / str(step) / item)
+    stored = getattr(stored, "item_metadata", stored)
+    have = sorted(tuple(x.shape) for x in jax.tree.leaves(stored))
+    want = sorted(tuple(x.shape) for x in jax.tree.leaves(tree))
+    if have != want:
+        extra = sorted(set(have) - set(want))[:3]
+        raise OccfaceError(
+            f"checkpoint {step} in {manager.directory} does not fit this config's model: it holds "
+            f"{len(have)} arrays, the model {len(want)}; stored shapes such as {extra} are not in "
+            "the model (another model config?)"
+        )
+
+
 def restore_model(
     task: Task,
     config: ml_collections.ConfigDict,
@@ -120,15 +136,10 @@ def restore_model(
         raise OccfaceError(f"no checkpoint in {Path(workdir) / 'checkpoints'}")
     graphdef, state = nnx.split(nnx.eval_shape(lambda: task.build_model(config, nnx.Rngs(0))))
     device = NamedSharding(make_mesh(jax.local_devices()[:1]), P())
-    try:
-        restored = manager.restore(
-            step,
-            args=ocp.args.Composite(model=ocp.args.StandardRestore(_abstract(state, device))),
-        )
-    except (ValueError, KeyError) as err:  # shapes of another model config
-        raise OccfaceError(
-            f"checkpoint {step} of {workdir} does not fit the {task.name} model of this config: {err}"
-        ) from err
+    _check_stored_shapes(manager, step, "model", state)
+    restored = manager.restore(
+        step, args=ocp.args.Composite(model=ocp.args.StandardRestore(_abstract(state, device)))
+    )
     return nnx.merge(graphdef, restored["model"]), int(step)
 
 
@@ -205,6 +216,7 @@ def train(
         state = jax.jit(lambda: nnx.split(build())[1], out_shardings=replicated)()
         start = 0
     else:
+        _check_stored_shapes(manager, start, "model", abstract_state[0])
         restored = manager.restore(
             start,
             args=ocp.args.Composite(

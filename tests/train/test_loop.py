@@ -94,6 +94,8 @@ def test_errors(tmp_path):
     other.model.features = 6
     with pytest.raises(OccfaceError, match="does not fit"):
         restore_model(get_task("mask"), other, tmp_path / "run")
+    with pytest.raises(OccfaceError, match="does not fit"):  # resuming with another model
+        train(get_task("mask"), other, tmp_path / "run", Squares(), progress=False)
 
 
 SHARDED = textwrap.dedent(
