@@ -102,12 +102,10 @@ def _antialias_one(
     horizontal = ox != 0
     fox, foy = ox.astype(sx.dtype), oy.astype(sx.dtype)
 
-    def edges_at(tri: jax.Array, coords=(sx, sy, sz)):
-        """Edge functions of triangles ``tri`` (4, C), normalised positive inside (orientation of the
-        start triangle), at the candidate pixel centres o and at u = o + (ox, oy); the NDC depth of
-        the triangle's plane at u; and whether each edge's normal is nearer this pair's axis."""
-        pix = triangles[tri]
-        x, y, z = (c[pix] for c in coords)
+    def edge_terms(x: jax.Array, y: jax.Array, z: jax.Array):
+        """From corner x, y, z (..., 3): edge functions normalised positive inside (orientation of
+        the start triangle) at the candidate pixel centres o and at u = o + (ox, oy); the NDC depth
+        of the triangle's plane at u; and per edge whether its normal is nearer this pair's axis."""
         e_o, e_u, along = [], [], []
         for a, b in ((1, 2), (2, 0), (0, 1)):
             dx = x[..., b] - x[..., a]
@@ -121,6 +119,12 @@ def _antialias_one(
         signed_area = sign * (e_o[0] + e_o[1] + e_o[2])
         safe_area = jnp.where(signed_area != 0, signed_area, 1.0)
         depth_u = sum(sign * e * z[..., k] for k, e in enumerate(e_u)) / safe_area
+        return e_o, e_u, depth_u, along
+
+    def edges_at(tri: jax.Array, coords=(sx, sy, sz)):
+        """:func:`edge_terms` of triangles ``tri`` (4, C), with differentiable positions."""
+        pix = triangles[tri]
+        e_o, e_u, depth_u, along = edge_terms(*(c[pix] for c in coords))
         return e_o, e_u, depth_u, jnp.stack(along, axis=-1)
 
     u_row, u_col = row + oy, col + ox  # (4, C)
@@ -143,25 +147,11 @@ def _antialias_one(
         ],
         axis=1,
     )  # (F, 15)
-    to_u = (sign * foy, -sign * fox)  # e_u = e_o + sign (dx oy - dy ox)
 
     def hop(state):
         tri, active, found, tri_hit, edge_hit = state
         rows = table[tri]  # (4, C, 15)
-        x, y, z = rows[..., 0:3], rows[..., 3:6], rows[..., 6:9]
-        e_o, e_u, along = [], [], []
-        for a, b in ((1, 2), (2, 0), (0, 1)):
-            dx = x[..., b] - x[..., a]
-            dy = y[..., b] - y[..., a]
-            value = sign * (dx * (py - y[..., a]) - dy * (px - x[..., a]))
-            e_o.append(value)
-            e_u.append(value + to_u[0] * dx + to_u[1] * dy)
-            along.append(
-                jnp.where(horizontal, jnp.abs(dy) >= jnp.abs(dx), jnp.abs(dx) > jnp.abs(dy))
-            )
-        signed_area = sign * (e_o[0] + e_o[1] + e_o[2])
-        safe_area = jnp.where(signed_area != 0, signed_area, 1.0)
-        depth_u = sum(sign * e * z[..., k] for k, e in enumerate(e_u)) / safe_area
+        e_o, e_u, depth_u, along = edge_terms(rows[..., 0:3], rows[..., 3:6], rows[..., 6:9])
         fractions = []  # where the segment leaves the triangle through each edge; 2 = never
         for eo, eu in zip(e_o, e_u, strict=True):
             leaving = eu < eo
