@@ -28,6 +28,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.robust_ratio = 2.5  # outlier threshold: this many times the median face residual ...
     c.robust_close = 5  # closing (pixels at render_size) joining thin occluder parts
     c.robust_min_residual = 0.15  # ... and never below this (RGB distance, colours in [0, 1])
+    # A mask network's occluder pixels stay out where the residual exceeds this many times the
+    # median face residual (network proposes, residual confirms); 0 keeps all of them out.
+    c.predicted_confirm_ratio = 2.0
     c.feature_margin = 6.0  # pixels (at 224) around eyes and brows that are never called occluded
     c.use_identity = False  # the identity-feature loss (needs the landmarks extra; slower on a CPU)
     c.weights = ml_collections.ConfigDict(

@@ -11,8 +11,10 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
    marked occluded — never the eyes, brows or inner mouth — the mask is closed morphologically, and
    landmarks under it lose their weight. With ``robust_restart`` a second pass starts again from
    the landmark fit with the first pass's mask, so the early, unmasked steps leave no trace. A mask
-   predicted by the occlusion network (``predicted``) is masked out from the first step and the
-   residual estimate adds to it.
+   predicted by the occlusion network (``predicted``) is masked out from the first step; from the
+   first estimate on, the network proposes and the residual confirms: its pixels stay out where
+   the residual exceeds ``predicted_confirm_ratio`` x the median (0: all of them stay out), and
+   the residual test adds what the network missed.
 3. Texture: visible face vertices take the photo's colour; occluded or unseen ones take the
    model's albedo under the fitted light, so the output texture carries no occluder.
 
@@ -155,22 +157,33 @@ def estimate_occlusion(
     min_residual: float,
     protect: jax.Array | None = None,
     close: int = 5,
+    proposed: jax.Array | None = None,
+    confirm_ratio: float = 1.0,
 ) -> jax.Array:
     """Occluded face pixels (H, W) in {0, 1}.
 
     A rendered-face pixel is an outlier when its colour residual exceeds
     ``max(min_residual, ratio x median residual over the face)``; pixels in ``protect`` (eyes, brows
-    and inner mouth, which the smooth albedo cannot paint) are never outliers. A ``close`` x ``close``
-    closing (5 by default) fills the gaps
-    between thin occluder parts (hair strands, spectacle rims); no opening, which would erase them."""
+    and inner mouth, which the smooth albedo cannot paint) are never outliers. Pixels in
+    ``proposed`` (e.g. the mask network's occluder, {0, 1}) need less evidence: a residual above
+    ``confirm_ratio x median`` confirms them, protected or not (sunglasses cover the eyes); the
+    median is then taken over the face pixels not proposed (the skin), unless they are under a
+    tenth of the face. A ``close`` x ``close`` closing (5 by default) fills the gaps between thin occluder parts (hair
+    strands, spectacle rims); no opening, which would erase them."""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
     median = jnp.nanmedian(jnp.where(face, residual, jnp.nan))
+    if proposed is not None:  # the reference is the skin the network left (when enough is left)
+        skin = face & (proposed <= 0.5)
+        skin_median = jnp.nanmedian(jnp.where(skin, residual, jnp.nan))
+        median = jnp.where(skin.sum() >= 0.1 * face.sum(), skin_median, median)
     threshold = jnp.maximum(ratio * median, min_residual)
-    outlier = face & (residual > threshold)
+    outlier = residual > threshold
     if protect is not None:
         outlier = outlier & (protect < 0.5)
-    raw = jnp.where(outlier, 1.0, 0.0)
+    if proposed is not None:
+        outlier = outlier | ((proposed > 0.5) & (residual > confirm_ratio * median))
+    raw = jnp.where(face & outlier, 1.0, 0.0)
     closed = _min_filter(_max_filter(raw, close), close)
     return closed * face
 
@@ -290,8 +303,9 @@ class Fitter:
         (params, opt_state), history = jax.lax.scan(step, (params, opt_state), None, length=length)
         return params, opt_state, history
 
-    def _estimate_impl(self, params, model, image, protect):
-        """The current render (at ``render_size``) and the occlusion estimated from its residual."""
+    def _estimate_impl(self, params, model, image, protect, proposed):
+        """The current render (at ``render_size``) and the occlusion estimated from its residual,
+        with ``proposed`` pixels (the mask network's) confirmed by a lower residual."""
         r = self._render(model, params, image)
         occlusion = estimate_occlusion(
             image,
@@ -301,6 +315,8 @@ class Fitter:
             float(self.config.robust_min_residual),
             protect,
             int(self.config.robust_close),
+            proposed,
+            float(self.config.get("predicted_confirm_ratio", 0.0)),
         )
         return r, occlusion
 
@@ -329,8 +345,9 @@ class Fitter:
 
         ``occlusion`` (S, S), if given, marks occluder pixels (1) and replaces the estimate.
         ``predicted`` (S, S), an occluder probability from a mask network (N_mask), is left out of
-        the photometric term from the first step; the residual estimate (when ``config.robust``)
-        adds what the network missed (their union)."""
+        the photometric term from the first step; when ``config.robust``, the residual estimate
+        then keeps the network's pixels whose residual confirms them (see
+        ``predicted_confirm_ratio``) and adds what the network missed."""
         config, size, small = self.config, self.size, self.render_size
         if image.shape[:2] != (size, size):
             raise ValueError(f"the fit needs a {size}x{size} aligned crop, got {image.shape[:2]}")
@@ -363,7 +380,7 @@ class Fitter:
             occ = (occ > 0.5).astype(jnp.float32)
         else:
             occ = jnp.zeros((small, small), jnp.float32)
-        prior = occ  # what stays out whatever the residuals say
+        prior = occ  # proposed by the network: out until the residual estimate confirms or frees it
         protect = self._features(target)
         estimate = not given and bool(config.robust)
         passes = 2 if estimate and bool(config.get("robust_restart", False)) else 1
@@ -374,7 +391,7 @@ class Fitter:
             done = 0
             while done < int(config.steps):
                 if estimate and (pass_index or done >= int(config.robust_start)):
-                    occ = jnp.maximum(self._estimate(params, self.jmodel, img, protect)[1], prior)
+                    occ = self._estimate(params, self.jmodel, img, protect, prior)[1]
                 lm_w = base_w * _landmark_visibility(occ, target)
                 params, opt_state, hist = self._chunk(
                     params, opt_state, self.jmodel, img, target, lm_w, occ
@@ -384,9 +401,9 @@ class Fitter:
         history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}
         history["landmark_stage"] = np.asarray(lm_losses)
         if estimate:
-            occ = jnp.maximum(self._estimate(params, self.jmodel, img, protect)[1], prior)
+            occ = self._estimate(params, self.jmodel, img, protect, prior)[1]
         # The face alone (no photo behind it); its mask and depth do not depend on the background.
-        final = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect)[0]
+        final = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect, prior)[0]
         if given:
             occ_full = (jnp.asarray(occlusion, jnp.float32) > 0.5).astype(jnp.float32)
         else:

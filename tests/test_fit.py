@@ -38,6 +38,34 @@ def test_estimate_occlusion_flags_outliers_thin_lines_but_not_features():
     assert occ[25:38, :].mean() < 0.01
 
 
+def test_estimate_occlusion_confirms_proposed_pixels_on_a_lower_residual():
+    """Proposed pixels (a mask network's) stay occluded where their residual is above
+    ``confirm_ratio`` x median, even in a protected region, and are freed where the fit explains
+    them; unproposed pixels still need the full threshold."""
+    rng = np.random.default_rng(1)
+    image = rng.uniform(0.4, 0.6, (64, 64, 3)).astype(np.float32)
+    rendered = image + rng.normal(0, 0.02, image.shape).astype(np.float32)  # median about 0.03
+    rendered[5:15, 5:25] += 0.07  # a faint occluder (residual ~0.12): above 2 x median, below 0.15
+    rendered[50:56, 40:50] += 0.5  # sunglasses over a protected eye
+    proposed = np.zeros((64, 64), np.float32)
+    proposed[5:15, 5:25] = 1
+    proposed[50:56, 40:50] = 1
+    proposed[25:35, 20:40] = 1  # a false proposal on well-explained skin
+    protect = np.zeros((64, 64), np.float32)
+    protect[48:58, 38:52] = 1
+    args = [jnp.asarray(a) for a in (image, rendered, np.ones((64, 64), np.float32))]
+    occ = np.asarray(
+        fit.estimate_occlusion(
+            *args, 2.5, 0.15, jnp.asarray(protect), 1, jnp.asarray(proposed), confirm_ratio=2.0
+        )
+    )
+    assert occ[5:15, 5:25].mean() == 1.0
+    assert occ[50:56, 40:50].mean() == 1.0
+    assert occ[25:35, 20:40].mean() < 0.1
+    plain = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, jnp.asarray(protect), 1))
+    assert plain[5:15, 5:25].mean() < 0.2 and plain[50:56, 40:50].sum() == 0
+
+
 def test_feature_mask_covers_eyes_brows_and_inner_mouth_only():
     lms = np.zeros((68, 2), np.float32)
     eye = np.array([[20, 30], [24, 27], [28, 27], [32, 30], [28, 33], [24, 33]], np.float32)
@@ -130,16 +158,21 @@ def test_fit_lowers_the_loss_and_keeps_the_occluder_off_the_texture(fitted_with_
     assert err < 0.05
 
 
-def test_a_predicted_mask_stays_out_and_the_estimate_adds_to_it(fitted_with_occluder):
-    """A network's mask (here: half of the true block) is kept out from the first step; the residual
-    estimate finds the rest of the block, so the final occlusion covers the whole block."""
+def test_a_predicted_mask_is_confirmed_or_freed_and_the_estimate_adds_to_it(fitted_with_occluder):
+    """A network's mask (here: half of the true block, plus a false block on clean skin) is kept out
+    from the first step; the residual confirms the true half, frees the false block, and finds the
+    rest of the true block, so the final occlusion is the whole true block."""
     _, image, occluder, _, fitter, landmarks, face_mask = fitted_with_occluder
     predicted = occluder.copy()
-    predicted[:, 85:] = 0  # the network found the block's left half only
-    result = fitter(image, landmarks, predicted=predicted)
+    predicted[:, 85:] = 0  # the network found the block's left half only ...
+    false = np.zeros_like(predicted)
+    false[100:130, 130:160] = 1  # ... and called clean skin on the other cheek occluded
     on_face = face_mask > 0.5
+    assert (false * on_face).sum() == false.sum()
+    result = fitter(image, landmarks, predicted=np.maximum(predicted, false))
     left = (predicted > 0) & on_face
     right = (occluder > 0) & (predicted == 0) & on_face
     assert result.occlusion[left].mean() > 0.95
     assert result.occlusion[right].mean() > 0.8
-    assert result.occlusion[on_face & (occluder == 0)].mean() < 0.05
+    assert result.occlusion[false > 0].mean() < 0.3
+    assert result.occlusion[on_face & (occluder == 0) & (false == 0)].mean() < 0.05
