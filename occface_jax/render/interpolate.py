@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from occface_jax.render.raster import Raster
 
@@ -19,10 +20,12 @@ def gather_corners(values: jax.Array, triangles: jax.Array, triangle_id: jax.Arr
     if values.ndim == 2:
         return values[corner]
     values = jnp.broadcast_to(values, batch + values.shape[-2:])
-    flat_values = values.reshape((-1,) + values.shape[-2:])
-    flat_corner = corner.reshape((flat_values.shape[0],) + corner.shape[len(batch) :])
-    out = jax.vmap(lambda v, c: v[c])(flat_values, flat_corner)
-    return out.reshape(corner.shape + values.shape[-1:])
+    n_vert = values.shape[-2]
+    n_images = int(np.prod(batch, dtype=np.int64))
+    # One plain gather from the flattened batch (a vmapped gather and its transpose compile to
+    # slower batched ones on the CPU).
+    offset = (n_vert * jnp.arange(n_images, dtype=corner.dtype)).reshape(batch + (1, 1, 1))
+    return values.reshape(-1, values.shape[-1])[corner + offset]
 
 
 def interpolate(attributes: jax.Array, raster: Raster, triangles: jax.Array) -> jax.Array:

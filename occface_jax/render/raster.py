@@ -27,6 +27,7 @@ triangles) resolve to the lower triangle id, as OpenGL's GL_LESS does for draw o
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -351,27 +352,28 @@ def barycentrics(
     given triangle ids (..., H, W) (-1 = empty: barycentrics 0, depth 1); differentiable in ``clip``."""
     height, width = image_size
     covered = triangle_id >= 0
-    tri = jnp.where(covered, triangle_id, 0)
-    corner = triangles[tri]  # (..., H, W, 3)
+    corner = triangles[jnp.where(covered, triangle_id, 0)]  # (..., H, W, 3)
     batch = clip.shape[:-2]
-    flat_clip = clip.reshape((-1,) + clip.shape[-2:])
-    flat_corner = corner.reshape((flat_clip.shape[0], -1, 3))
-    gathered = jax.vmap(lambda c, idx: c[idx])(flat_clip, flat_corner)  # (B, HW, 3, 4)
-    gathered = gathered.reshape(batch + (height, width, 3, 4))
-    # Per-corner (..., H, W) arrays and explicit sums: a reduction over a 3-long axis compiles to a
-    # slow library call on the CPU (~3 ms per 224 x 224 image).
-    corners = [_screen(gathered[..., k, :], image_size) for k in range(3)]
-    bary, ndc_depth = _pixel_barycentrics(corners, covered, (height, width))
-    return jnp.stack(bary, axis=-1), ndc_depth
+    n_images = int(np.prod(batch, dtype=np.int64))
+    n_vert = clip.shape[-2]
+    # One plain gather from the flattened batch of vertices (a vmapped gather, and its transpose in
+    # the backward pass, compile to slower batched ones on the CPU).
+    offset = (n_vert * jnp.arange(n_images, dtype=corner.dtype)).reshape(batch + (1, 1, 1))
+    gathered = clip.reshape(-1, clip.shape[-1])[corner + offset]  # (..., H, W, 3, 4)
+    return _pixel_barycentrics(gathered, covered, (height, width))
 
 
-def _pixel_barycentrics(corners, covered, image_size):
-    """Perspective-correct barycentrics (3 arrays (..., H, W)) and NDC depth from the screen x, y,
-    NDC z and 1/w of each pixel's three corners (4-tuples of (..., H, W) arrays)."""
+def _pixel_terms(corners: jax.Array, covered: jax.Array, image_size: tuple[int, int]):
+    """Per-pixel terms of :func:`_pixel_barycentrics` from the clip positions (..., H, W, 3, 4) of
+    each pixel's corners: per corner (lists of 3 (..., H, W) arrays) screen x, y, NDC z, 1/w,
+    screen-space barycentrics; and 1 / area, 1 / sum of the barycentrics over w, pixel centres.
+
+    Per-corner arrays with explicit sums: a reduction over a 3-long axis compiles to a slow library
+    call on the CPU (~3 ms per 224 x 224 image)."""
     height, width = image_size
-    x, y, z, inv_w = zip(*corners, strict=True)
-    px = jnp.arange(width, dtype=x[0].dtype)[None, :] + 0.5
-    py = jnp.arange(height, dtype=x[0].dtype)[:, None] + 0.5
+    x, y, z, inv_w = zip(*(_screen(corners[..., k, :], image_size) for k in range(3)), strict=True)
+    px = jnp.arange(width, dtype=corners.dtype)[None, :] + 0.5
+    py = jnp.arange(height, dtype=corners.dtype)[:, None] + 0.5
     edge = [
         (x[b] - x[a]) * (py - y[a]) - (y[b] - y[a]) * (px - x[a])
         for a, b in ((1, 2), (2, 0), (0, 1))
@@ -379,8 +381,75 @@ def _pixel_barycentrics(corners, covered, image_size):
     area = (x[1] - x[0]) * (y[2] - y[0]) - (y[1] - y[0]) * (x[2] - x[0])
     inv_area = 1.0 / jnp.where(covered, area, 1.0)
     screen_bary = [e * inv_area for e in edge]
-    ndc_depth = screen_bary[0] * z[0] + screen_bary[1] * z[1] + screen_bary[2] * z[2]
     weighted = [b * w for b, w in zip(screen_bary, inv_w, strict=True)]
     inv_total = 1.0 / jnp.where(covered, weighted[0] + weighted[1] + weighted[2], 1.0)
-    bary = [jnp.where(covered, w * inv_total, 0.0) for w in weighted]
-    return bary, jnp.where(covered, ndc_depth, 1.0)
+    return x, y, z, inv_w, screen_bary, inv_area, inv_total, px, py
+
+
+@partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _pixel_barycentrics(corners: jax.Array, covered: jax.Array, image_size: tuple[int, int]):
+    """Perspective-correct barycentrics (..., H, W, 3) and NDC depth (..., H, W) from the clip
+    positions (..., H, W, 3, 4) of each pixel's corners; ``covered`` (..., H, W) bool.
+
+    A hand-written backward pass: the generated one fused the whole per-pixel chain into each of
+    the 12 entries of the corners' cotangent and recomputed it per entry (~15 ms per image)."""
+    return _pixel_barycentrics_fwd(corners, covered, image_size)[0]
+
+
+def _pixel_barycentrics_fwd(corners, covered, image_size):
+    _, _, z, inv_w, screen_bary, _, inv_total, _, _ = _pixel_terms(corners, covered, image_size)
+    bary = jnp.stack(
+        [
+            jnp.where(covered, b * w * inv_total, 0.0)
+            for b, w in zip(screen_bary, inv_w, strict=True)
+        ],
+        axis=-1,
+    )
+    ndc_depth = screen_bary[0] * z[0] + screen_bary[1] * z[1] + screen_bary[2] * z[2]
+    return (bary, jnp.where(covered, ndc_depth, 1.0)), (corners, covered, bary)
+
+
+def _pixel_barycentrics_bwd(image_size, residuals, cotangents):
+    """Chain rule by hand, per pixel: barycentrics and depth -> screen-space barycentrics and the
+    corners' 1/w and NDC z -> edge functions and area -> screen x, y -> clip x, y, z, w."""
+    corners, covered, bary = residuals
+    g_bary, g_depth = cotangents
+    height, width = image_size
+    x, y, z, inv_w, screen_bary, inv_area, inv_total, px, py = _pixel_terms(
+        corners, covered, image_size
+    )
+    g_depth = jnp.where(covered, g_depth, 0.0)
+    lam = [bary[..., k] for k in range(3)]
+    g_lam = [jnp.where(covered, g_bary[..., k], 0.0) for k in range(3)]
+    # bary_k = s_k w_k / sum_j s_j w_j (s: screen-space barycentrics, w = 1/w of the corner).
+    g_mean = g_lam[0] * lam[0] + g_lam[1] * lam[1] + g_lam[2] * lam[2]
+    g_rel = [(g - g_mean) * inv_total for g in g_lam]
+    g_s = [inv_w[k] * g_rel[k] + g_depth * z[k] for k in range(3)]  # depth = sum_k s_k z_k
+    g_e = [g * inv_area for g in g_s]  # s_k = e_k / area
+    g_area = -(g_s[0] * screen_bary[0] + g_s[1] * screen_bary[1] + g_s[2] * screen_bary[2])
+    g_area = g_area * inv_area
+    g_x, g_y = [0.0] * 3, [0.0] * 3
+    for k, (a, b) in enumerate(((1, 2), (2, 0), (0, 1))):
+        # e_k = (x_b - x_a)(py - y_a) - (y_b - y_a)(px - x_a); area = e_0 + e_1 + e_2 in exact
+        # arithmetic, its derivative in corner a's position is that of e_k without the pixel terms.
+        g_x[a] = g_x[a] + g_e[k] * (y[b] - py) + g_area * (y[b] - y[k])
+        g_y[a] = g_y[a] + g_e[k] * (px - x[b]) + g_area * (x[k] - x[b])
+        g_x[b] = g_x[b] + g_e[k] * (py - y[a])
+        g_y[b] = g_y[b] + g_e[k] * (x[a] - px)
+    out = []
+    for k in range(3):
+        # Screen x = (X/W + 1) width/2, y = (1 - Y/W) height/2, z = Z/W, and 1/W (see _screen).
+        g_clip_x = g_x[k] * (0.5 * width) * inv_w[k]
+        g_clip_y = -g_y[k] * (0.5 * height) * inv_w[k]
+        g_clip_z = g_depth * screen_bary[k] * inv_w[k]
+        g_inv_w = screen_bary[k] * g_rel[k]
+        clip_x, clip_y, clip_z, clip_w = (corners[..., k, j] for j in range(4))
+        g_clip_w = -inv_w[k] * (
+            g_clip_x * clip_x + g_clip_y * clip_y + g_clip_z * clip_z + g_inv_w * inv_w[k]
+        )
+        g_clip_w = jnp.where(clip_w > W_EPSILON, g_clip_w, 0.0)  # _screen clamps w there
+        out.append(jnp.stack([g_clip_x, g_clip_y, g_clip_z, g_clip_w], axis=-1))
+    return jnp.stack(out, axis=-2), None
+
+
+_pixel_barycentrics.defvjp(_pixel_barycentrics_fwd, _pixel_barycentrics_bwd)
