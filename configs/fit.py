@@ -31,6 +31,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # A mask network's occluder pixels stay out where the residual exceeds this many times the
     # median face residual (network proposes, residual confirms); 0 keeps all of them out.
     c.predicted_confirm_ratio = 2.0
+    c.predicted_threshold = 0.5  # network probability above which a pixel is proposed
     c.feature_margin = 6.0  # pixels (at 224) around eyes and brows that are never called occluded
     c.use_identity = False  # the identity-feature loss (needs the landmarks extra; slower on a CPU)
     c.weights = ml_collections.ConfigDict(

@@ -57,6 +57,11 @@ def main() -> None:
     )
     parser.add_argument("--checkpoints", help="trained networks (mask/) to evaluate as well")
     parser.add_argument(
+        "--flip-average",
+        action="store_true",
+        help="average N_mask's map over the crop and its mirror image",
+    )
+    parser.add_argument(
         "--only",
         action="append",
         metavar="CONDITION",
@@ -88,7 +93,7 @@ def main() -> None:
     if args.checkpoints:
         from occface_jax.networks import MaskPredictor
 
-        predictor = MaskPredictor.from_checkpoints(args.checkpoints)
+        predictor = MaskPredictor.from_checkpoints(args.checkpoints, args.flip_average)
     jface = face.to_jax()
     region = np.asarray(face.face_region)
     rows, times, ious = [], [], []

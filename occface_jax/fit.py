@@ -377,7 +377,7 @@ class Fitter:
             occ = (occ > 0.5).astype(jnp.float32)
         elif predicted is not None:
             occ = jax.image.resize(jnp.asarray(predicted, jnp.float32), (small, small), "linear")
-            occ = (occ > 0.5).astype(jnp.float32)
+            occ = (occ > float(config.get("predicted_threshold", 0.5))).astype(jnp.float32)
         else:
             occ = jnp.zeros((small, small), jnp.float32)
         prior = occ  # proposed by the network: out until the residual estimate confirms or frees it

@@ -45,9 +45,12 @@ def load_stage(
 
 class MaskPredictor:
     """N_mask on aligned crops: ``predictor(crop (S, S, 3) in [0, 1]) -> (S, S)`` occluder
-    probability. The crop is resized to the network's input size and the map back to S x S."""
+    probability. The crop is resized to the network's input size and the map back to S x S. With
+    ``flip_average`` the probabilities of the crop and of its mirror image (mirrored back) are
+    averaged (the network was trained with random flips); on synthetic fits it made no reliable
+    difference (``experiments/results/synthetic_fit.md``), so it is off by default."""
 
-    def __init__(self, model: nnx.Module, input_size: int) -> None:
+    def __init__(self, model: nnx.Module, input_size: int, flip_average: bool = False) -> None:
         self.input_size = int(input_size)
         graphdef, state = nnx.split(model)
 
@@ -57,16 +60,20 @@ class MaskPredictor:
             small = jax.image.resize(
                 crop, (self.input_size, self.input_size, 3), "linear", antialias=True
             )
-            prob = jax.nn.sigmoid(net(small[None]))[0]
+            if flip_average:
+                both = jax.nn.sigmoid(net(jnp.stack([small, small[:, ::-1]])))
+                prob = 0.5 * (both[0] + both[1][:, ::-1])
+            else:
+                prob = jax.nn.sigmoid(net(small[None]))[0]
             return jax.image.resize(prob, size, "linear")
 
         self._state = state
         self._run = jax.jit(run)
 
     @classmethod
-    def from_checkpoints(cls, checkpoints: str | Path) -> MaskPredictor:
+    def from_checkpoints(cls, checkpoints: str | Path, flip_average: bool = False) -> MaskPredictor:
         model, config, _ = load_stage(checkpoints, "mask")
-        return cls(model, int(config.model.input_size))
+        return cls(model, int(config.model.input_size), flip_average)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         crop = np.asarray(crop, np.float32)

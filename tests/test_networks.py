@@ -46,6 +46,18 @@ def test_train_writes_a_checkpoint_that_loads(trained):
         predictor(crop[..., 0])
 
 
+def test_flip_averaged_masks_are_mirror_symmetric_and_average_the_two_views(trained):
+    model, config, _ = load_stage(trained, "mask")
+    size = config.model.input_size
+    plain = MaskPredictor(model, size)
+    averaged = MaskPredictor(model, size, flip_average=True)
+    crop = np.random.default_rng(1).uniform(size=(size, size, 3)).astype(np.float32)
+    mirrored = crop[:, ::-1].copy()
+    np.testing.assert_allclose(averaged(mirrored), averaged(crop)[:, ::-1], atol=1e-6)
+    expected = 0.5 * (plain(crop) + plain(mirrored)[:, ::-1])
+    np.testing.assert_allclose(averaged(crop), expected, atol=1e-6)
+
+
 def test_a_second_train_call_resumes(trained, capsys):
     args = ["train", "mask", "--workdir", str(trained), "--config-variant", "smoke", "--quiet"]
     args += ["--set", "data.size=24", "--set", "data.validation_size=8", "--set", "train.steps=3"]
