@@ -136,6 +136,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         Path(args.out),
         model_path=args.model,
         config=_fit_config(args),
+        checkpoints=args.checkpoints,
         progress=not args.quiet,
         debug=args.debug,
     )
@@ -183,6 +184,10 @@ def _add_config_options(p: argparse.ArgumentParser, variant_help: str, example: 
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="morphable model path (default: the resolution order)")
     p.add_argument(
+        "--checkpoints",
+        help="folder of trained networks (the --workdir of `occface train`: mask/, ...)",
+    )
+    p.add_argument(
         "--fit-steps", type=int, help="photometric fitting steps (configs/fit.py: steps)"
     )
     _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
@@ -192,10 +197,6 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
     p.add_argument("--all-faces", action="store_true", help="every detected face, not the largest")
-    p.add_argument(
-        "--checkpoints",
-        help="folder of trained networks (the --workdir of `occface train`: mask/, ...)",
-    )
     _add_fit_options(p)
 
 

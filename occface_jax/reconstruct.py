@@ -139,14 +139,24 @@ def demo(
     out_dir: Path,
     model_path: str | None,
     config: ml_collections.ConfigDict,
+    checkpoints: str | None = None,
     progress: bool = True,
     debug: bool = False,
 ) -> int:
-    """Make the occluded astronaut, reconstruct it into ``out_dir``, print the paths."""
+    """Make the occluded astronaut, reconstruct it into ``out_dir`` (with the trained networks in
+    ``checkpoints`` when given), print the paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     image = make_demo_image(out_dir / "astronaut_occluded.png")
     print(f"input: {image}")
-    status = run([str(image)], out_dir, model_path, config, progress=progress, debug=debug)
+    status = run(
+        [str(image)],
+        out_dir,
+        model_path,
+        config,
+        checkpoints=checkpoints,
+        progress=progress,
+        debug=debug,
+    )
     folder = out_dir / "astronaut_occluded"
     names = ("report.png", "mesh.obj", "texture.png", "mesh.ply", "overlay.png", "deoccluded.png")
     for name in (*names, "mask.png"):

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import json
+
 import jax
 import numpy as np
 import pytest
 from flax import nnx
+from PIL import Image
 
 from occface_jax.cli import main
 from occface_jax.errors import OccfaceError
@@ -76,6 +79,22 @@ def test_bad_folders_and_overrides(tmp_path, capsys):
     code = main(["train", "mask", "--workdir", str(tmp_path), "--set", "train.nope=1"])
     assert code == 1
     assert "unknown config key 'train.nope' (see configs/mask.py)" in capsys.readouterr().err
+
+
+def test_demo_with_checkpoints_runs_the_mask_network_end_to_end(trained, tmp_path, capsys):
+    """`occface demo --checkpoints` (the smoke network, the smallest fit): every output written."""
+    pytest.importorskip("dlib", reason="the landmarks extra (dlib-bin) is not installed")
+    out = tmp_path / "demo"
+    args = ["demo", "--out", str(out), "--checkpoints", str(trained), "--config-variant", "test"]
+    assert main([*args, "--quiet"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert [entry["status"] for entry in summary["images"]] == ["ok"]
+    printed = capsys.readouterr().out
+    for name in ("report.png", "mesh.obj", "mask.png"):
+        assert (out / "astronaut_occluded" / name).is_file()
+        assert str(out / "astronaut_occluded" / name) in printed
+    mask = np.asarray(Image.open(out / "astronaut_occluded" / "mask.png"))
+    assert mask.shape[:2] == Image.open(out / "astronaut_occluded.png").size[::-1]
 
 
 def test_reconstruct_names_a_checkpoints_folder_without_networks(tmp_path, capsys):
