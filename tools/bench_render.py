@@ -146,7 +146,8 @@ def main() -> None:
     meshes = {"default (34k tri)": default_mesh(), "BFM-size (70k tri)": bfm_sized_mesh()}
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}, {SIZE}x{SIZE}, ms/frame (median)"
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, {SIZE}x{SIZE}, ms/frame (median), "
+        f"load average {os.getloadavg()[0]:.1f} at the start"
     )
     header = [
         "mesh",
@@ -171,6 +172,7 @@ def main() -> None:
             row = [name, str(batch)] + [f"{t[k]:.1f}" for k in header[2:5]] + [f"{gl:.1f}"]
             row += [f"{t['jax forward'] / gl:.1f}x", f"{t['jax fwd+bwd'] / gl:.1f}x"]
             print("| " + " | ".join(row) + " |", flush=True)
+    print(f"# load average {os.getloadavg()[0]:.1f} at the end")
 
 
 if __name__ == "__main__":
