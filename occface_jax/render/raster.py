@@ -300,9 +300,8 @@ def _rasterize_flat(
 
 def default_tile_capacity(n_triangles: int, tile: int) -> int:
     """Pass-2 tiles per chunk and image (``rasterize`` multiplies by the batch size): enough for a
-    face mesh at 224 px in one chunk (the default model's head needs ~1.0 F tiles of 3 x 3 at
-    224 px; a second chunk, mostly empty, cost more than the bigger first one), a multiple of 1024."""
-    want = int(n_triangles * (0.25 if tile >= 4 else 1.1)) + 1024
+    face mesh at 224 px in one or two chunks, a multiple of 1024."""
+    want = int(n_triangles * (0.25 if tile >= 4 else 0.6)) + 1024
     return -(-want // 1024) * 1024
 
 
