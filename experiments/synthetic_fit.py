@@ -9,7 +9,8 @@ own error is measured on real photos in ``menpo_nme.py``.
 Conditions: clean image (robust fit on); occluded image with the robust fit (occluder estimated),
 without it (plain fit), and with the true occlusion mask given (an upper bound). With
 ``--checkpoints DIR`` (the ``--workdir`` of ``occface train mask``) also: the occlusion network's mask
-plus the residual estimate (as ``occface reconstruct --checkpoints``), and the network's mask alone.
+confirmed and completed by the residual estimate (as ``occface reconstruct --checkpoints``), and
+the network's mask alone.
 A second table gives the IoU of each condition's final occlusion mask with the true one.
 Error: mean per-vertex distance (mm) over the face region, after rigid alignment (rotation +
 translation, no scale) of the fitted shape to the true one. Prints a table; ``--out`` writes it.
