@@ -350,17 +350,27 @@ def barycentrics(
 ) -> tuple[jax.Array, jax.Array]:
     """Perspective-correct barycentrics (..., H, W, 3) and NDC depth (..., H, W) at pixel centres of the
     given triangle ids (..., H, W) (-1 = empty: barycentrics 0, depth 1); differentiable in ``clip``."""
-    height, width = image_size
-    covered = triangle_id >= 0
-    corner = triangles[jnp.where(covered, triangle_id, 0)]  # (..., H, W, 3)
-    batch = clip.shape[:-2]
+    gathered = gather_corners(clip, triangles, triangle_id)  # (..., H, W, 3, 4)
+    return _pixel_barycentrics(gathered, triangle_id >= 0, tuple(image_size))
+
+
+def gather_corners(values: jax.Array, triangles: jax.Array, triangle_id: jax.Array) -> jax.Array:
+    """Per-pixel corner values (..., H, W, 3, C) of the triangles ``triangle_id`` (..., H, W).
+
+    ``values`` is (N, C) shared by the batch or (..., N, C) per image; empty pixels (-1) read
+    triangle 0 (callers mask them).
+    """
+    corner = triangles[jnp.maximum(triangle_id, 0)]  # (..., H, W, 3)
+    batch = triangle_id.shape[:-2]
+    if values.ndim == 2:
+        return values[corner]
+    values = jnp.broadcast_to(values, batch + values.shape[-2:])
+    n_vert = values.shape[-2]
     n_images = int(np.prod(batch, dtype=np.int64))
-    n_vert = clip.shape[-2]
-    # One plain gather from the flattened batch of vertices (a vmapped gather, and its transpose in
-    # the backward pass, compile to slower batched ones on the CPU).
+    # One plain gather from the flattened batch (a vmapped gather and its transpose compile to
+    # slower batched ones on the CPU).
     offset = (n_vert * jnp.arange(n_images, dtype=corner.dtype)).reshape(batch + (1, 1, 1))
-    gathered = clip.reshape(-1, clip.shape[-1])[corner + offset]  # (..., H, W, 3, 4)
-    return _pixel_barycentrics(gathered, covered, (height, width))
+    return values.reshape(-1, values.shape[-1])[corner + offset]
 
 
 def _pixel_terms(corners: jax.Array, covered: jax.Array, image_size: tuple[int, int]):
