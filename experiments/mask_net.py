@@ -99,9 +99,10 @@ def main() -> None:
     fitters = {}
     if args.fit_faces:
         full = load_model()
-        keep = load_config("fit")
+        config = load_config("fit")
+        keep = config.copy_and_resolve_references()
         keep.predicted_confirm_ratio = 0.0
-        fitters = {"fitter": Fitter(full.face_only(), load_config("fit"), full)}
+        fitters = {"fitter": Fitter(full.face_only(), config, full)}
         fitters["keep"] = Fitter(full.face_only(), keep, full)
     fit_conditions = {
         "residual estimate only": ("fitter", False),

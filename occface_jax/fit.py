@@ -158,7 +158,7 @@ def estimate_occlusion(
     protect: jax.Array | None = None,
     close: int = 5,
     proposed: jax.Array | None = None,
-    confirm_ratio: float = 1.0,
+    confirm_ratio: float = 2.0,
 ) -> jax.Array:
     """Occluded face pixels (H, W) in {0, 1}.
 
@@ -168,8 +168,8 @@ def estimate_occlusion(
     ``proposed`` (e.g. the mask network's occluder, {0, 1}) need less evidence: a residual above
     ``confirm_ratio x median`` confirms them, protected or not (sunglasses cover the eyes); the
     median is then taken over the face pixels not proposed (the skin), unless they are under a
-    tenth of the face. A ``close`` x ``close`` closing (5 by default) fills the gaps between thin occluder parts (hair
-    strands, spectacle rims); no opening, which would erase them."""
+    tenth of the face. A ``close`` x ``close`` closing (5 by default) fills the gaps between thin
+    occluder parts (hair strands, spectacle rims); no opening, which would erase them."""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
     median = jnp.nanmedian(jnp.where(face, residual, jnp.nan))
@@ -316,7 +316,7 @@ class Fitter:
             protect,
             int(self.config.robust_close),
             proposed,
-            float(self.config.get("predicted_confirm_ratio", 0.0)),
+            float(self.config.predicted_confirm_ratio),
         )
         return r, occlusion
 
@@ -377,10 +377,11 @@ class Fitter:
             occ = (occ > 0.5).astype(jnp.float32)
         elif predicted is not None:
             occ = jax.image.resize(jnp.asarray(predicted, jnp.float32), (small, small), "linear")
-            occ = (occ > float(config.get("predicted_threshold", 0.5))).astype(jnp.float32)
+            occ = (occ > float(config.predicted_threshold)).astype(jnp.float32)
         else:
             occ = jnp.zeros((small, small), jnp.float32)
-        prior = occ  # proposed by the network: out until the residual estimate confirms or frees it
+        # The network's pixels: out until the residual estimate confirms or frees them.
+        proposed = occ if predicted is not None and not given else None
         protect = self._features(target)
         estimate = not given and bool(config.robust)
         passes = 2 if estimate and bool(config.get("robust_restart", False)) else 1
@@ -391,7 +392,7 @@ class Fitter:
             done = 0
             while done < int(config.steps):
                 if estimate and (pass_index or done >= int(config.robust_start)):
-                    occ = self._estimate(params, self.jmodel, img, protect, prior)[1]
+                    occ = self._estimate(params, self.jmodel, img, protect, proposed)[1]
                 lm_w = base_w * _landmark_visibility(occ, target)
                 params, opt_state, hist = self._chunk(
                     params, opt_state, self.jmodel, img, target, lm_w, occ
@@ -401,9 +402,9 @@ class Fitter:
         history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}
         history["landmark_stage"] = np.asarray(lm_losses)
         if estimate:
-            occ = self._estimate(params, self.jmodel, img, protect, prior)[1]
+            occ = self._estimate(params, self.jmodel, img, protect, proposed)[1]
         # The face alone (no photo behind it); its mask and depth do not depend on the background.
-        final = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect, prior)[0]
+        final = self._estimate(params, self.jmodel, jnp.zeros_like(img), protect, proposed)[0]
         if given:
             occ_full = (jnp.asarray(occlusion, jnp.float32) > 0.5).astype(jnp.float32)
         else:
