@@ -61,7 +61,8 @@ def _shift(a: jax.Array, dx: int, dy: int, fill) -> jax.Array:
 
 class _Pair(NamedTuple):
     """Per walk (pixel pair o -> u) constants, arrays of one shape: o's centre, the orientation sign
-    of o's triangle, the step (ox, oy) to u, whether it is horizontal, u's triangle id and depth."""
+    of o's triangle, the step (ox, oy) to u, whether it is horizontal, u's triangle id, and the NDC
+    depth that o's surface must be in front of at u (u's depth less the depth gap)."""
 
     px: jax.Array
     py: jax.Array
@@ -222,7 +223,10 @@ def _antialias_one(
     inside_image = (u_row >= 0) & (u_row < height) & (u_col >= 0) & (u_col < width)
     other = jnp.where(inside_image, u_row * width + u_col, 0)
     other_id = jnp.where(inside_image, flat_id[other], -2)
-    other_depth = flat_depth[other]
+    # A silhouette blends over u's surface only where that is clearly behind (as for the
+    # candidates): a fold's own continuation just behind it would be a near-tie in depth, decided by
+    # float rounding, so eager, jitted and differentiated graphs could blend differently.
+    other_depth = flat_depth[other] - depth_gap
     active = valid & (other_id != start) & (other_id != -2)
     # Per walk (pixel pair) constants, each (4, C): o's centre, the start triangle's orientation,
     # the step to u, whether the pair is horizontal, u's triangle and depth.
@@ -299,7 +303,8 @@ def antialias(
       hops: static; how many triangles the search walks from a pixel's triangle towards its
         neighbour pixel to find the silhouette edge (sub-pixel triangles at the outline need > 1).
       capacity: static number of outline pixels processed per image (default max(1024, H W / 16)): next
-        to the background or to a surface more than ``depth_gap`` (NDC) behind. Outline pixels beyond
+        to the background or to a surface more than ``depth_gap`` (NDC) behind; a silhouette is
+        blended over a surface only where that is more than ``depth_gap`` behind it. Outline pixels beyond
         it are left unblended (no silhouette gradient there); the default is far above a face's.
         Pass ``return_overflow=True`` to see how many were left out.
       return_overflow: static; also return the number of outline pixels per image (...,) int32 that

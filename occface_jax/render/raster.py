@@ -202,16 +202,20 @@ def _rasterize_flat(
     bounds = jnp.stack(
         [jnp.broadcast_to(level_lo, usable.shape), jnp.broadcast_to(level_hi, usable.shape)], 1
     )
-    wide = box[:, 2] - box[:, 0] + 1
-    tall = box[:, 3] - box[:, 1] + 1
+    # Box sides in pixels (>= 1 where usable; the others are masked): lax.div, not jnp's
+    # floor_divide, whose sign fix-ups kept the per-triangle fusions from vectorizing.
+    wide = jnp.maximum(box[:, 2] - box[:, 0] + 1, 1)
+    tall = jnp.maximum(box[:, 3] - box[:, 1] + 1, 1)
+    tiles_x = jax.lax.div(wide + (tile - 1), jnp.int32(tile))
+    tiles_y = jax.lax.div(tall + (tile - 1), jnp.int32(tile))
     if first == tile:
-        tiles_x = jnp.where(usable, (wide + tile - 1) // tile, 0)
-        extra = jnp.maximum(tiles_x * jnp.where(usable, (tall + tile - 1) // tile, 0) - 1, 0)
+        tiles_x = jnp.where(usable, tiles_x, 0)
+        extra = jnp.maximum(tiles_x * jnp.where(usable, tiles_y, 0) - 1, 0)
         skip = 1
     else:
         big = usable & ((wide > first) | (tall > first))
-        tiles_x = jnp.where(big, (wide + tile - 1) // tile, 0)
-        extra = tiles_x * jnp.where(big, (tall + tile - 1) // tile, 0)
+        tiles_x = jnp.where(big, tiles_x, 0)
+        extra = tiles_x * jnp.where(big, tiles_y, 0)
         skip = 0
     tri_ids = jnp.arange(n_tri, dtype=jnp.uint32)
 
@@ -271,8 +275,9 @@ def _rasterize_flat(
             flat = jnp.minimum(jnp.searchsorted(extra_end, slot, side="right"), n_flat - 1)
             local = slot - (extra_end[flat] - extra[flat]) + skip  # tile index in the triangle
             tx = jnp.maximum(tiles_x[flat], 1)
-            dx = (local % tx)[:, None] * tile + off_x
-            dy = (local // tx)[:, None] * tile + off_y
+            row_t = jax.lax.div(local, tx)  # non-negative: truncation is the floor
+            dx = (local - row_t * tx)[:, None] * tile + off_x
+            dy = row_t[:, None] * tile + off_y
             rows = per_triangle[flat].T[:, :, None]
             bx = as_float(rows[14:18], jnp.int32)
             pixel_base = as_float(rows[18], jnp.int32)
