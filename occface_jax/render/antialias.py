@@ -223,13 +223,12 @@ def _antialias_one(
     inside_image = (u_row >= 0) & (u_row < height) & (u_col >= 0) & (u_col < width)
     other = jnp.where(inside_image, u_row * width + u_col, 0)
     other_id = jnp.where(inside_image, flat_id[other], -2)
-    # A silhouette blends over u's surface only where that is clearly behind (as for the
-    # candidates): a fold's own continuation just behind it would be a near-tie in depth, decided by
-    # float rounding, so eager, jitted and differentiated graphs could blend differently.
+    # A silhouette blends over u's surface only where that is clearly behind (``depth_gap``, as
+    # for the candidates), so that eager, jitted and differentiated graphs blend alike.
     other_depth = flat_depth[other] - depth_gap
     active = valid & (other_id != start) & (other_id != -2)
     # Per walk (pixel pair) constants, each (4, C): o's centre, the start triangle's orientation,
-    # the step to u, whether the pair is horizontal, u's triangle and depth.
+    # the step to u, whether the pair is horizontal, u's triangle and the depth to be in front of.
     shape = active.shape
     pair = _Pair(
         *(
@@ -303,10 +302,12 @@ def antialias(
       hops: static; how many triangles the search walks from a pixel's triangle towards its
         neighbour pixel to find the silhouette edge (sub-pixel triangles at the outline need > 1).
       capacity: static number of outline pixels processed per image (default max(1024, H W / 16)): next
-        to the background or to a surface more than ``depth_gap`` (NDC) behind; a silhouette is
-        blended over a surface only where that is more than ``depth_gap`` behind it. Outline pixels beyond
+        to the background or to a surface more than ``depth_gap`` (NDC) behind. Outline pixels beyond
         it are left unblended (no silhouette gradient there); the default is far above a face's.
         Pass ``return_overflow=True`` to see how many were left out.
+      depth_gap: static NDC depth by which a surface must lie behind a silhouette to count as
+        behind it: for picking the outline pixels and for blending the silhouette over it (a fold's
+        own continuation just behind it would otherwise be a near-tie decided by float rounding).
       return_overflow: static; also return the number of outline pixels per image (...,) int32 that
         did not fit in ``capacity`` (0 when none was dropped). Costs one sum per image; jit-friendly,
         e.g. ``jax.debug.print`` it or check it on the host.
