@@ -37,9 +37,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.weights = ml_collections.ConfigDict(
         dict(feat=0.2, regu=3.6e-4, phot=1.4, land=1.6e-3, w_id=1.0, w_exp=1.75e-3, w_tex=1.75e-3)
     )
-    c.jaw_landmark_weight = (
-        0.3  # the model's jaw landmarks are fixed vertices, not silhouette points
-    )
+    c.march_jaw = True  # the jaw landmarks follow the face's outline under the pose (as detected)
+    # The jaw line (0-16) weighs less; 0.3 was chosen when its points were fixed vertices and has
+    # not been re-tuned since they follow the outline (synthetic jaw points are too exact to tell).
+    c.jaw_landmark_weight = 0.3
     c.texture_from_photo = True  # visible vertices take the photo's colour
     c.seed = 0
     if variant == "fast":

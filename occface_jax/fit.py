@@ -3,7 +3,9 @@
 Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render.camera``):
 
 1. Landmark stage: pose (angles, translation) plus identity and expression from the 68 landmarks
-   alone (landmark loss + coefficient prior), on the landmark vertices only — cheap.
+   alone (landmark loss + coefficient prior), on the landmark vertices only — cheap. With
+   ``march_jaw`` the model's jaw landmarks follow the face's outline under the current pose
+   (``morphable.contour``), as a detector's do, here and in the photometric stage.
 2. Photometric stage: every coefficient, with Eq. 15's photometric (attention Z: 1 on the rendered
    face, 0.1 elsewhere, 0 on occluders), landmark and prior terms. Without a given occlusion mask
    the occluder is estimated EM-style: every ``robust_every`` steps, rendered-face pixels whose
@@ -34,7 +36,7 @@ import numpy as np
 import optax
 
 from occface_jax.losses import recon
-from occface_jax.morphable import CoeffLayout, MorphableModel, geometry
+from occface_jax.morphable import CoeffLayout, MorphableModel, contour, geometry
 from occface_jax.render import camera as cam
 from occface_jax.render.render import mesh_adjacency, render
 from occface_jax.render.sh import shade
@@ -72,19 +74,32 @@ def landmark_weights(jaw_weight: float) -> np.ndarray:
 
 
 def project_landmarks(
-    model: MorphableModel, coeffs: Coeffs, camera: cam.PerspectiveCamera
+    model: MorphableModel,
+    coeffs: Coeffs,
+    camera: cam.PerspectiveCamera,
+    jaw: contour.JawContour | None = None,
 ) -> jax.Array:
-    """(…, 68, 2) pixel positions of the model landmarks, computing only those 68 vertices."""
-    rows = (3 * model.landmarks68[:, None] + jnp.arange(3)).reshape(-1)
+    """(…, 68, 2) pixel positions of the model landmarks, computing only those 68 vertices (and,
+    with ``jaw``, the jaw's candidate lines, the jaw landmarks following the outline)."""
+    ids = jnp.asarray(model.landmarks68)
+    if jaw is not None:
+        ids = jnp.concatenate([ids, jnp.asarray(jaw.candidates).reshape(-1)])
+    rows = (3 * ids[:, None] + jnp.arange(3)).reshape(-1)
     lm_model = dataclasses.replace(
         model,
-        mean_shape=model.mean_shape[model.landmarks68],
+        mean_shape=model.mean_shape[ids],
         id_basis=model.id_basis[rows],
         exp_basis=model.exp_basis[rows],
     )
     verts = geometry.shape(lm_model, coeffs["id"], coeffs["exp"])
     world = cam.rigid_transform(verts, coeffs["angles"], coeffs["translation"])
-    return cam.project_perspective(world, camera)
+    pixels = cam.project_perspective(world, camera)
+    if jaw is None:
+        return pixels
+    landmarks, lines = pixels[..., :68, :], pixels[..., 68:, :]
+    lines = lines.reshape(lines.shape[:-2] + jaw.candidates.shape + (2,))
+    rotation = cam.euler_to_rotation(coeffs["angles"])
+    return contour.march_jaw(landmarks, lines, rotation, jaw.outward)
 
 
 TEX_LIMIT = 3.0  # albedo coefficients are N(0, 1): keep them within 3 standard deviations
@@ -116,6 +131,7 @@ def _landmark_stage(
     lr: float,
     exp_kind: str,
     camera: Any,
+    jaw: contour.JawContour | None,
 ) -> tuple[Coeffs, jax.Array]:
     free = ("id", "exp", "angles", "translation")
     params = {k: coeffs[k] for k in free}
@@ -123,7 +139,7 @@ def _landmark_stage(
 
     def loss_fn(p):
         full = dict(coeffs, **p)
-        pred = project_landmarks(model, full, camera)
+        pred = project_landmarks(model, full, camera, jaw)
         land = recon.landmark_loss(target, pred, weights)
         prior = recon.coefficient_prior(
             p["id"], p["exp"], jnp.zeros(1), prior_w[0], prior_w[1], 0.0
@@ -249,6 +265,7 @@ class Fitter:
         self.render_camera = cam.deng_camera(self.render_size)
         self.layout = CoeffLayout.for_model(model, light=config.light)
         self.adjacency = mesh_adjacency(model.triangles)
+        self.jaw = contour.for_model(model) if config.get("march_jaw", True) else None
         self.full_adjacency = mesh_adjacency(self.full_model.triangles)
         self.jmodel = model.to_jax()
         self.jfull = self.full_model.to_jax()
@@ -274,6 +291,7 @@ class Fitter:
             ambient=self.ambient,
             background=image,
             adjacency=self.adjacency,
+            jaw=self.jaw,
         )
 
     def _loss(self, params, model, image, target, lm_weights, occlusion):
@@ -369,6 +387,7 @@ class Fitter:
             float(config.landmark_lr),
             self.model.exp_kind,
             self.camera,
+            self.jaw,
         )
         params, opt_state = coeffs, self.optimizer.init(coeffs)
         given = occlusion is not None

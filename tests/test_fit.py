@@ -8,7 +8,7 @@ import pytest
 
 from occface_jax import fit
 from occface_jax.configs_loader import load_config
-from occface_jax.morphable import CoeffLayout
+from occface_jax.morphable import CoeffLayout, contour
 from occface_jax.render import deng_camera, render
 
 
@@ -93,7 +93,8 @@ def test_landmark_stage_recovers_the_pose(default_model):
     truth = layout.zeros()
     truth["angles"] = jnp.array([0.1, 0.35, -0.05])
     truth["translation"] = jnp.array([0.05, -0.08, 0.0])
-    target = fit.project_landmarks(model, truth, camera)
+    jaw = contour.for_model(model)  # the jaw landmarks follow the outline, in target and fit
+    target = fit.project_landmarks(model, truth, camera, jaw)
     coeffs, losses = fit._landmark_stage(
         model,
         fit.initial_coeffs(layout),
@@ -104,6 +105,7 @@ def test_landmark_stage_recovers_the_pose(default_model):
         0.03,
         model.exp_kind,
         camera,
+        jaw,
     )
     assert float(losses[-1]) < 0.01 * float(losses[0])
     np.testing.assert_allclose(coeffs["angles"], truth["angles"], atol=0.03)

@@ -20,7 +20,7 @@ Each sample (numpy, float32 unless said):
 | gray | (S, S) | luma of ``occluded`` |
 | contour | (S, S) | Canny (sigma 1.8) of ``clean`` (the complete contour map) |
 | depth | (S, S) | view depth in mm from the eye plane, 0 off the head |
-| landmarks | (68, 2) | projected iBUG-68 landmarks, pixels (x right, y down) |
+| landmarks | (68, 2) | projected iBUG-68 landmarks, pixels (x right, y down); the jaw (0-16) on the outline |
 | landmarks_visible | (68,) bool | inside the image and not hidden by the head itself (depth test) |
 | landmarks_unoccluded | (68,) bool | visible and not under the occlusion mask |
 | coeffs | (K,) | flat coefficients in ``SyntheticFaces.layout`` (perspective pose, RGB light) |
@@ -69,6 +69,9 @@ class SynthConfig:
     p_photo_background: float = 0.6
     focal_jitter: float = 0.1
     landmark_depth_tolerance_mm: float = 5.0
+    march_jaw: bool = (
+        True  # jaw landmarks on the face's outline (``morphable.contour``), as detected
+    )
     face_only: bool = False
     occlusion: OcclusionConfig = OcclusionConfig()
 
@@ -127,32 +130,37 @@ def landmark_visibility(
     return inside & (near & on_head).reshape(len(landmarks), -1).any(axis=1)
 
 
-_RENDERERS: dict[tuple[int, int], tuple[Any, Any]] = {}
+_RENDERERS: dict[tuple[int, int, bool], tuple[Any, Any]] = {}
 
 
-def _jitted_renderer(model: Any, image_size: int):
-    """The jitted render function of ``model`` at ``image_size``, one per (model object, size) in a
+def _jitted_renderer(model: Any, image_size: int, march_jaw: bool = True):
+    """The jitted render function of ``model`` at ``image_size``, one per (model object, size, jaw) in a
     process (the model's arrays are compile-time constants, so every new closure would recompile)."""
-    key = (id(model), int(image_size))
+    key = (id(model), int(image_size), bool(march_jaw))
     cached = _RENDERERS.get(key)
     if cached is not None and cached[0] is model:
         return cached[1]
     import jax
 
-    from occface_jax.morphable import geometry
+    from occface_jax.morphable import contour, geometry
     from occface_jax.render import deng_camera, render
+    from occface_jax.render.camera import euler_to_rotation
     from occface_jax.render.render import project
 
     jax_model = model.to_jax()
     base_camera = deng_camera(image_size)
-    landmark_ids = np.asarray(model.landmarks68)
+    jaw = contour.for_model(model) if march_jaw else None
 
     def run(coeffs, focal):
         camera = dataclasses.replace(base_camera, focal=focal)
-        out = render(jax_model, coeffs, camera)
+        out = render(jax_model, coeffs, camera, jaw=jaw)
         vertices = geometry.shape(jax_model, coeffs["id"], coeffs["exp"])
-        _, depth_mm, _ = project(jax_model, vertices[landmark_ids], coeffs, camera)
-        return out.image, out.mask, out.depth, out.landmarks, out.triangle_id, depth_mm
+        _, depth_mm, pixels = project(jax_model, vertices, coeffs, camera)
+        ids = jax_model.landmarks68
+        if jaw is not None:
+            rotation = euler_to_rotation(coeffs["angles"])
+            ids = contour.landmark_ids(jaw, ids, pixels, rotation)
+        return out.image, out.mask, out.depth, out.landmarks, out.triangle_id, depth_mm[ids]
 
     fn = jax.jit(run)
     _RENDERERS[key] = (model, fn)  # holding the model keeps its id from being reused
@@ -188,7 +196,9 @@ class SyntheticFaces:
 
     def _renderer(self):
         if self._render is None:
-            self._render = _jitted_renderer(self.model, self.config.image_size)
+            self._render = _jitted_renderer(
+                self.model, self.config.image_size, self.config.march_jaw
+            )
         return self._render
 
     def coefficients(self, index: int) -> dict[str, np.ndarray]:

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from occface_jax.morphable import geometry
+from occface_jax.morphable.contour import JawContour, march_jaw
 from occface_jax.morphable.model import MorphableModel
 from occface_jax.render import camera as cam
 from occface_jax.render.antialias import antialias, edge_adjacency
@@ -28,7 +29,8 @@ class Rendering:
     mask: (..., H, W) antialiased coverage in [0, 1] (differentiable at the silhouette).
     depth: (..., H, W) view depth of the surface, mm from the eye plane (perspective) or from the
       plane ``depth_extent`` in front of the origin (scaled orthographic); 0 on background.
-    landmarks: (..., 68, 2) projected landmarks in pixels (x right, y down).
+    landmarks: (..., 68, 2) projected landmarks in pixels (x right, y down); with ``jaw``, 0-16 on
+      the outline.
     triangle_id: (..., H, W) int32 front-most triangle, -1 on background.
     """
 
@@ -79,6 +81,7 @@ def render(
     background: jax.Array | None = None,
     cull: str = "none",
     adjacency: jax.Array | None = None,
+    jaw: JawContour | None = None,
 ) -> Rendering:
     """Render a morphable model with Deng et al.'s per-vertex SH shading.
 
@@ -93,6 +96,8 @@ def render(
       cull: passed to ``rasterize``.
       adjacency: ``mesh_adjacency(model.triangles)`` computed beforehand, so that the model's
         topology may be traced (passed into jit as an argument rather than folded as constants).
+      jaw: the model's ``contour.for_model(model)``: the jaw landmarks (0-16) then follow the
+        face's outline under the pose (as a detector marks them) instead of fixed vertices.
     """
     if camera is None:
         camera = cam.deng_camera(image_size)
@@ -121,6 +126,9 @@ def render(
         mesh_adjacency(model.triangles) if adjacency is None else adjacency,
     )
     landmarks = jnp.take(pixels, jnp.asarray(model.landmarks68), axis=-2)
+    if jaw is not None:
+        candidates = jnp.take(pixels, jnp.asarray(jaw.candidates), axis=-2)
+        landmarks = march_jaw(landmarks, candidates, rotation, jaw.outward)
     return Rendering(
         image=stacked[..., :3],
         mask=stacked[..., 3],

@@ -8,6 +8,7 @@ from scipy.spatial.transform import Rotation
 
 from occface_jax.data.contour import canny_contour
 from occface_jax.data.synth import SynthConfig, SyntheticFaces, landmark_visibility
+from occface_jax.morphable import contour
 
 SIZE = 64
 
@@ -54,6 +55,7 @@ def test_shapes_ranges_and_region_nesting(samples):
 def test_landmarks_match_an_independent_projection_and_land_on_the_face(
     default_model, source, samples
 ):
+    jaw = contour.for_model(default_model)
     for i, s in samples.items():
         c = source.coefficients(i)
         n = default_model.n_vertices
@@ -62,14 +64,26 @@ def test_landmarks_match_an_independent_projection_and_land_on_the_face(
             + np.asarray(default_model.exp_basis) @ c["exp"]
         )
         vertices = np.asarray(default_model.mean_shape) + offsets.reshape(n, 3)
-        lm3d = vertices[np.asarray(default_model.landmarks68)]
         # Deng et al.'s camera: R = Rz(roll) Ry(yaw) Rx(pitch) (extrinsic x, y, z), mm -> dm, eye at z = 10
-        world = Rotation.from_euler("xyz", c["angles"]).apply(lm3d / 100.0) + c["translation"]
+        world = Rotation.from_euler("xyz", c["angles"]).apply(vertices / 100.0) + c["translation"]
         focal = s["focal"]
         assert abs(focal / (1015.0 * SIZE / 224) - 1) <= 0.1 + 1e-6
         u = SIZE / 2 + focal * world[:, 0] / (10.0 - world[:, 2])
         v = SIZE / 2 - focal * world[:, 1] / (10.0 - world[:, 2])
-        np.testing.assert_allclose(s["landmarks"], np.stack([u, v], 1), atol=2e-3)
+        pixels = np.stack([u, v], 1)
+        ids = np.asarray(default_model.landmarks68).copy()
+        np.testing.assert_allclose(s["landmarks"][17:], pixels[ids[17:]], atol=2e-3)
+        # The jaw (0-16) is on the outline: each point is one vertex of its candidate line, the
+        # one furthest out along the line's outward direction turned by the pose.
+        lines = jaw.candidates
+        gap = np.linalg.norm(pixels[lines] - s["landmarks"][:17, None], axis=-1)  # (17, K)
+        assert gap.min(axis=1).max() < 2e-3
+        ids[:17] = lines[np.arange(17), gap.argmin(axis=1)]
+        turned = Rotation.from_euler("xyz", c["angles"]).apply(jaw.outward)
+        reach = np.einsum("lkc,lc->lk", pixels[lines], turned[:, :2] * [1.0, -1.0])
+        chosen = np.take_along_axis(reach, gap.argmin(axis=1)[:, None], axis=1)[:, 0]
+        assert np.all(chosen >= reach.max(axis=1) - 1e-3)
+        world = world[ids]
         vis = s["landmarks_visible"]
         assert vis.sum() >= 40  # mostly frontal poses: most landmarks are visible
         col, row = np.floor(s["landmarks"][vis]).astype(int).T
