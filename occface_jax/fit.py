@@ -175,6 +175,8 @@ def estimate_occlusion(
     close: int = 5,
     proposed: jax.Array | None = None,
     confirm_ratio: float = 2.0,
+    ring: int = 3,
+    ring_share: float = 0.5,
 ) -> jax.Array:
     """Occluded face pixels (H, W) in {0, 1}.
 
@@ -185,7 +187,10 @@ def estimate_occlusion(
     ``confirm_ratio x median`` confirms them, protected or not (sunglasses cover the eyes); the
     median is then taken over the face pixels not proposed (the skin), unless they are under a
     tenth of the face. A ``close`` x ``close`` closing (5 by default) fills the gaps between thin
-    occluder parts (hair strands, spectacle rims); no opening, which would erase them."""
+    occluder parts (hair strands, spectacle rims); no opening, which would erase them. When
+    ``protect`` is a stack of separate features (K, H, W) (see :func:`feature_masks`), a feature
+    whose ``ring``-pixel band of surrounding skin is more than ``ring_share`` occluded is marked
+    occluded whole: the residual cannot tell an occluder there, its surroundings can."""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
     median = jnp.nanmedian(jnp.where(face, residual, jnp.nan))
@@ -196,18 +201,34 @@ def estimate_occlusion(
     threshold = jnp.maximum(ratio * median, min_residual)
     outlier = residual > threshold
     if protect is not None:
-        outlier = outlier & (protect < 0.5)
+        outlier = outlier & (jnp.max(protect.reshape((-1,) + residual.shape), axis=0) < 0.5)
     if proposed is not None:
         outlier = outlier | ((proposed > 0.5) & (residual > confirm_ratio * median))
     raw = jnp.where(face & outlier, 1.0, 0.0)
     closed = _min_filter(_max_filter(raw, close), close)
+    if protect is not None and protect.ndim == 3 and ring > 0:
+        # A protected feature whose surrounding skin is mostly occluded is hidden too (a hand or
+        # food over the lips covers the mouth; sunglasses' frames surround the eyes).
+        skin = face & (jnp.max(protect, axis=0) < 0.5)
+        for feature in protect:
+            around = (_max_filter(feature, 2 * ring + 1) > 0.5) & skin
+            count = jnp.sum(around)
+            share = jnp.sum(closed * around) / jnp.maximum(count, 1)
+            hidden = (share > ring_share) & (count >= 4 * ring)
+            closed = jnp.maximum(closed, jnp.where(hidden, feature, 0.0))
     return closed * face
 
 
 def feature_mask(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
     """(size, size) 1 inside the eyes (landmarks 36-41, 42-47) and the inner mouth (60-67, teeth and
     tongue), grown by ``margin`` pixels, and within ``margin`` pixels of the brows (17-21, 22-26):
-    regions an albedo model cannot explain."""
+    regions an albedo model cannot explain. The union of :func:`feature_masks`."""
+    return jnp.max(feature_masks(landmarks, size, margin), axis=0)
+
+
+def feature_masks(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
+    """(4, size, size) float32 in {0, 1}: the image-left eye, the image-right eye, the inner mouth
+    and the brows, as in :func:`feature_mask`, one map each."""
     ys, xs = jnp.mgrid[0:size, 0:size] + 0.5
     pix = jnp.stack([xs, ys], axis=-1)[..., None, :]  # (H, W, 1, 2)
 
@@ -225,11 +246,11 @@ def feature_mask(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
         inside = jnp.all(cross >= 0, -1) | jnp.all(cross <= 0, -1)  # convex polygon
         return inside | (closed_dist < margin)
 
-    eyes = polygon(landmarks[36:42]) | polygon(landmarks[42:48]) | polygon(landmarks[60:68])
     brows = (segment_distance(landmarks[17:21], landmarks[18:22]) < margin) | (
         segment_distance(landmarks[22:26], landmarks[23:27]) < margin
     )
-    return (eyes | brows).astype(jnp.float32)
+    parts = [polygon(landmarks[36:42]), polygon(landmarks[42:48]), polygon(landmarks[60:68]), brows]
+    return jnp.stack(parts).astype(jnp.float32)
 
 
 def _landmark_visibility(occlusion: jax.Array, landmarks: jax.Array) -> jax.Array:
@@ -279,7 +300,7 @@ class Fitter:
         self._finish = jax.jit(self._finish_impl)
         margin = float(config.feature_margin) * self.render_size / self.size
         self._features = jax.jit(
-            functools.partial(feature_mask, size=self.render_size, margin=margin)
+            functools.partial(feature_masks, size=self.render_size, margin=margin)
         )
 
     # -- pieces, each jitted once -------------------------------------------------------------

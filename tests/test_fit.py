@@ -38,6 +38,29 @@ def test_estimate_occlusion_flags_outliers_thin_lines_but_not_features():
     assert occ[25:38, :].mean() < 0.01
 
 
+def test_a_feature_inside_an_occluder_is_occluded_one_beside_it_is_not():
+    """Separate features (K, H, W): the residual never flags a protected feature, but one whose
+    surrounding skin is mostly occluded (food over the lips) is marked whole; a feature with an
+    occluder on one side only (a hand beside the eye) is left alone."""
+    rng = np.random.default_rng(2)
+    image = rng.uniform(0.4, 0.6, (64, 64, 3)).astype(np.float32)
+    rendered = image + rng.normal(0, 0.03, image.shape).astype(np.float32)
+    mouth = np.zeros((64, 64), np.float32)
+    mouth[44:50, 24:40] = 1
+    eye = np.zeros((64, 64), np.float32)
+    eye[12:18, 8:20] = 1
+    rendered[38:56, 18:46] += 0.5  # an occluder over the mouth and all around it
+    rendered[10:20, 22:32] += 0.5  # an occluder beside the eye (its right side only)
+    args = [jnp.asarray(a) for a in (image, rendered, np.ones((64, 64), np.float32))]
+    stacked = np.stack([eye, mouth])
+    occ = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, jnp.asarray(stacked)))
+    assert occ[44:50, 24:40].mean() == 1.0
+    assert occ[12:18, 8:20].sum() == 0
+    assert occ[10:20, 22:32].mean() == 1.0
+    union = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, jnp.asarray(eye + mouth)))
+    assert union[44:50, 24:40].sum() == 0  # a single protect map keeps the old rule
+
+
 def test_estimate_occlusion_confirms_proposed_pixels_on_a_lower_residual():
     """Proposed pixels (a mask network's) stay occluded where their residual is above
     ``confirm_ratio`` x median, even in a protected region, and are freed where the fit explains
@@ -78,6 +101,9 @@ def test_feature_mask_covers_eyes_brows_and_inner_mouth_only():
         [[32, 60], [36, 57], [44, 57], [48, 60], [44, 63], [40, 64], [36, 63], [34, 62]], np.float32
     )
     mask = np.asarray(fit.feature_mask(jnp.asarray(lms), 80, margin=2.0))
+    parts = np.asarray(fit.feature_masks(jnp.asarray(lms), 80, margin=2.0))
+    assert parts.shape == (4, 80, 80)
+    np.testing.assert_array_equal(parts.max(0), mask)
     assert mask[30, 26] == 1 and mask[30, 56] == 1  # eye centres (row y, column x)
     assert mask[20, 25] == 1  # on a brow
     assert mask[60, 40] == 1  # inside the inner mouth
