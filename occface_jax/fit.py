@@ -175,6 +175,7 @@ def estimate_occlusion(
     close: int = 5,
     proposed: jax.Array | None = None,
     confirm_ratio: float = 2.0,
+    enclosed: jax.Array | None = None,
     ring: int = 3,
     ring_share: float = 0.5,
 ) -> jax.Array:
@@ -187,10 +188,10 @@ def estimate_occlusion(
     ``confirm_ratio x median`` confirms them, protected or not (sunglasses cover the eyes); the
     median is then taken over the face pixels not proposed (the skin), unless they are under a
     tenth of the face. A ``close`` x ``close`` closing (5 by default) fills the gaps between thin
-    occluder parts (hair strands, spectacle rims); no opening, which would erase them. When
-    ``protect`` is a stack of separate features (K, H, W) (see :func:`feature_masks`), a feature
-    whose ``ring``-pixel band of surrounding skin is more than ``ring_share`` occluded is marked
-    occluded whole: the residual cannot tell an occluder there, its surroundings can."""
+    occluder parts (hair strands, spectacle rims); no opening, which would erase them. Each of the
+    ``enclosed`` features (K, H, W), e.g. the inner mouth, whose ``ring``-pixel band of surrounding
+    skin is more than ``ring_share`` occluded is marked occluded whole: the residual cannot tell an
+    occluder there, its surroundings can. (Not the eyes: spectacle frames surround visible eyes.)"""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
     median = jnp.nanmedian(jnp.where(face, residual, jnp.nan))
@@ -201,16 +202,16 @@ def estimate_occlusion(
     threshold = jnp.maximum(ratio * median, min_residual)
     outlier = residual > threshold
     if protect is not None:
-        outlier = outlier & (jnp.max(protect.reshape((-1,) + residual.shape), axis=0) < 0.5)
+        outlier = outlier & (protect < 0.5)
     if proposed is not None:
         outlier = outlier | ((proposed > 0.5) & (residual > confirm_ratio * median))
     raw = jnp.where(face & outlier, 1.0, 0.0)
     closed = _min_filter(_max_filter(raw, close), close)
-    if protect is not None and protect.ndim == 3 and ring > 0:
-        # A protected feature whose surrounding skin is mostly occluded is hidden too (a hand or
-        # food over the lips covers the mouth; sunglasses' frames surround the eyes).
-        skin = face & (jnp.max(protect, axis=0) < 0.5)
-        for feature in protect:
+    if enclosed is not None and ring > 0:
+        # A feature whose surrounding skin is mostly occluded is hidden too (food or a hand over
+        # the lips covers the inner mouth).
+        skin = face & (protect < 0.5) if protect is not None else face
+        for feature in enclosed:
             around = (_max_filter(feature, 2 * ring + 1) > 0.5) & skin
             count = jnp.sum(around)
             share = jnp.sum(closed * around) / jnp.maximum(count, 1)
@@ -342,7 +343,7 @@ class Fitter:
         (params, opt_state), history = jax.lax.scan(step, (params, opt_state), None, length=length)
         return params, opt_state, history
 
-    def _estimate_impl(self, params, model, image, protect, proposed):
+    def _estimate_impl(self, params, model, image, features, proposed):
         """The current render (at ``render_size``) and the occlusion estimated from its residual,
         with ``proposed`` pixels (the mask network's) confirmed by a lower residual."""
         r = self._render(model, params, image)
@@ -352,10 +353,11 @@ class Fitter:
             r.mask,
             float(self.config.robust_ratio),
             float(self.config.robust_min_residual),
-            protect,
+            jnp.max(features, axis=0),
             int(self.config.robust_close),
             proposed,
             float(self.config.predicted_confirm_ratio),
+            features[2:3],  # the inner mouth
         )
         return r, occlusion
 

@@ -39,9 +39,9 @@ def test_estimate_occlusion_flags_outliers_thin_lines_but_not_features():
 
 
 def test_a_feature_inside_an_occluder_is_occluded_one_beside_it_is_not():
-    """Separate features (K, H, W): the residual never flags a protected feature, but one whose
-    surrounding skin is mostly occluded (food over the lips) is marked whole; a feature with an
-    occluder on one side only (a hand beside the eye) is left alone."""
+    """The residual never flags a protected feature, but an ``enclosed`` one whose surrounding skin
+    is mostly occluded (food over the lips) is marked whole; one with an occluder on one side only
+    (a hand beside it) is left alone, and so is a protected feature that is not ``enclosed``."""
     rng = np.random.default_rng(2)
     image = rng.uniform(0.4, 0.6, (64, 64, 3)).astype(np.float32)
     rendered = image + rng.normal(0, 0.03, image.shape).astype(np.float32)
@@ -52,13 +52,15 @@ def test_a_feature_inside_an_occluder_is_occluded_one_beside_it_is_not():
     rendered[38:56, 18:46] += 0.5  # an occluder over the mouth and all around it
     rendered[10:20, 22:32] += 0.5  # an occluder beside the eye (its right side only)
     args = [jnp.asarray(a) for a in (image, rendered, np.ones((64, 64), np.float32))]
-    stacked = np.stack([eye, mouth])
-    occ = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, jnp.asarray(stacked)))
+    protect = jnp.asarray(eye + mouth)
+    occ = np.asarray(
+        fit.estimate_occlusion(*args, 2.5, 0.15, protect, enclosed=jnp.asarray([eye, mouth]))
+    )
     assert occ[44:50, 24:40].mean() == 1.0
     assert occ[12:18, 8:20].sum() == 0
     assert occ[10:20, 22:32].mean() == 1.0
-    union = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, jnp.asarray(eye + mouth)))
-    assert union[44:50, 24:40].sum() == 0  # a single protect map keeps the old rule
+    only_eye = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, protect, enclosed=eye[None]))
+    assert only_eye[44:50, 24:40].sum() == 0  # the mouth is protected, not enclosed
 
 
 def test_estimate_occlusion_confirms_proposed_pixels_on_a_lower_residual():
