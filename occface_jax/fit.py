@@ -191,7 +191,9 @@ def estimate_occlusion(
     occluder parts (hair strands, spectacle rims); no opening, which would erase them. Each of the
     ``enclosed`` features (K, H, W), e.g. the inner mouth, whose ``ring``-pixel band of surrounding
     skin is more than ``ring_share`` occluded is marked occluded whole: the residual cannot tell an
-    occluder there, its surroundings can. (Not the eyes: spectacle frames surround visible eyes.)"""
+    occluder there, its surroundings can. (Not the eyes: spectacle frames surround visible eyes.)
+    A band of fewer than ``4 x ring`` skin pixels (the feature at the image border or under the
+    protected margin) decides nothing."""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
     median = jnp.nanmedian(jnp.where(face, residual, jnp.nan))
@@ -225,6 +227,10 @@ def feature_mask(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
     tongue), grown by ``margin`` pixels, and within ``margin`` pixels of the brows (17-21, 22-26):
     regions an albedo model cannot explain. The union of :func:`feature_masks`."""
     return jnp.max(feature_masks(landmarks, size, margin), axis=0)
+
+
+#: Row of :func:`feature_masks` holding the inner mouth.
+INNER_MOUTH = 2
 
 
 def feature_masks(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
@@ -357,7 +363,7 @@ class Fitter:
             int(self.config.robust_close),
             proposed,
             float(self.config.predicted_confirm_ratio),
-            features[2:3],  # the inner mouth
+            features[INNER_MOUTH : INNER_MOUTH + 1],
         )
         return r, occlusion
 
