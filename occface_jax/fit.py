@@ -260,12 +260,17 @@ def feature_masks(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
     return jnp.stack(parts).astype(jnp.float32)
 
 
-def _landmark_visibility(occlusion: jax.Array, landmarks: jax.Array) -> jax.Array:
-    """(68,) 1 where a landmark's pixel is not occluded."""
+def hidden_landmark_weights(
+    occlusion: jax.Array, landmarks: jax.Array, hidden_weight: float
+) -> jax.Array:
+    """(68,) landmark weight factors: 1 where a landmark's pixel (x right, y down, pixels of
+    ``occlusion``) is visible, ``hidden_weight`` where the occlusion mask covers it (a detector's
+    guess under an occluder is worse than its visible points, yet far from worthless:
+    ``experiments/results/occluded_landmarks.md``)."""
     h, w = occlusion.shape
     col = jnp.clip(jnp.floor(landmarks[:, 0]).astype(jnp.int32), 0, w - 1)
     row = jnp.clip(jnp.floor(landmarks[:, 1]).astype(jnp.int32), 0, h - 1)
-    return 1.0 - occlusion[row, col]
+    return 1.0 - (1.0 - hidden_weight) * occlusion[row, col]
 
 
 class Fitter:
@@ -404,6 +409,7 @@ class Fitter:
         target_full = jnp.asarray(landmarks, jnp.float32)
         target = target_full * factor
         base_w = self.base_landmark_weights
+        hidden_w = float(config.get("hidden_landmark_weight", 0.0))
         w = self.weights
 
         coeffs, lm_losses = _landmark_stage(
@@ -441,7 +447,7 @@ class Fitter:
             while done < int(config.steps):
                 if estimate and (pass_index or done >= int(config.robust_start)):
                     occ = self._estimate(params, self.jmodel, img, protect, proposed)[1]
-                lm_w = base_w * _landmark_visibility(occ, target)
+                lm_w = base_w * hidden_landmark_weights(occ, target, hidden_w)
                 params, opt_state, hist = self._chunk(
                     params, opt_state, self.jmodel, img, target, lm_w, occ
                 )

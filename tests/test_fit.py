@@ -114,6 +114,16 @@ def test_feature_mask_covers_eyes_brows_and_inner_mouth_only():
     )  # chin, between brows, cheek
 
 
+def test_hidden_landmarks_weigh_the_given_share():
+    occlusion = jnp.zeros((10, 10)).at[2:5, 6:9].set(1.0)
+    # (x, y) pixels: inside the block (col 7, row 3), its edge pixel (col 6.0, row 2.9), outside,
+    # and off the image (clamped to the border pixel, which is visible).
+    points = jnp.array([[7.5, 3.5], [6.0, 2.9], [5.99, 3.0], [-4.0, 30.0]])
+    for weight in (0.0, 0.5, 1.0):
+        got = np.asarray(fit.hidden_landmark_weights(occlusion, points, weight))
+        np.testing.assert_allclose(got, [weight, weight, 1.0, 1.0])
+
+
 def test_landmark_stage_recovers_the_pose(default_model):
     model = default_model.face_only().to_jax()
     layout = CoeffLayout.for_model(model)
