@@ -508,9 +508,10 @@ def vertex_texture(
 
     ``image`` (S, S, 3) is the crop seen by ``camera``; ``occlusion``, ``depth`` (view depth, mm)
     and ``coverage`` are maps of any resolution over the same crop (e.g. the fitting render). A
-    face-region vertex takes the photo's colour (bilinear) when it faces the camera, passes the depth
-    test, lies on skin and is not occluded; every other vertex takes the fitted albedo under the
-    fitted light. The two are blended over three rings of neighbours to hide the seam."""
+    face-region vertex on skin, or an eyeball vertex (``eye_region``: the iris and sclera seen
+    between the lids), takes the photo's colour (bilinear) when it faces the camera, passes the
+    depth test and is not occluded; every other vertex takes the fitted albedo under the fitted
+    light. The two are blended over three rings of neighbours to hide the seam."""
     m = model
     vertices = geometry.shape(m, coeffs["id"], coeffs["exp"])
     normals = geometry.vertex_normals(vertices, m.triangles, m.vertex_triangles)
@@ -537,7 +538,7 @@ def vertex_texture(
         eye_to_vertex, axis=-1
     )
     visible = inside & facing & ~occluded & (depth_mm <= at(surface, 0) + depth_tolerance_mm)
-    visible = visible & (m.skin_weight > 0.5) & m.face_region
+    visible = visible & (((m.skin_weight > 0.5) & m.face_region) | m.eye_region)
     photo = jnp.stack([at(image[..., c], 1) for c in range(3)], axis=-1)
     weight = visible.astype(jnp.float32)
     n_tri = m.triangles.shape[0]

@@ -194,6 +194,11 @@ def test_fit_lowers_the_loss_and_keeps_the_occluder_off_the_texture(fitted_with_
     assert blue.sum() == 0
     visible = result.vertex_visible
     assert visible.sum() > 1000
+    # The eyeballs seen between the lids take the photo too (checked with the skin below); the
+    # rest of the head, off the face region, does not.
+    eyes = np.asarray(full.eye_region)
+    assert (visible & eyes).sum() > 20
+    assert not (visible & ~eyes & ~np.asarray(full.face_region)).any()
     err = np.abs(result.vertex_colors[visible] - image[row[visible], col[visible]]).mean()
     assert err < 0.05
 

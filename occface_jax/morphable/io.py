@@ -7,6 +7,7 @@ Optional keys (defaults in brackets):
   ``face_region`` (N,) bool [all]; ``face_region_triangles`` (F_face,) int [triangles inside it];
   ``albedo_mean`` (N, 3) in [0, 1] and ``albedo_basis`` (3N, K_tex) [the fallback of
   ``occface_jax.morphable.albedo``]; ``skin_weight`` (N,) [0 on parts named eyeball*/mouth*, else 1];
+  ``eye_region`` (N,) bool [the parts named eyeball*, else none];
   ``part_id`` (N,) + ``part_names`` (P,); ``exp_names`` (K_exp,); string scalars ``name``, ``units``
   (must be 'mm'), ``exp_kind`` ('blendshape' | 'pca'; else guessed from ``exp_coeff_prior``),
   ``albedo_kind``, ``source``, ``format_version``.
@@ -107,7 +108,7 @@ def validate_fields(fields: Mapping[str, np.ndarray], source: str = "model") -> 
         fail(f"landmarks68 has shape {lms.shape} and dtype {lms.dtype}, expected (68,) integers")
     if lms.min() < 0 or lms.max() >= n:
         fail(f"landmarks68 index vertices {lms.min()}..{lms.max()}, valid range is 0..{n - 1}")
-    for key in ("face_region", "skin_weight", "part_id"):
+    for key in ("face_region", "skin_weight", "eye_region", "part_id"):
         if key in fields and np.asarray(fields[key]).shape != (n,):
             fail(f"{key} has shape {np.asarray(fields[key]).shape}, expected ({n},)")
     if "face_region_triangles" in fields:
@@ -191,6 +192,17 @@ def _skin_weight(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     return weight
 
 
+def _eye_region(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray:
+    if "eye_region" in fields:
+        return np.asarray(fields["eye_region"], bool)
+    eyes = np.zeros(n, bool)
+    if "part_id" in fields and "part_names" in fields:
+        for i, name in enumerate(str(s) for s in np.asarray(fields["part_names"])):
+            if name.startswith("eyeball"):
+                eyes[np.asarray(fields["part_id"]) == i] = True
+    return eyes
+
+
 def _non_skin_colours(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray | None:
     if "part_id" not in fields or "part_names" not in fields:
         return None
@@ -238,6 +250,7 @@ def model_from_fields(fields: Mapping[str, np.ndarray], source: str = "model") -
         face_region=face_region,
         face_triangles=face_tris,
         skin_weight=_skin_weight(fields, n),
+        eye_region=_eye_region(fields, n),
         name=_string(fields, "name", source),
         exp_kind=exp_kind,
         albedo_kind=albedo_kind,

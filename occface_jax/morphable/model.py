@@ -28,6 +28,7 @@ ARRAY_FIELDS = (
     "face_region",
     "face_triangles",
     "skin_weight",
+    "eye_region",
 )
 #: Static metadata fields (hashable, not traced).
 META_FIELDS = ("name", "exp_kind", "albedo_kind", "uv")
@@ -92,6 +93,8 @@ class MorphableModel:
       face_region: (N,) bool, the front face.
       face_triangles: (F_face,) int32 indices into ``triangles`` lying inside the face region.
       skin_weight: (N,) float32 in [0, 1], 1 on skin (photometric and albedo-smoothness losses).
+      eye_region: (N,) bool, the eyeballs: no skin, yet their visible part takes the photo's colour
+        in the output texture (iris and sclera) like the face region's skin.
       name: model name. exp_kind: 'blendshape' | 'pca'. albedo_kind: 'statistical' | 'fallback'.
       uv: optional :class:`UVMap` (texture coordinates) or None (meshes get vertex colours only).
     """
@@ -107,6 +110,7 @@ class MorphableModel:
     face_region: ArrayLike
     face_triangles: ArrayLike
     skin_weight: ArrayLike
+    eye_region: ArrayLike
     name: str = "unnamed"
     exp_kind: str = "pca"
     albedo_kind: str = "statistical"
@@ -182,6 +186,7 @@ class MorphableModel:
             face_region=m.face_region[keep],
             face_triangles=face_triangle_ids,
             skin_weight=m.skin_weight[keep],
+            eye_region=m.eye_region[keep],
             name=f"{self.name}[face]",
             uv=None if self.uv is None else self.uv.subset(tri_keep),
         )

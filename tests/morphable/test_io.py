@@ -22,8 +22,11 @@ def test_default_model_loads_with_expected_sizes(default_model):
     v = 1234
     listed = set(m.vertex_triangles[v][m.vertex_triangles[v] < m.n_triangles].tolist())
     assert listed == set(np.flatnonzero((m.triangles == v).any(1)).tolist())
-    # Eyeballs and mouth interior are not skin.
+    # Eyeballs and mouth interior are not skin; the eyeballs (ICT's two parts of 1570 vertices)
+    # are the eye region, outside the face region.
     assert m.skin_weight[m.landmarks68[30]] == 1.0 and 0 < m.skin_weight.mean() < 1
+    assert m.eye_region.sum() == 2 * 1570
+    assert not (m.eye_region & m.face_region).any() and (m.skin_weight[m.eye_region] == 0).all()
 
 
 def _fields(toy_model):
@@ -53,6 +56,7 @@ def _write(path, fields):
         (lambda f: f.update(landmarks68=f["landmarks68"][:60]), "landmarks68 has shape"),
         (lambda f: f.update(units=np.array("cm")), "units are 'cm'"),
         (lambda f: f.update(albedo_mean=np.zeros((5, 3), np.float32)), "albedo_mean"),
+        (lambda f: f.update(eye_region=np.zeros(5, bool)), "eye_region has shape"),
     ],
 )
 def test_bad_fields_are_named(tmp_path, toy_model, change, message):
