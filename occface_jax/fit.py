@@ -11,8 +11,9 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
    the occluder is estimated EM-style: every ``robust_every`` steps, rendered-face pixels whose
    colour residual exceeds ``robust_ratio`` x the median residual (and ``robust_min_residual``) are
    marked occluded — never the eyes, brows or inner mouth — the mask is closed morphologically, and
-   landmarks under it lose their weight. With ``robust_restart`` a second pass starts again from
-   the landmark fit with the first pass's mask, so the early, unmasked steps leave no trace. A mask
+   landmarks under it count ``hidden_landmark_weight`` (half) of a visible one. With
+   ``robust_restart`` a second pass starts again from the landmark fit with the first pass's mask,
+   so the early, unmasked steps leave no trace. A mask
    predicted by the occlusion network (``predicted``) is masked out from the first step; from the
    first estimate on, the network proposes and the residual confirms: its pixels stay out where
    the residual exceeds ``predicted_confirm_ratio`` x the median (0: all of them stay out), and
