@@ -30,6 +30,7 @@ from _tables import emit  # experiments/_tables.py
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.faces.detect import FaceDetector
+from occface_jax.texture import sample_nearest
 
 
 def rms(errors: list[np.ndarray]) -> float:
@@ -46,23 +47,21 @@ def main() -> None:
     detector = FaceDetector("hog", upsample=1)
     faces = real_faces()
 
-    def detect(image: np.ndarray, fallback: np.ndarray | None) -> tuple[np.ndarray, bool] | None:
+    def largest_box(image: np.ndarray) -> np.ndarray | None:
+        """The biggest box the detector finds in ``image`` (x0, y0, x1, y1), or None."""
         found = detector.boxes(image)
-        if found:
-            box = max(found, key=lambda f: (f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))[0]
-            return detector.landmarks(image, box), True
-        if fallback is None:
+        if not found:
             return None
-        return detector.landmarks(image, fallback), False
+        return max(found, key=lambda f: (f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))[0]
+
+    def detect(image: np.ndarray, fallback: np.ndarray) -> tuple[np.ndarray, bool]:
+        """Landmarks in the largest box found, else in ``fallback``; and whether one was found."""
+        box = largest_box(image)
+        return detector.landmarks(image, fallback if box is None else box), box is not None
 
     clean_boxes, clean_errors = [], []
     for _, crop, truth in faces:
-        found = detector.boxes(crop)
-        box = (
-            max(found, key=lambda f: (f[0][2] - f[0][0]) * (f[0][3] - f[0][1]))[0]
-            if found
-            else None
-        )
+        box = largest_box(crop)
         clean_boxes.append(box)
         clean_errors.append(
             None if box is None else np.linalg.norm(detector.landmarks(crop, box) - truth, axis=1)
@@ -89,9 +88,7 @@ def main() -> None:
                 sample = occlude_photo(crop, rng, landmarks=truth, config=config)
                 detected, again = detect(sample["occluded"], clean_boxes[f])
                 error = np.linalg.norm(detected - truth, axis=1)
-                col = np.clip(np.floor(truth[:, 0]).astype(int), 0, crop.shape[1] - 1)
-                row = np.clip(np.floor(truth[:, 1]).astype(int), 0, crop.shape[0] - 1)
-                hidden = sample["mask"][row, col] > 0.5
+                hidden = np.asarray(sample_nearest(sample["mask"], truth)) > 0.5
                 errors["visible"].append(error[~hidden])
                 errors["hidden"].append(error[hidden])
                 errors["clean"].append(clean_errors[f][hidden])

@@ -41,6 +41,7 @@ from occface_jax.eval.surface import apply_similarity, similarity_transform
 from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
 from occface_jax.render.camera import deng_camera, project_perspective, rigid_transform
+from occface_jax.texture import sample_nearest
 
 #: Conditions whose occlusion mask is given, not estimated (no IoU to report).
 GIVEN_MASKS = ("occluded, true mask", "occluded, see-through mask")
@@ -86,10 +87,8 @@ def hidden_vertices(jface, coeffs: dict, mask: np.ndarray, region: np.ndarray) -
     world = rigid_transform(
         geometry.shape(jface, coeffs["id"], coeffs["exp"]), coeffs["angles"], coeffs["translation"]
     )
-    pixels = np.asarray(project_perspective(world, deng_camera(mask.shape[0])))[region]
-    col = np.clip(np.floor(pixels[:, 0]).astype(int), 0, mask.shape[1] - 1)
-    row = np.clip(np.floor(pixels[:, 1]).astype(int), 0, mask.shape[0] - 1)
-    return mask[row, col] > 0.5
+    pixels = project_perspective(world, deng_camera(mask.shape[0]))[region]
+    return np.asarray(sample_nearest(mask, pixels)) > 0.5
 
 
 def main() -> None:

@@ -41,6 +41,7 @@ from occface_jax.morphable import CoeffLayout, MorphableModel, contour, geometry
 from occface_jax.render import camera as cam
 from occface_jax.render.render import mesh_adjacency, render
 from occface_jax.render.sh import shade
+from occface_jax.texture import sample_nearest
 
 Coeffs = dict[str, jax.Array]
 
@@ -268,10 +269,7 @@ def hidden_landmark_weights(
     ``occlusion``) is visible, ``hidden_weight`` where the occlusion mask covers it (a detector's
     guess under an occluder is worse than its visible points, yet far from worthless:
     ``experiments/results/occluded_landmarks.md``)."""
-    h, w = occlusion.shape
-    col = jnp.clip(jnp.floor(landmarks[:, 0]).astype(jnp.int32), 0, w - 1)
-    row = jnp.clip(jnp.floor(landmarks[:, 1]).astype(jnp.int32), 0, h - 1)
-    return 1.0 - (1.0 - hidden_weight) * occlusion[row, col]
+    return 1.0 - (1.0 - hidden_weight) * sample_nearest(occlusion, landmarks)
 
 
 class Fitter:

@@ -159,6 +159,16 @@ def sample_bilinear(image: jax.Array, points: jax.Array) -> tuple[jax.Array, jax
     return top * (1 - fy) + bottom * fy, inside
 
 
+def sample_nearest(image: jax.Array, points: jax.Array) -> jax.Array:
+    """``image`` (H, W, ...) at the pixel holding each of ``points`` (..., 2) (x right, y down;
+    pixel (col, row) spans [col, col + 1) x [row, row + 1)); points off the image read the nearest
+    border pixel."""
+    h, w = image.shape[:2]
+    col = jnp.clip(jnp.floor(points[..., 0]).astype(jnp.int32), 0, w - 1)
+    row = jnp.clip(jnp.floor(points[..., 1]).astype(jnp.int32), 0, h - 1)
+    return jnp.asarray(image)[row, col]
+
+
 @jax.jit
 def bake_vertex_colors(layout: UVLayout, triangles: jax.Array, colors: jax.Array) -> jax.Array:
     """Texture (H, W, C) of per-vertex ``colors`` (N, C) over the UV ``layout`` of ``triangles``

@@ -138,3 +138,12 @@ def test_photo_texels_sample_the_projected_surface_point(uv_model):
 def test_bake_fit_texture_needs_uvs(toy_model):
     with pytest.raises(ValueError, match="no texture coordinates"):
         texture.bake_fit_texture(toy_model, fit=None)
+
+
+def test_sample_nearest_reads_the_pixel_holding_each_point_and_clamps_off_the_image():
+    image = np.arange(4 * 5 * 2, dtype=np.float32).reshape(4, 5, 2)  # (H, W, C)
+    # (x, y): inside pixel (col 2, row 1); exactly on the corner of pixel (col 3, row 2); left of
+    # the image on row 3; below and right of it.
+    points = np.array([[2.7, 1.2], [3.0, 2.0], [-6.0, 3.5], [40.0, 9.0]])
+    got = np.asarray(texture.sample_nearest(image, points))
+    np.testing.assert_array_equal(got, image[[1, 2, 3, 3], [2, 3, 0, 4]])

@@ -180,39 +180,34 @@ def uv_map_from_fields(fields: Mapping[str, Any]) -> UVMap | None:
     )
 
 
+def _parts_named(fields: Mapping[str, np.ndarray], n: int, *prefixes: str) -> np.ndarray:
+    """(N,) bool: the vertices of the parts (``part_id`` / ``part_names``) whose name starts with
+    one of ``prefixes``; none when the file has no parts."""
+    if "part_id" not in fields or "part_names" not in fields:
+        return np.zeros(n, bool)
+    names = [str(s) for s in np.asarray(fields["part_names"])]
+    wanted = [i for i, name in enumerate(names) if name.startswith(prefixes)]
+    return np.isin(np.asarray(fields["part_id"]), wanted)
+
+
 def _skin_weight(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     if "skin_weight" in fields:
         return np.asarray(fields["skin_weight"], np.float32)
-    weight = np.ones(n, np.float32)
-    if "part_id" in fields and "part_names" in fields:
-        names = [str(s) for s in np.asarray(fields["part_names"])]
-        for i, name in enumerate(names):
-            if name.startswith(("eyeball", "mouth")):
-                weight[np.asarray(fields["part_id"]) == i] = 0.0
-    return weight
+    return np.where(_parts_named(fields, n, "eyeball", "mouth"), 0.0, 1.0).astype(np.float32)
 
 
 def _eye_region(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray:
     if "eye_region" in fields:
         return np.asarray(fields["eye_region"], bool)
-    eyes = np.zeros(n, bool)
-    if "part_id" in fields and "part_names" in fields:
-        for i, name in enumerate(str(s) for s in np.asarray(fields["part_names"])):
-            if name.startswith("eyeball"):
-                eyes[np.asarray(fields["part_id"]) == i] = True
-    return eyes
+    return _parts_named(fields, n, "eyeball")
 
 
 def _non_skin_colours(fields: Mapping[str, np.ndarray], n: int) -> np.ndarray | None:
     if "part_id" not in fields or "part_names" not in fields:
         return None
     colours = np.full((n, 3), np.nan, np.float32)
-    for i, name in enumerate(str(s) for s in np.asarray(fields["part_names"])):
-        rows = np.asarray(fields["part_id"]) == i
-        if name.startswith("eyeball"):
-            colours[rows] = SCLERA_RGB
-        elif name.startswith("mouth"):
-            colours[rows] = MOUTH_RGB
+    colours[_parts_named(fields, n, "eyeball")] = SCLERA_RGB
+    colours[_parts_named(fields, n, "mouth")] = MOUTH_RGB
     return colours
 
 
