@@ -12,17 +12,20 @@ import ml_collections
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.image_size = 224  # Deng et al.'s aligned crop
-    c.render_size = 112  # photometric fitting resolution (the crop is resized to it)
+    # Photometric fitting resolution (the crop is resized to it). 160 (was 112) with 300 steps of
+    # 0.03 (was 200 of 0.02): seed-11 synthetic faces, N_mask default, occluded 2.62 -> 2.33 mm,
+    # clean 2.20 -> 2.09 mm (experiments/results/synthetic_fit.md, 2026-12-01).
+    c.render_size = 160
     c.light = "rgb"  # 'rgb' (27 SH coefficients) or 'mono' (9)
     c.ambient = 0.8  # Deng et al.'s default first SH coefficient
     # Stage 1: pose (+ shape) from the 68 landmarks alone.
     c.landmark_steps = 150
     c.landmark_lr = 0.03
-    # Stage 2: everything, photometric + landmarks + prior (+ identity when enabled). 120 steps at
-    # 0.01 left the fit short of convergence (seed-11 synthetic faces: clean 2.62 -> 2.19 mm,
-    # occluded 3.01 -> 2.69 mm at 200 steps of 0.02; experiments/results/synthetic_fit.md).
-    c.steps = 200
-    c.lr = 0.02
+    # Stage 2: everything, photometric + landmarks + prior (+ identity when enabled). Still short of
+    # convergence at 200 steps of 0.02 (300 of 0.03: seed-11 clean 2.20 -> 2.00 mm); 0.05 and a
+    # cosine decay of the rate were worse (experiments/results/synthetic_fit.md).
+    c.steps = 300
+    c.lr = 0.03
     c.robust = True  # estimate occluded pixels from residuals (EM-style) and leave them out
     c.robust_every = 20  # re-estimate the occlusion mask every so many steps
     c.robust_start = 40  # first re-estimation after this many stage-2 steps
@@ -34,6 +37,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # median face residual (network proposes, residual confirms); 0 keeps all of them out.
     c.predicted_confirm_ratio = 2.0
     c.predicted_threshold = 0.5  # network probability above which a pixel is proposed
+    # Scale s (RGB distance) of the photometric term's robust kernel: a pixel's distance d counts as
+    # s log(1 + d / s), so what the occlusion mask misses pulls less; 0 is Eq. 18's plain distance.
+    c.phot_robust_scale = 0.15
     c.feature_margin = 6.0  # pixels (at 224) around eyes and brows that are never called occluded
     c.use_identity = False  # the identity-feature loss (needs the landmarks extra; slower on a CPU)
     c.weights = ml_collections.ConfigDict(
@@ -51,6 +57,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.texture_from_photo = True  # visible vertices take the photo's colour
     c.seed = 0
     if variant == "fast":
+        c.render_size = 112
         c.landmark_steps = 60
         c.steps = 40
         c.robust_start = 15

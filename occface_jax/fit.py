@@ -7,10 +7,11 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
    ``march_jaw`` the model's jaw landmarks follow the face's outline under the current pose
    (``morphable.contour``), as a detector's do, here and in the photometric stage.
 2. Photometric stage: every coefficient, with Eq. 15's photometric (attention Z: 1 on the rendered
-   face, 0.1 elsewhere, 0 on occluders), landmark and prior terms. Without a given occlusion mask
-   the occluder is estimated EM-style: every ``robust_every`` steps, rendered-face pixels whose
-   colour residual exceeds ``robust_ratio`` x the median residual (and ``robust_min_residual``) are
-   marked occluded — never the eyes, brows or inner mouth — the mask is closed morphologically, and
+   face, 0.1 elsewhere, 0 on occluders; each pixel's colour distance d through the kernel
+   s log(1 + d / s), s = ``phot_robust_scale``, so what the mask misses pulls less), landmark and
+   prior terms. Without a given occlusion mask the occluder is estimated EM-style: every
+   ``robust_every`` steps, rendered-face pixels whose colour residual exceeds ``robust_ratio`` x
+   the median residual (and ``robust_min_residual``) are marked occluded — never the eyes, brows or inner mouth — the mask is closed morphologically, and
    landmarks under it count ``hidden_landmark_weight`` (half) of a visible one. With
    ``robust_restart`` a second pass starts again from the landmark fit with the first pass's mask,
    so the early, unmasked steps leave no trace. A mask
@@ -331,7 +332,12 @@ class Fitter:
         r = self._render(model, params, image)
         attention = recon.photometric_attention(jax.lax.stop_gradient(r.mask), occlusion)
         terms = {
-            "phot": recon.photometric_loss(image, r.image, attention),
+            "phot": recon.photometric_loss(
+                image,
+                r.image,
+                attention,
+                robust_scale=float(self.config.phot_robust_scale),
+            ),
             "land": recon.landmark_loss(target, r.landmarks, lm_weights),
             "regu": recon.coefficient_prior(
                 params["id"], params["exp"], params["tex"], w["w_id"], w["w_exp"], w["w_tex"]

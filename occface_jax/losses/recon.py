@@ -83,13 +83,22 @@ def photometric_attention(
 
 
 def photometric_loss(
-    image: jax.Array, rendered: jax.Array, attention: jax.Array, eps: float = 1e-6
+    image: jax.Array,
+    rendered: jax.Array,
+    attention: jax.Array,
+    eps: float = 1e-6,
+    robust_scale: float = 0.0,
 ) -> jax.Array:
     """Attention-weighted mean per-pixel colour distance (Eq. 18), (...,).
 
-    The per-pixel norm uses sqrt(|d|^2 + eps^2) so that its gradient is finite at d = 0.
+    The per-pixel norm uses sqrt(|d|^2 + eps^2) so that its gradient is finite at d = 0. With
+    ``robust_scale`` s > 0 (an RGB distance, colours in [0, 1]) each pixel's distance d counts as
+    s log(1 + d / s): d itself for d << s, only logarithmically more beyond, so a pixel's pull
+    falls as 1 / (1 + d / s) and an occluder pixel no mask caught weighs little. 0 is Eq. 18.
     """
     dist = jnp.sqrt(jnp.sum((image - rendered) ** 2, axis=-1) + eps**2)
+    if robust_scale > 0:
+        dist = robust_scale * jnp.log1p(dist / robust_scale)
     return jnp.sum(attention * dist, axis=(-2, -1)) / jnp.maximum(
         jnp.sum(attention, axis=(-2, -1)), eps
     )

@@ -55,6 +55,25 @@ def test_photometric_loss_known_value_and_attention():
     assert float(recon.photometric_loss(image, rendered, occluded)) == pytest.approx(0.0, abs=1e-5)
 
 
+def test_photometric_robust_scale_known_value_and_pull():
+    h, w = 4, 4
+    image = jnp.zeros((h, w, 3))
+    rendered = image.at[:2].set(jnp.array([0.3, 0.4, 0.0]))  # distance 0.5 on the top half
+    att = jnp.ones((h, w))
+    s = 0.1
+    expected = 8 * s * np.log1p(0.5 / s) / 16  # s log(1 + d / s) per pixel, mean over 16
+    got = recon.photometric_loss(image, rendered, att, robust_scale=s)
+    assert float(got) == pytest.approx(expected, rel=1e-4)
+    # A large scale is Eq. 18; a pixel's pull falls as 1 / (1 + d / s).
+    plain = float(recon.photometric_loss(image, rendered, att))
+    huge = float(recon.photometric_loss(image, rendered, att, robust_scale=1e4))
+    assert huge == pytest.approx(plain, rel=1e-3)
+    grad = jax.grad(lambda r: recon.photometric_loss(image, r, att, robust_scale=s))(rendered)
+    grad_plain = jax.grad(lambda r: recon.photometric_loss(image, r, att))(rendered)
+    ratio = np.linalg.norm(grad[0, 0]) / np.linalg.norm(grad_plain[0, 0])
+    assert ratio == pytest.approx(1 / (1 + 0.5 / s), rel=1e-4)
+
+
 def test_photometric_gradient_is_finite_at_zero_difference():
     image = jax.random.uniform(jax.random.key(0), (2, 5, 5, 3))
     att = jnp.ones((2, 5, 5))
