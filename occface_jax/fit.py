@@ -11,14 +11,14 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
    s log(1 + d / s), s = ``phot_robust_scale``, so what the mask misses pulls less), landmark and
    prior terms. Without a given occlusion mask the occluder is estimated EM-style: every
    ``robust_every`` steps, rendered-face pixels whose colour residual exceeds ``robust_ratio`` x
-   the median residual (and ``robust_min_residual``) are marked occluded — never the eyes, brows or inner mouth — the mask is closed morphologically, and
-   landmarks under it count ``hidden_landmark_weight`` (half) of a visible one. With
-   ``robust_restart`` a second pass starts again from the landmark fit with the first pass's mask,
-   so the early, unmasked steps leave no trace. A mask
-   predicted by the occlusion network (``predicted``) is masked out from the first step; from the
-   first estimate on, the network proposes and the residual confirms: its pixels stay out where
-   the residual exceeds ``predicted_confirm_ratio`` x the median (0: all of them stay out), and
-   the residual test adds what the network missed.
+   the median residual (and ``robust_min_residual``) are marked occluded — never the eyes, brows
+   or inner mouth — the mask is closed morphologically, and landmarks under it count
+   ``hidden_landmark_weight`` (half) of a visible one. With ``robust_restart`` a second pass
+   starts again from the landmark fit with the first pass's mask, so the early, unmasked steps
+   leave no trace. A mask predicted by the occlusion network (``predicted``) is masked out from
+   the first step; from the first estimate on, the network proposes and the residual confirms:
+   its pixels stay out where the residual exceeds ``predicted_confirm_ratio`` x the median (0: all
+   of them stay out), and the residual test adds what the network missed.
 3. Texture: visible face vertices take the photo's colour; occluded or unseen ones take the
    model's albedo under the fitted light, so the output texture carries no occluder.
 
@@ -306,6 +306,7 @@ class Fitter:
         self.weights = {k: float(w[k]) for k in ("phot", "land", "regu", "w_id", "w_exp", "w_tex")}
         self.base_landmark_weights = jnp.asarray(landmark_weights(config.jaw_landmark_weight))
         self.ambient = float(config.ambient)
+        self.phot_robust_scale = float(config.phot_robust_scale)
         self.optimizer = optax.adam(float(config.lr))
         self._chunk = jax.jit(self._chunk_impl)
         self._estimate = jax.jit(self._estimate_impl)
@@ -333,10 +334,7 @@ class Fitter:
         attention = recon.photometric_attention(jax.lax.stop_gradient(r.mask), occlusion)
         terms = {
             "phot": recon.photometric_loss(
-                image,
-                r.image,
-                attention,
-                robust_scale=float(self.config.phot_robust_scale),
+                image, r.image, attention, robust_scale=self.phot_robust_scale
             ),
             "land": recon.landmark_loss(target, r.landmarks, lm_weights),
             "regu": recon.coefficient_prior(
