@@ -12,10 +12,11 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
    prior terms. Without a given occlusion mask the occluder is estimated EM-style: every
    ``robust_every`` steps, rendered-face pixels whose colour residual exceeds ``robust_ratio`` x
    the median residual (and ``robust_min_residual``) are marked occluded — never the eyes, brows
-   or inner mouth — the mask is closed morphologically, and landmarks under it count
-   ``hidden_landmark_weight`` (half) of a visible one. With ``robust_restart`` a second pass
-   starts again from the landmark fit with the first pass's mask, so the early, unmasked steps
-   leave no trace. A mask predicted by the occlusion network (``predicted``) is masked out from
+   or inner mouth —, pixels of the flagged occluder's colours (``robust_colour_share``) need
+   only ``predicted_confirm_ratio`` x the median, the mask is closed morphologically, and
+   landmarks under it count ``hidden_landmark_weight`` (half) of a visible one. With
+   ``robust_restart`` a second pass starts again from the landmark fit with the mask the first
+   pass ended on, so the early, unmasked steps leave no trace. A mask predicted by the occlusion network (``predicted``) is masked out from
    the first step; from the first estimate on, the network proposes and the residual confirms:
    its pixels stay out where the residual exceeds ``predicted_confirm_ratio`` x the median (0: all
    of them stay out), and the residual test adds what the network missed.
@@ -181,6 +182,7 @@ def estimate_occlusion(
     enclosed: jax.Array | None = None,
     ring: int = 3,
     ring_share: float = 0.5,
+    colour_share: float = 0.0,
 ) -> jax.Array:
     """Occluded face pixels (H, W) in {0, 1}.
 
@@ -191,7 +193,10 @@ def estimate_occlusion(
     ``confirm_ratio x median`` confirms them, protected or not (sunglasses cover the eyes); the
     median is then taken over the face pixels not proposed (the skin), unless they are under a
     tenth of the face. A ``close`` x ``close`` closing (5 by default) fills the gaps between thin
-    occluder parts (hair strands, spectacle rims); no opening, which would erase them. Each of the
+    occluder parts (hair strands, spectacle rims); no opening, which would erase them. With
+    ``colour_share`` > 0, pixels whose colour is mostly the outliers' (:func:`occluder_colour_share`
+    above it, the rest of the face as skin) need only ``confirm_ratio x median`` as well, once the
+    outliers are 2% of the face: the parts of an occluder the albedo has half absorbed. Each of the
     ``enclosed`` features (K, H, W), e.g. the inner mouth, whose ``ring``-pixel band of surrounding
     skin is more than ``ring_share`` occluded is marked occluded whole: the residual cannot tell an
     occluder there, its surroundings can. (Not the eyes: spectacle frames surround visible eyes.)
@@ -210,6 +215,12 @@ def estimate_occlusion(
         outlier = outlier & (protect < 0.5)
     if proposed is not None:
         outlier = outlier | ((proposed > 0.5) & (residual > confirm_ratio * median))
+    if colour_share > 0:  # the occluder's colours propose the pixels the residual test missed
+        occluder = face & outlier
+        skin = face & ~outlier & (protect < 0.5) if protect is not None else face & ~outlier
+        share = occluder_colour_share(image, occluder, skin)
+        enough = occluder.sum() >= 0.02 * face.sum()
+        outlier = outlier | (enough & (share > colour_share) & (residual > confirm_ratio * median))
     raw = jnp.where(face & outlier, 1.0, 0.0)
     closed = _min_filter(_max_filter(raw, close), close)
     if enclosed is not None and ring > 0:
@@ -223,6 +234,27 @@ def estimate_occlusion(
             hidden = (share > ring_share) & (count >= 4 * ring)
             closed = jnp.maximum(closed, jnp.where(hidden, feature, 0.0))
     return closed * face
+
+
+def occluder_colour_share(
+    image: jax.Array, occluder: jax.Array, skin: jax.Array, bins: int = 12
+) -> jax.Array:
+    """(H, W) in [0, 1]: how much of the colour density at each pixel's colour (``image`` RGB in
+    [0, 1]) is the occluder's: h_o / (h_o + h_s), with h_o and h_s the colour histograms of the
+    ``occluder`` and ``skin`` pixels ((H, W) bool) over ``bins``^3 RGB cells, each normalised to
+    sum 1 and smoothed over the 3 x 3 x 3 neighbouring cells; 0 where neither has any density."""
+    cell = jnp.clip((image * bins).astype(jnp.int32), 0, bins - 1)
+    flat = ((cell[..., 0] * bins + cell[..., 1]) * bins + cell[..., 2]).reshape(-1)
+
+    def density(pixels: jax.Array) -> jax.Array:
+        counts = jnp.zeros(bins**3).at[flat].add(pixels.reshape(-1).astype(jnp.float32))
+        cube = counts.reshape(bins, bins, bins)
+        cube = jax.lax.reduce_window(cube, 0.0, jax.lax.add, (3, 3, 3), (1, 1, 1), "SAME")
+        return cube.reshape(-1) / jnp.maximum(cube.sum(), 1e-6)
+
+    h_occluder, h_skin = density(occluder), density(skin)
+    share = h_occluder / jnp.maximum(h_occluder + h_skin, 1e-12)
+    return share[flat].reshape(image.shape[:-1])
 
 
 def feature_mask(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
@@ -372,6 +404,7 @@ class Fitter:
             proposed,
             float(self.config.predicted_confirm_ratio),
             features[INNER_MOUTH : INNER_MOUTH + 1],
+            colour_share=float(self.config.get("robust_colour_share", 0.0)),
         )
         return r, occlusion
 
@@ -444,11 +477,14 @@ class Fitter:
         passes = 2 if estimate and bool(config.get("robust_restart", False)) else 1
         histories = []
         for pass_index in range(passes):
-            if pass_index:  # start again from the landmark fit, with the estimate from pass 1
+            if pass_index:  # start again from the landmark fit, with pass 1's final estimate
+                occ = self._estimate(params, self.jmodel, img, protect, proposed)[1]
                 params, opt_state = coeffs, self.optimizer.init(coeffs)
             done = 0
             while done < int(config.steps):
-                if estimate and (pass_index or done >= int(config.robust_start)):
+                # Not from the landmark fit's render (mean albedo, no light: its residual is
+                # large everywhere, so the estimate would be near empty): after robust_start.
+                if estimate and done >= int(config.robust_start):
                     occ = self._estimate(params, self.jmodel, img, protect, proposed)[1]
                 lm_w = base_w * hidden_landmark_weights(occ, target, hidden_w)
                 params, opt_state, hist = self._chunk(

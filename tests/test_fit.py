@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -89,6 +90,55 @@ def test_estimate_occlusion_confirms_proposed_pixels_on_a_lower_residual():
     assert occ[25:35, 20:40].mean() < 0.1
     plain = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, jnp.asarray(protect), 1))
     assert plain[5:15, 5:25].mean() < 0.2 and plain[50:56, 40:50].sum() == 0
+
+
+def test_occluder_colour_share_against_numpy_histograms():
+    """h_o / (h_o + h_s) of 12^3-cell colour histograms, each smoothed over the 3^3 neighbouring
+    cells (zero beyond the cube) and normalised: checked against np.histogramdd + scipy."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0, 1, (40, 40, 3)).astype(np.float32)
+    image[:20] = 0.5 * image[:20] + np.float32(0.25)  # the two sets overlap in colour in part
+    occluder = np.zeros((40, 40), bool)
+    occluder[:15, :30] = True
+    skin = np.zeros((40, 40), bool)
+    skin[18:, 5:] = True
+    got = np.asarray(fit.occluder_colour_share(jnp.asarray(image), occluder, skin, bins=12))
+
+    def density(where):
+        h = np.histogramdd(image[where], bins=12, range=[(0, 1)] * 3)[0]
+        h = ndimage.uniform_filter(h, size=3, mode="constant") * 27
+        return h / h.sum()
+
+    h_o, h_s = density(occluder), density(skin)
+    with np.errstate(invalid="ignore"):
+        share = np.nan_to_num(h_o / (h_o + h_s))
+    cells = np.clip((image * 12).astype(int), 0, 11)
+    want = share[cells[..., 0], cells[..., 1], cells[..., 2]]
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    assert (want < 0.1).mean() > 0.05 and (want > 0.6).mean() > 0.05  # not all one value
+
+
+def test_the_occluders_colour_flags_its_pixels_the_residual_test_missed():
+    """Part of an occluder that the albedo has half absorbed (residual ~0.12: above 2 x median,
+    under the 0.15 floor) is flagged when its colour is the flagged part's, not when it is the
+    skin's; without the colour test neither is."""
+    rng = np.random.default_rng(4)
+    skin, orange = np.array([0.8, 0.6, 0.5]), np.array([0.9, 0.5, 0.1])
+    image = np.tile(skin, (64, 64, 1)) + rng.normal(0, 0.01, (64, 64, 3))
+    image[5:25, 5:30] = orange  # the occluder ...
+    rendered = image + rng.normal(0, 0.03, image.shape)  # median residual about 0.05
+    rendered[5:15, 5:30] = skin  # ... its upper half unexplained (residual ~0.45),
+    rendered[15:25, 5:30] = orange + 0.07  # its lower half half absorbed by the albedo
+    rendered[40:50, 30:55] = image[40:50, 30:55] + 0.07  # skin as poorly explained
+    args = [jnp.asarray(a, jnp.float32) for a in (image, rendered, np.ones((64, 64)))]
+    occ = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, close=1, colour_share=0.8))
+    assert occ[5:15, 5:30].mean() == 1.0
+    assert occ[15:25, 5:30].mean() > 0.95
+    assert occ[40:50, 30:55].mean() < 0.05
+    plain = np.asarray(fit.estimate_occlusion(*args, 2.5, 0.15, close=1))
+    assert plain[5:15, 5:30].mean() == 1.0 and plain[15:25, 5:30].mean() < 0.05
 
 
 def test_feature_mask_covers_eyes_brows_and_inner_mouth_only():
@@ -221,3 +271,32 @@ def test_a_predicted_mask_is_confirmed_or_freed_and_the_estimate_adds_to_it(fitt
     assert result.occlusion[right].mean() > 0.8
     assert result.occlusion[false > 0].mean() < 0.3
     assert result.occlusion[on_face & (occluder == 0) & (false == 0)].mean() < 0.05
+
+
+def test_the_second_pass_starts_with_the_first_passs_mask(fitted_with_occluder):
+    """With ``robust_restart`` the second pass fits from its first step with the mask pass 1 ended
+    on (not one estimated from the landmark fit's unlit mean-albedo render, which is near empty)."""
+    _, image, occluder, full, _, landmarks, face_mask = fitted_with_occluder
+    image = np.clip(1.6 * image, 0, 1)  # brighter than the unlit mean face everywhere
+    config = load_config("fit", "test")
+    assert config.robust and config.robust_restart
+    fitter = fit.Fitter(full.face_only(), config, full)
+    masks, chunk = [], fitter._chunk
+
+    def recording_chunk(*args):
+        masks.append(np.asarray(args[-1]))
+        return chunk(*args)
+
+    fitter._chunk = recording_chunk
+    result = fitter(image, landmarks)
+    per_pass = len(masks) // 2
+    assert masks[0].sum() == 0  # pass 1 starts unmasked
+    small = config.render_size
+
+    def shrink(a):
+        return np.asarray(jax.image.resize(jnp.asarray(a, jnp.float32), (small, small), "nearest"))
+
+    block, on_face = shrink(occluder) > 0.5, shrink(face_mask) > 0.5
+    first = masks[per_pass]
+    assert first[block & on_face].mean() > 0.8
+    assert result.occlusion[(occluder > 0) & (face_mask > 0.5)].mean() > 0.8
