@@ -57,6 +57,10 @@ class FitResult:
     rendered: (H, W, 3) render of the fitted face; face_mask: (H, W) its coverage.
     landmarks: (68, 2) projected model landmarks. vertex_colors: (N, 3) output texture in [0, 1].
     vertex_visible: (N,) bool, vertices whose colour came from the photo. history: loss per step.
+    fill_region: (H, W) float, the pixels a de-occluded photo repaints: the occlusion and, when
+    that hides the inner mouth, the mouth opening the face region leaves (its render has no
+    surface there). fill: (H, W, 3) their colours: the face render where it covers, else the
+    full model's (its mouth interior).
     """
 
     coeffs: dict[str, np.ndarray]
@@ -68,6 +72,8 @@ class FitResult:
     vertex_colors: np.ndarray
     vertex_visible: np.ndarray
     history: dict[str, np.ndarray]
+    fill_region: np.ndarray
+    fill: np.ndarray
 
 
 def landmark_weights(jaw_weight: float) -> np.ndarray:
@@ -295,6 +301,29 @@ def feature_masks(landmarks: jax.Array, size: int, margin: float) -> jax.Array:
     return jnp.stack(parts).astype(jnp.float32)
 
 
+def deocclusion_fill(
+    face_image: jax.Array,
+    face_mask: jax.Array,
+    head_image: jax.Array,
+    head_mask: jax.Array,
+    occlusion: jax.Array,
+    mouth: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """What a de-occluded photo repaints, and with what: (region (H, W), colours (H, W, 3)).
+
+    ``face_*`` is the render of the fitted face region, ``head_*`` of the full model (which has a
+    mouth interior where the face region has an opening), ``occlusion`` the occluded face pixels
+    and ``mouth`` (bool) the inner mouth. The region is the occlusion and, when the occlusion
+    covers more than half of the inner mouth's face pixels, the whole inner mouth, wherever
+    either render covers; the colours are the face render's where it covers, else the head's."""
+    face = face_mask > 0.5
+    mouth_face = jnp.sum(mouth * face)
+    hidden = jnp.sum(occlusion * mouth * face) > 0.5 * jnp.maximum(mouth_face, 1.0)
+    region = jnp.maximum(occlusion, jnp.where(hidden, mouth, 0.0))
+    fill = jnp.where(face[..., None], face_image, head_image)
+    return region * jnp.maximum(face_mask, head_mask), fill
+
+
 def hidden_landmark_weights(
     occlusion: jax.Array, landmarks: jax.Array, hidden_weight: float
 ) -> jax.Array:
@@ -343,6 +372,7 @@ class Fitter:
         self._chunk = jax.jit(self._chunk_impl)
         self._estimate = jax.jit(self._estimate_impl)
         self._finish = jax.jit(self._finish_impl)
+        self._fill = jax.jit(self._fill_impl)
         margin = float(config.feature_margin) * self.render_size / self.size
         self._features = jax.jit(
             functools.partial(feature_masks, size=self.render_size, margin=margin)
@@ -420,6 +450,17 @@ class Fitter:
             self.ambient,
             bool(self.config.texture_from_photo),
         )
+
+    def _fill_impl(self, params, full, face_image, face_mask, occlusion, mouth):
+        head = render(
+            full,
+            params,
+            self.camera,
+            self.size,
+            ambient=self.ambient,
+            adjacency=self.full_adjacency,
+        )
+        return deocclusion_fill(face_image, face_mask, head.image, head.mask, occlusion, mouth)
 
     # -- the fit --------------------------------------------------------------------------------
     def __call__(
@@ -506,16 +547,21 @@ class Fitter:
             params, self.jfull, photo, occ_full if given else occ, final.depth, final.mask
         )
         up = functools.partial(jax.image.resize, method="linear")
+        face_image, face_mask = up(final.image, (size, size, 3)), up(final.mask, (size, size))
+        mouth = up(protect[INNER_MOUTH], (size, size)) > 0.5
+        fill_region, fill = self._fill(params, self.jfull, face_image, face_mask, occ_full, mouth)
         return FitResult(
             coeffs={k: np.asarray(v) for k, v in params.items()},
             vertices=np.asarray(vertices),
             occlusion=np.asarray(occ_full),
-            rendered=np.asarray(up(final.image, (size, size, 3))),
-            face_mask=np.asarray(up(final.mask, (size, size))),
+            rendered=np.asarray(face_image),
+            face_mask=np.asarray(face_mask),
             landmarks=np.asarray(final.landmarks) / factor,
             vertex_colors=np.asarray(colors),
             vertex_visible=np.asarray(visible),
             history=history,
+            fill_region=np.asarray(fill_region),
+            fill=np.asarray(fill),
         )
 
 

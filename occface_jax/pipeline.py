@@ -35,6 +35,8 @@ class Reconstruction:
     occlusion_original: np.ndarray  # (H, W) float, 1 = occluded face pixel
     render_original: np.ndarray  # (H, W, 3)
     coverage_original: np.ndarray  # (H, W) rendered face coverage on the photo
+    fill_region_original: np.ndarray  # (H, W) what de-occlusion repaints (FitResult.fill_region)
+    fill_original: np.ndarray  # (H, W, 3) with what (FitResult.fill)
     seconds: float
 
 
@@ -123,6 +125,8 @@ class Reconstructor:
             occlusion_original=_fit_shape(paste(fitted.occlusion), shape),
             render_original=_fit_shape(paste(fitted.rendered), shape),
             coverage_original=_fit_shape(paste(fitted.face_mask), shape),
+            fill_region_original=_fit_shape(paste(fitted.fill_region), shape),
+            fill_original=_fit_shape(paste(fitted.fill), shape),
             seconds=time.perf_counter() - start,
         )
 
@@ -173,8 +177,8 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
     }
     photo = rec.photo
     coverage = rec.coverage_original[..., None]
-    occ = rec.occlusion_original[..., None]
-    deoccluded = photo * (1 - occ * coverage) + rec.render_original * occ * coverage
+    region = rec.fill_region_original[..., None]
+    deoccluded = photo * (1 - region) + rec.fill_original * region
     overlay = photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
     files["mask"] = imageio.save_image(out_dir / "mask.png", rec.occlusion_original)
     files["deoccluded"] = imageio.save_image(out_dir / "deoccluded.png", deoccluded)

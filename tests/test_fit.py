@@ -300,3 +300,41 @@ def test_the_second_pass_starts_with_the_first_passs_mask(fitted_with_occluder):
     first = masks[per_pass]
     assert first[block & on_face].mean() > 0.8
     assert result.occlusion[(occluder > 0) & (face_mask > 0.5)].mean() > 0.8
+
+
+def test_deocclusion_repaints_a_hidden_mouth_opening_from_the_head(default_model):
+    """The face region has an opening between the lips, the full model a mouth interior: an
+    occluder over the mouth repaints the opening from the head's render; one on the cheek leaves
+    it (and everything outside the occluder) alone."""
+    full, face = default_model, default_model.face_only()
+    rows = 3 * np.asarray(full.landmarks68)[[62, 66]] + 1  # inner lips, top and bottom: y
+    opening_per_shape = full.exp_basis[rows[0]] - full.exp_basis[rows[1]]
+    coeffs = CoeffLayout.for_model(face).zeros()
+    coeffs["exp"] = coeffs["exp"].at[int(np.argmax(opening_per_shape))].set(1.0)  # mouth open
+    camera = deng_camera(224)
+    r_face = render(face.to_jax(), coeffs, camera)
+    r_head = render(full.to_jax(), coeffs, camera)
+    face_mask, head_mask = np.asarray(r_face.mask), np.asarray(r_head.mask)
+    landmarks = np.asarray(r_face.landmarks)
+    mouth = np.asarray(fit.feature_masks(jnp.asarray(landmarks), 224, 6.0)[fit.INNER_MOUTH]) > 0.5
+    opening = mouth & (face_mask < 0.5) & (head_mask > 0.5)
+    assert opening.sum() > 30
+
+    def block(center, half):
+        b = np.zeros((224, 224), np.float32)
+        x, y = np.round(center).astype(int)
+        b[y - half : y + half, x - half : x + half] = 1
+        return b * (face_mask > 0.5)
+
+    args = (r_face.image, r_face.mask, r_head.image, r_head.mask)
+    over_mouth = block(landmarks[48:68].mean(0), 30)
+    region, colours = map(np.asarray, fit.deocclusion_fill(*args, over_mouth, mouth))
+    assert region[opening].min() == 1.0
+    np.testing.assert_allclose(colours[opening], np.asarray(r_head.image)[opening])
+    on_face = face_mask > 0.5
+    np.testing.assert_allclose(colours[on_face], np.asarray(r_face.image)[on_face])
+    assert region[(over_mouth == 0) & ~mouth].max() == 0.0
+    on_cheek = block(landmarks[2] + [25, 0], 12)
+    region, _ = map(np.asarray, fit.deocclusion_fill(*args, on_cheek, mouth))
+    assert region[opening].max() == 0.0
+    np.testing.assert_allclose(region, on_cheek * np.maximum(face_mask, head_mask))
