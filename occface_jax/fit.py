@@ -11,15 +11,16 @@ Works in Deng et al.'s aligned crop (224 x 224, perspective camera, see ``render
    s log(1 + d / s), s = ``phot_robust_scale``, so what the mask misses pulls less), landmark and
    prior terms. Without a given occlusion mask the occluder is estimated EM-style: every
    ``robust_every`` steps, rendered-face pixels whose colour residual exceeds ``robust_ratio`` x
-   the median residual (and ``robust_min_residual``) are marked occluded — never the eyes, brows
-   or inner mouth —, pixels of the flagged occluder's colours (``robust_colour_share``) need
-   only ``predicted_confirm_ratio`` x the median, the mask is closed morphologically, and
+   the median residual (and ``robust_min_residual``) are marked occluded (never the eyes, brows
+   or inner mouth), and so are those of the flagged pixels' colours (``robust_colour_share``)
+   above ``predicted_confirm_ratio`` x the median; the mask is closed morphologically, and
    landmarks under it count ``hidden_landmark_weight`` (half) of a visible one. With
    ``robust_restart`` a second pass starts again from the landmark fit with the mask the first
-   pass ended on, so the early, unmasked steps leave no trace. A mask predicted by the occlusion network (``predicted``) is masked out from
-   the first step; from the first estimate on, the network proposes and the residual confirms:
-   its pixels stay out where the residual exceeds ``predicted_confirm_ratio`` x the median (0: all
-   of them stay out), and the residual test adds what the network missed.
+   pass ended on, so the early, unmasked steps leave no trace. A mask predicted by the
+   occlusion network (``predicted``) is masked out from the first step; from the first estimate
+   on, the network proposes and the residual confirms: its pixels stay out where the residual
+   exceeds ``predicted_confirm_ratio`` x the median (0: all of them stay out), and the residual
+   test adds what the network missed.
 3. Texture: visible face vertices take the photo's colour; occluded or unseen ones take the
    model's albedo under the fitted light, so the output texture carries no occluder.
 
@@ -200,9 +201,10 @@ def estimate_occlusion(
     median is then taken over the face pixels not proposed (the skin), unless they are under a
     tenth of the face. A ``close`` x ``close`` closing (5 by default) fills the gaps between thin
     occluder parts (hair strands, spectacle rims); no opening, which would erase them. With
-    ``colour_share`` > 0, pixels whose colour is mostly the outliers' (:func:`occluder_colour_share`
-    above it, the rest of the face as skin) need only ``confirm_ratio x median`` as well, once the
-    outliers are 2% of the face: the parts of an occluder the albedo has half absorbed. Each of the
+    ``colour_share`` > 0, pixels whose colour is mostly the outliers' (an
+    :func:`occluder_colour_share` above ``colour_share``, the rest of the face as skin) need
+    only ``confirm_ratio x median`` as well, once the outliers are 2% of the face: the parts of
+    an occluder the albedo has half absorbed. Each of the
     ``enclosed`` features (K, H, W), e.g. the inner mouth, whose ``ring``-pixel band of surrounding
     skin is more than ``ring_share`` occluded is marked occluded whole: the residual cannot tell an
     occluder there, its surroundings can. (Not the eyes: spectacle frames surround visible eyes.)
