@@ -218,25 +218,25 @@ def estimate_occlusion(
         skin_median = jnp.nanmedian(jnp.where(skin, residual, jnp.nan))
         median = jnp.where(skin.sum() >= 0.1 * face.sum(), skin_median, median)
     threshold = jnp.maximum(ratio * median, min_residual)
+    confirmed = residual > confirm_ratio * median  # enough for a proposed pixel
+    unprotected = face & (protect < 0.5) if protect is not None else face  # the skin
     outlier = residual > threshold
     if protect is not None:
         outlier = outlier & (protect < 0.5)
     if proposed is not None:
-        outlier = outlier | ((proposed > 0.5) & (residual > confirm_ratio * median))
+        outlier = outlier | ((proposed > 0.5) & confirmed)
     if colour_share > 0:  # the occluder's colours propose the pixels the residual test missed
         occluder = face & outlier
-        skin = face & ~outlier & (protect < 0.5) if protect is not None else face & ~outlier
-        share = occluder_colour_share(image, occluder, skin)
+        share = occluder_colour_share(image, occluder, unprotected & ~outlier)
         enough = occluder.sum() >= 0.02 * face.sum()
-        outlier = outlier | (enough & (share > colour_share) & (residual > confirm_ratio * median))
+        outlier = outlier | (enough & (share > colour_share) & confirmed)
     raw = jnp.where(face & outlier, 1.0, 0.0)
     closed = _min_filter(_max_filter(raw, close), close)
     if enclosed is not None and ring > 0:
         # A feature whose surrounding skin is mostly occluded is hidden too (food or a hand over
         # the lips covers the inner mouth).
-        skin = face & (protect < 0.5) if protect is not None else face
         for feature in enclosed:
-            around = (_max_filter(feature, 2 * ring + 1) > 0.5) & skin
+            around = (_max_filter(feature, 2 * ring + 1) > 0.5) & unprotected
             count = jnp.sum(around)
             share = jnp.sum(closed * around) / jnp.maximum(count, 1)
             hidden = (share > ring_share) & (count >= 4 * ring)
