@@ -20,11 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from occface_jax.render.raster import Raster, _screen
+from occface_jax.render.schedule import map_images, resolve_images_per_pass
 
 _NEIGHBOURS = ((1, 0), (-1, 0), (0, 1), (0, -1))
 _SNAP_SLACK = 1.0 / 64.0
 _FULL_HOPS = 4  # hops on all pixel pairs before the walks still going are compacted
 _COMPACT = 8  # the compacted list holds 1/_COMPACT of the pairs
+_UNROLL_CHANNELS = 16  # colour channels blended one by one (see _antialias_one)
 
 
 def edge_adjacency(triangles: np.ndarray) -> np.ndarray:
@@ -264,16 +266,21 @@ def _antialias_one(
     eu = jnp.take_along_axis(jnp.stack(e_u, -1), edge_hit[..., None], axis=-1)[..., 0]
     t_found = jnp.clip(eo, 0.0) / jnp.where(found & (eo > eu), eo - eu, 1.0)
     t = jnp.where(found, jnp.clip(t_found, 0.0, 1.0), 0.5)
-    own = (0.5 - jnp.minimum(t, 0.5))[..., None]
-    spill = (jnp.maximum(t, 0.5) - 0.5)[..., None]
-    other_color = flat_color[other]  # (4, C, channels)
+    own = 0.5 - jnp.minimum(t, 0.5)  # (4, C)
+    spill = jnp.maximum(t, 0.5) - 0.5
+    difference = flat_color[other] - own_color  # (4, C, channels): u's colour less o's
+    n_channels = difference.shape[-1]
+    if n_channels <= _UNROLL_CHANNELS:
+        # Channel by channel: the backward pass then sums the fractions' cotangents as explicit
+        # products, where a broadcast over the channel axis needed a reduction over that short
+        # axis, a slow library call on the CPU (~2 ms per 224 x 224 image).
+        own_delta = jnp.stack([own * difference[..., c] for c in range(n_channels)], axis=-1)
+        spill_delta = jnp.stack([-spill * difference[..., c] for c in range(n_channels)], axis=-1)
+    else:
+        own_delta = own[..., None] * difference
+        spill_delta = -spill[..., None] * difference
     keep = valid[..., None]
-    delta = jnp.concatenate(
-        [
-            jnp.where(keep, own * (other_color - own_color), 0.0),
-            jnp.where(keep, spill * (own_color - other_color), 0.0),
-        ]
-    )
+    delta = jnp.concatenate([jnp.where(keep, own_delta, 0.0), jnp.where(keep, spill_delta, 0.0)])
     index = jnp.concatenate([jnp.broadcast_to(pixel, other.shape), other])
     out = flat_color.at[index.reshape(-1)].add(delta.reshape(-1, delta.shape[-1]))
     return out.reshape(color.shape), overflow
@@ -290,6 +297,7 @@ def antialias(
     capacity: int | None = None,
     depth_gap: float = 0.01,
     return_overflow: bool = False,
+    images_per_pass: int | None = None,
 ) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Blend colours across silhouette edges so that the image is continuous in the vertex positions.
 
@@ -311,6 +319,9 @@ def antialias(
       return_overflow: static; also return the number of outline pixels per image (...,) int32 that
         did not fit in ``capacity`` (0 when none was dropped). Costs one sum per image; jit-friendly,
         e.g. ``jax.debug.print`` it or check it on the host.
+      images_per_pass: static; how many images of the batch one pass covers (default 1 on the CPU,
+        the whole batch elsewhere; see ``occface_jax.render.schedule``). The result does not
+        depend on it.
 
     Returns:
       (..., H, W, C) antialiased colours, differentiable with respect to ``color`` and ``clip``; with
@@ -326,8 +337,10 @@ def antialias(
     )
     height, width = color.shape[-3:-1]
     cap = min(height * width, capacity or max(1024, height * width // 16))
-    out, overflow = jax.vmap(
+    one_pass = jax.vmap(
         lambda c, i, d, p: _antialias_one(c, i, d, p, triangles, adjacency, hops, cap, depth_gap)
-    )(*args)
+    )
+    per_pass = resolve_images_per_pass(images_per_pass, args[0].shape[0])
+    out, overflow = map_images(one_pass, args, per_pass)
     out = out.reshape(color.shape)
     return (out, overflow.reshape(batch)) if return_overflow else out

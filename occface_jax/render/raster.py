@@ -6,9 +6,10 @@ Algorithm (static shapes, no loop over pixels or triangles):
    integer + 0.5), snapped to a 1/256 pixel grid for the visibility decision as GPU rasterizers do.
    Triangles with a vertex at or behind the eye plane (w <= ``W_EPSILON``), degenerate ones, culled ones and
    ones whose pixel-centre bounding box misses the image get no work.
-2. A batch is one pass over its B x F triangles writing into a B x H x W z-buffer (so the control
-   flow below stays scalar under a batch; a vmap would turn each ``cond`` into a select and run the
-   big-triangle path for every image). Pass 1 evaluates the first 2 x 2 pixels of every triangle's
+2. A pass covers ``images_per_pass`` images (``occface_jax.render.schedule``: 1 on the CPU, the
+   whole batch on a GPU) as ONE pass over their B x F triangles writing into a B x H x W z-buffer
+   (so the control flow below stays scalar under a batch; a vmap would turn each ``cond`` into a
+   select and run the big-triangle path for every image). Pass 1 evaluates the first 2 x 2 pixels of every triangle's
    bounding box (slot = triangle, no lookup): at 224 px sub-pixel face triangles cover at most that.
    Pass 2 cuts the boxes of bigger triangles into ``tile`` x ``tile`` tiles, lays them out with a
    cumulative sum and processes them in chunks of ``tile_capacity``: it is skipped when no box is
@@ -34,6 +35,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from occface_jax.render.schedule import map_images, resolve_images_per_pass
+
 W_EPSILON = 1e-6
 SUBPIXEL_STEPS = 256.0
 _EMPTY_KEY = np.uint32(0xFFFFFFFF)
@@ -56,13 +59,17 @@ class Raster(NamedTuple):
 
 def _screen(clip: jax.Array, image_size: tuple[int, int]) -> tuple[jax.Array, ...]:
     """Pixel x, y, NDC depth z/w and 1/w of clip positions (..., 4); w is clamped to stay finite."""
+    return _screen_components(*(clip[..., j] for j in range(4)), image_size)
+
+
+def _screen_components(
+    x: jax.Array, y: jax.Array, z: jax.Array, w: jax.Array, image_size: tuple[int, int]
+) -> tuple[jax.Array, ...]:
+    """:func:`_screen` of clip positions given as their four components."""
     height, width = image_size
-    w = clip[..., 3]
     safe_w = jnp.where(w > W_EPSILON, w, 1.0)
     inv_w = 1.0 / safe_w
-    x = (clip[..., 0] * inv_w + 1.0) * (0.5 * width)
-    y = (1.0 - clip[..., 1] * inv_w) * (0.5 * height)
-    return x, y, clip[..., 2] * inv_w, inv_w
+    return (x * inv_w + 1.0) * (0.5 * width), (1.0 - y * inv_w) * (0.5 * height), z * inv_w, inv_w
 
 
 def edge_functions(
@@ -318,6 +325,7 @@ def rasterize(
     tile: int = 3,
     tile_capacity: int | None = None,
     cull: str = "none",
+    images_per_pass: int | None = None,
 ) -> Raster:
     """Rasterize triangles given clip-space vertex positions.
 
@@ -327,10 +335,13 @@ def rasterize(
       image_size: static (height, width) in pixels.
       tile: static side of the square pixel tiles the bounding box of a triangle bigger than 2 x 2
         pixel centres is cut into.
-      tile_capacity: static tiles per chunk of work for the whole batch (default from F times the
-        batch size); any number of tiles is processed, more chunks just take longer.
+      tile_capacity: static tiles per chunk of work for one pass (default from F times the images
+        per pass); any number of tiles is processed, more chunks just take longer.
       cull: 'none', 'back' (drop triangles clockwise in OpenGL's window, i.e. facing away when the mesh
         is counter-clockwise seen from outside) or 'front'.
+      images_per_pass: static; how many images of the batch one rasterization pass covers (default
+        1 on the CPU, the whole batch elsewhere; see ``occface_jax.render.schedule``). The result
+        does not depend on it.
 
     Returns:
       :class:`Raster`; ``bary`` and ``ndc_depth`` are differentiable with respect to ``clip``.
@@ -338,12 +349,17 @@ def rasterize(
     image_size = (int(image_size[0]), int(image_size[1]))
     triangles = jnp.asarray(triangles, jnp.int32)
     n_images = int(np.prod(clip.shape[:-2], dtype=np.int64))
-    capacity = tile_capacity or default_tile_capacity(triangles.shape[0], tile) * max(n_images, 1)
+    per_pass = resolve_images_per_pass(images_per_pass, n_images)
+    capacity = tile_capacity or default_tile_capacity(triangles.shape[0], tile) * per_pass
     visible = jax.lax.stop_gradient(clip)
 
     batch = clip.shape[:-2]
     flat = visible.reshape((-1,) + clip.shape[-2:])
-    triangle_id = _rasterize_flat(flat, triangles, image_size, tile, capacity, cull)[0]
+    triangle_id = map_images(
+        lambda c: _rasterize_flat(c, triangles, image_size, tile, capacity, cull)[0],
+        [flat],
+        per_pass,
+    )
     triangle_id = triangle_id.reshape(batch + image_size)
     bary, ndc_depth = barycentrics(clip, triangles, triangle_id, image_size)
     mask = (triangle_id >= 0).astype(clip.dtype)
@@ -354,9 +370,27 @@ def barycentrics(
     clip: jax.Array, triangles: jax.Array, triangle_id: jax.Array, image_size: tuple[int, int]
 ) -> tuple[jax.Array, jax.Array]:
     """Perspective-correct barycentrics (..., H, W, 3) and NDC depth (..., H, W) at pixel centres of the
-    given triangle ids (..., H, W) (-1 = empty: barycentrics 0, depth 1); differentiable in ``clip``."""
-    gathered = gather_corners(clip, triangles, triangle_id)  # (..., H, W, 3, 4)
-    return _pixel_barycentrics(gathered, triangle_id >= 0, tuple(image_size))
+    given triangle ids (..., H, W) (-1 = empty: barycentrics 0, depth 1); differentiable in ``clip``
+    ((N, 4) shared by the batch or (..., N, 4) per image)."""
+    batch = triangle_id.shape[:-2]
+    clip = jnp.broadcast_to(clip, batch + clip.shape[-2:])
+    corner = _flat_corners(triangles, triangle_id, clip.shape[-2])
+    # One scalar gather per corner and clip component from the planar (4, B N) positions: its
+    # transpose in the backward pass is 12 scalar scatter-adds, where a (..., H, W, 3, 4) cotangent
+    # was one slow interleaving fusion on the CPU.
+    planes = clip.reshape(-1, 4).T
+    corners = tuple(tuple(planes[j][corner[k]] for j in range(4)) for k in range(3))
+    return _pixel_barycentrics(corners, triangle_id >= 0, tuple(image_size))
+
+
+def _flat_corners(triangles: jax.Array, triangle_id: jax.Array, n_vert: int) -> list[jax.Array]:
+    """Per corner k, the (..., H, W) index of pixel's triangle's corner k into the batch's flattened
+    (B N) vertices (empty pixels read triangle 0; callers mask them)."""
+    corner = triangles[jnp.maximum(triangle_id, 0)]  # (..., H, W, 3)
+    batch = triangle_id.shape[:-2]
+    n_images = int(np.prod(batch, dtype=np.int64))
+    offset = (n_vert * jnp.arange(n_images, dtype=corner.dtype)).reshape(batch + (1, 1))
+    return [corner[..., k] + offset for k in range(3)]
 
 
 def gather_corners(values: jax.Array, triangles: jax.Array, triangle_id: jax.Array) -> jax.Array:
@@ -365,30 +399,31 @@ def gather_corners(values: jax.Array, triangles: jax.Array, triangle_id: jax.Arr
     ``values`` is (N, C) shared by the batch or (..., N, C) per image; empty pixels (-1) read
     triangle 0 (callers mask them).
     """
-    corner = triangles[jnp.maximum(triangle_id, 0)]  # (..., H, W, 3)
-    batch = triangle_id.shape[:-2]
     if values.ndim == 2:
-        return values[corner]
+        return values[triangles[jnp.maximum(triangle_id, 0)]]
+    batch = triangle_id.shape[:-2]
     values = jnp.broadcast_to(values, batch + values.shape[-2:])
-    n_vert = values.shape[-2]
-    n_images = int(np.prod(batch, dtype=np.int64))
     # One plain gather from the flattened batch (a vmapped gather and its transpose compile to
     # slower batched ones on the CPU).
-    offset = (n_vert * jnp.arange(n_images, dtype=corner.dtype)).reshape(batch + (1, 1, 1))
-    return values.reshape(-1, values.shape[-1])[corner + offset]
+    corner = jnp.stack(_flat_corners(triangles, triangle_id, values.shape[-2]), axis=-1)
+    return values.reshape(-1, values.shape[-1])[corner]
 
 
-def _pixel_terms(corners: jax.Array, covered: jax.Array, image_size: tuple[int, int]):
-    """Per-pixel terms of :func:`_pixel_barycentrics` from the clip positions (..., H, W, 3, 4) of
-    each pixel's corners: per corner (lists of 3 (..., H, W) arrays) screen x, y, NDC z, 1/w,
+Corners = tuple[tuple[jax.Array, jax.Array, jax.Array, jax.Array], ...]
+
+
+def _pixel_terms(corners: Corners, covered: jax.Array, image_size: tuple[int, int]):
+    """Per-pixel terms of :func:`_pixel_barycentrics` from each pixel's corners (3 x clip x, y, z,
+    w of (..., H, W)): per corner (lists of 3 (..., H, W) arrays) screen x, y, NDC z, 1/w,
     screen-space barycentrics; and 1 / area, 1 / sum of the barycentrics over w, pixel centres.
 
     Per-corner arrays with explicit sums: a reduction over a 3-long axis compiles to a slow library
     call on the CPU (~3 ms per 224 x 224 image)."""
     height, width = image_size
-    x, y, z, inv_w = zip(*(_screen(corners[..., k, :], image_size) for k in range(3)), strict=True)
-    px = jnp.arange(width, dtype=corners.dtype)[None, :] + 0.5
-    py = jnp.arange(height, dtype=corners.dtype)[:, None] + 0.5
+    x, y, z, inv_w = zip(*(_screen_components(*c, image_size) for c in corners), strict=True)
+    dtype = corners[0][0].dtype
+    px = jnp.arange(width, dtype=dtype)[None, :] + 0.5
+    py = jnp.arange(height, dtype=dtype)[:, None] + 0.5
     edge = [
         (x[b] - x[a]) * (py - y[a]) - (y[b] - y[a]) * (px - x[a])
         for a, b in ((1, 2), (2, 0), (0, 1))
@@ -402,9 +437,10 @@ def _pixel_terms(corners: jax.Array, covered: jax.Array, image_size: tuple[int, 
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _pixel_barycentrics(corners: jax.Array, covered: jax.Array, image_size: tuple[int, int]):
+def _pixel_barycentrics(corners: Corners, covered: jax.Array, image_size: tuple[int, int]):
     """Perspective-correct barycentrics (..., H, W, 3) and NDC depth (..., H, W) from the clip
-    positions (..., H, W, 3, 4) of each pixel's corners; ``covered`` (..., H, W) bool.
+    positions of each pixel's corners (3 corners x 4 components of (..., H, W)); ``covered``
+    (..., H, W) bool.
 
     A hand-written backward pass: the generated one fused the whole per-pixel chain into each of
     the 12 entries of the corners' cotangent and recomputed it per entry (~15 ms per image)."""
@@ -458,13 +494,13 @@ def _pixel_barycentrics_bwd(image_size, residuals, cotangents):
         g_clip_y = -g_y[k] * (0.5 * height) * inv_w[k]
         g_clip_z = g_depth * screen_bary[k] * inv_w[k]
         g_inv_w = screen_bary[k] * g_rel[k]
-        clip_x, clip_y, clip_z, clip_w = (corners[..., k, j] for j in range(4))
+        clip_x, clip_y, clip_z, clip_w = corners[k]
         g_clip_w = -inv_w[k] * (
             g_clip_x * clip_x + g_clip_y * clip_y + g_clip_z * clip_z + g_inv_w * inv_w[k]
         )
         g_clip_w = jnp.where(clip_w > W_EPSILON, g_clip_w, 0.0)  # _screen clamps w there
-        out.append(jnp.stack([g_clip_x, g_clip_y, g_clip_z, g_clip_w], axis=-1))
-    return jnp.stack(out, axis=-2), None
+        out.append((g_clip_x, g_clip_y, g_clip_z, g_clip_w))
+    return tuple(out), None
 
 
 _pixel_barycentrics.defvjp(_pixel_barycentrics_fwd, _pixel_barycentrics_bwd)

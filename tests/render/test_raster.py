@@ -126,14 +126,18 @@ def test_batch_equals_single_images(face):
         np.testing.assert_allclose(batch.bary[i], single.bary, atol=1e-4)
 
 
-def test_batch_of_big_triangles_equals_single_images():
-    """A batch is rasterized as one pass over B x F triangles; many tile chunks, shared between
-    images with different needs, give each image what it gives alone."""
+@pytest.mark.parametrize("images_per_pass", [3, 2])
+def test_batch_of_big_triangles_equals_single_images(images_per_pass):
+    """A pass covers several images as one pass over their B x F triangles; many tile chunks,
+    shared between images with different needs, give each image what it gives alone (3: the
+    whole batch in one pass, 2: a full pass and a padded one)."""
     quads = [big_quads(seed) for seed in (2, 3, 4)]
     clip = jnp.stack([jnp.asarray(q[0]) for q in quads])
     clip = clip.at[1].multiply(jnp.array([0.3, 0.3, 1.0, 1.0]))  # smaller: fewer tiles
     triangles = quads[0][1]
-    batch = rasterize(clip, triangles, (90, 160), tile_capacity=256)
+    batch = rasterize(
+        clip, triangles, (90, 160), tile_capacity=256, images_per_pass=images_per_pass
+    )
     for i in range(3):
         single = rasterize(clip[i], triangles, (90, 160), tile_capacity=256)
         np.testing.assert_array_equal(batch.triangle_id[i], single.triangle_id)
