@@ -1,6 +1,7 @@
 """Benchmark the pure-JAX renderer against OpenGL (moderngl / Mesa llvmpipe) at 224 x 224.
 
-Prints one table of milliseconds per frame (median of repeated runs after compilation) for:
+Prints one table of milliseconds per frame (median over rounds after compilation; in each round
+every column is timed once, one after another, so a slow spell of the machine hits all) for:
 - jax raster: ``rasterize`` alone (triangle ids, barycentrics, depth);
 - jax forward: rasterize + interpolate (RGB vertex colours) + antialias, i.e. a shaded image;
 - jax fwd+bwd: the same plus the gradient of a scalar image loss w.r.t. positions and colours;
@@ -16,6 +17,8 @@ import argparse
 import os
 import platform
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -51,17 +54,8 @@ def default_mesh() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(model.mean_shape), np.asarray(model.triangles)
 
 
-def _time(fn, *args, repeats: int) -> float:
-    jax.block_until_ready(fn(*args))
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(fn(*args))
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)) * 1e3
-
-
-def jax_timings(vertices, triangles, batch: int, repeats: int) -> dict[str, float]:
+def jax_functions(vertices, triangles, batch: int) -> dict[str, Callable[[], Any]]:
+    """The three jitted JAX measurements of one cell, as calls that block until done."""
     angles = jnp.asarray(np.random.default_rng(0).normal(0, 0.2, (batch, 3)), jnp.float32)
     clip = perspective_clip(rigid_transform(jnp.asarray(vertices), angles), deng_camera(SIZE))
     colours = jnp.asarray(
@@ -78,75 +72,92 @@ def jax_timings(vertices, triangles, batch: int, repeats: int) -> dict[str, floa
     fwd = jax.jit(forward)
     fwd_bwd = jax.jit(jax.value_and_grad(lambda c, col: jnp.sum(forward(c, col) ** 2), (0, 1)))
     return {
-        "jax raster": _time(raster_only, clip, repeats=repeats) / batch,
-        "jax forward": _time(fwd, clip, colours, repeats=repeats) / batch,
-        "jax fwd+bwd": _time(fwd_bwd, clip, colours, repeats=repeats) / batch,
+        "jax raster": lambda: jax.block_until_ready(raster_only(clip)),
+        "jax forward": lambda: jax.block_until_ready(fwd(clip, colours)),
+        "jax fwd+bwd": lambda: jax.block_until_ready(fwd_bwd(clip, colours)),
     }
 
 
-def gl_timing(vertices, triangles, batch: int, repeats: int) -> float:
-    import moderngl
+class GLFrames:
+    """moderngl (llvmpipe on a CPU) drawing the same frames: clip positions and vertex colours
+    uploaded, depth test on, RGBA float colour read back to the host; ``__call__`` draws a batch."""
 
-    ctx = moderngl.create_standalone_context(backend="egl")
-    program = ctx.program(
-        vertex_shader="""#version 330
-        in vec4 in_pos; in vec3 in_col; out vec3 v_col;
-        void main() { gl_Position = in_pos; v_col = in_col; }""",
-        fragment_shader="""#version 330
-        in vec3 v_col; out vec4 out_col;
-        void main() { out_col = vec4(v_col, 1.0); }""",
-    )
-    angles = np.random.default_rng(0).normal(0, 0.2, (batch, 3)).astype(np.float32)
-    clips = np.asarray(
-        perspective_clip(
-            rigid_transform(jnp.asarray(vertices), jnp.asarray(angles)), deng_camera(SIZE)
-        ),
-        np.float32,
-    )
-    colours = np.random.default_rng(1).uniform(0, 1, (batch,) + vertices.shape).astype(np.float32)
-    vbo = ctx.buffer(reserve=clips[0].nbytes)
-    cbo = ctx.buffer(reserve=colours[0].nbytes)
-    ibo = ctx.buffer(triangles.astype(np.int32).tobytes())
-    vao = ctx.vertex_array(
-        program,
-        [(vbo, "4f", "in_pos"), (cbo, "3f", "in_col")],
-        index_buffer=ibo,
-        index_element_size=4,
-    )
-    fbo = ctx.framebuffer(
-        [ctx.renderbuffer((SIZE, SIZE), components=4, dtype="f4")],
-        ctx.depth_renderbuffer((SIZE, SIZE)),
-    )
-    fbo.use()
-    ctx.enable(moderngl.DEPTH_TEST)
+    def __init__(self, vertices, triangles, batch: int):
+        import moderngl
 
-    def frames():
-        for b in range(batch):
-            vbo.write(clips[b].tobytes())
-            cbo.write(colours[b].tobytes())
-            fbo.clear(depth=1.0)
-            vao.render(moderngl.TRIANGLES)
-            fbo.read(components=4, dtype="f4")
+        self.ctx = moderngl.create_standalone_context(backend="egl")
+        program = self.ctx.program(
+            vertex_shader="""#version 330
+            in vec4 in_pos; in vec3 in_col; out vec3 v_col;
+            void main() { gl_Position = in_pos; v_col = in_col; }""",
+            fragment_shader="""#version 330
+            in vec3 v_col; out vec4 out_col;
+            void main() { out_col = vec4(v_col, 1.0); }""",
+        )
+        angles = np.random.default_rng(0).normal(0, 0.2, (batch, 3)).astype(np.float32)
+        self.clips = np.asarray(
+            perspective_clip(
+                rigid_transform(jnp.asarray(vertices), jnp.asarray(angles)), deng_camera(SIZE)
+            ),
+            np.float32,
+        )
+        self.colours = (
+            np.random.default_rng(1).uniform(0, 1, (batch,) + vertices.shape).astype(np.float32)
+        )
+        self.vbo = self.ctx.buffer(reserve=self.clips[0].nbytes)
+        self.cbo = self.ctx.buffer(reserve=self.colours[0].nbytes)
+        ibo = self.ctx.buffer(triangles.astype(np.int32).tobytes())
+        self.vao = self.ctx.vertex_array(
+            program,
+            [(self.vbo, "4f", "in_pos"), (self.cbo, "3f", "in_col")],
+            index_buffer=ibo,
+            index_element_size=4,
+        )
+        self.fbo = self.ctx.framebuffer(
+            [self.ctx.renderbuffer((SIZE, SIZE), components=4, dtype="f4")],
+            self.ctx.depth_renderbuffer((SIZE, SIZE)),
+        )
+        self.fbo.use()
+        self.ctx.enable(moderngl.DEPTH_TEST)
 
-    frames()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        frames()
-        times.append(time.perf_counter() - start)
-    ctx.release()
-    return float(np.median(times)) * 1e3 / batch
+    def __call__(self) -> None:
+        import moderngl
+
+        for clip, colour in zip(self.clips, self.colours, strict=True):
+            self.vbo.write(clip.tobytes())
+            self.cbo.write(colour.tobytes())
+            self.fbo.clear(depth=1.0)
+            self.vao.render(moderngl.TRIANGLES)
+            self.fbo.read(components=4, dtype="f4")
+
+    def release(self) -> None:
+        self.ctx.release()
+
+
+def interleaved_timings(functions: dict[str, Callable[[], Any]], rounds: int) -> dict[str, float]:
+    """Median milliseconds per call of each function, timed round-robin (one call of each per
+    round, after one warm-up call), so that a slow spell of a shared machine hits every column."""
+    for fn in functions.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in functions}
+    for _ in range(rounds):
+        for name, fn in functions.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: float(np.median(t)) * 1e3 for name, t in times.items()}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=20, help="rounds of interleaved timing")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     args = parser.parse_args()
     meshes = {"default (34k tri)": default_mesh(), "BFM-size (70k tri)": bfm_sized_mesh()}
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}, {SIZE}x{SIZE}, ms/frame (median), "
+        f"jax {jax.__version__} on {jax.devices()[0].platform}, {SIZE}x{SIZE}, "
+        f"ms/frame (median of {args.repeats} interleaved rounds), "
         f"load average {os.getloadavg()[0]:.1f} at the start"
     )
     header = [
@@ -163,14 +174,20 @@ def main() -> None:
     print("|" + "---|" * len(header))
     for name, (vertices, triangles) in meshes.items():
         for batch in args.batches:
-            t = jax_timings(vertices, triangles, batch, args.repeats)
+            functions = jax_functions(vertices, triangles, batch)
+            gl = None
             try:
-                gl = gl_timing(vertices, triangles, batch, args.repeats)
+                gl = GLFrames(vertices, triangles, batch)
+                functions["gl forward"] = gl
             except Exception as err:  # no OpenGL here
                 print(f"(no OpenGL: {err})")
-                gl = float("nan")
-            row = [name, str(batch)] + [f"{t[k]:.1f}" for k in header[2:5]] + [f"{gl:.1f}"]
-            row += [f"{t['jax forward'] / gl:.1f}x", f"{t['jax fwd+bwd'] / gl:.1f}x"]
+            t = interleaved_timings(functions, args.repeats)
+            if gl is not None:
+                gl.release()
+            t = {k: v / batch for k, v in t.items()}
+            gl_ms = t.get("gl forward", float("nan"))
+            row = [name, str(batch)] + [f"{t[k]:.1f}" for k in header[2:5]] + [f"{gl_ms:.1f}"]
+            row += [f"{t['jax forward'] / gl_ms:.1f}x", f"{t['jax fwd+bwd'] / gl_ms:.1f}x"]
             print("| " + " | ".join(row) + " |", flush=True)
     print(f"# load average {os.getloadavg()[0]:.1f} at the end")
 
