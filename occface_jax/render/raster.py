@@ -376,13 +376,15 @@ def rasterize(
 
     batch = clip.shape[:-2]
     flat = visible.reshape((-1,) + clip.shape[-2:])
-    triangle_id = map_images(
-        lambda c: _rasterize_flat(c, triangles, image_size, tile, capacity, cull)[0],
-        [flat],
-        per_pass,
+
+    def one_pass(visible_clip: jax.Array, pass_clip: jax.Array) -> tuple[jax.Array, ...]:
+        ids = _rasterize_flat(visible_clip, triangles, image_size, tile, capacity, cull)[0]
+        return (ids,) + barycentrics(pass_clip, triangles, ids, image_size)
+
+    positions = jnp.broadcast_to(clip, batch + clip.shape[-2:]).reshape(flat.shape)
+    triangle_id, bary, ndc_depth = (
+        a.reshape(batch + a.shape[1:]) for a in map_images(one_pass, [flat, positions], per_pass)
     )
-    triangle_id = triangle_id.reshape(batch + image_size)
-    bary, ndc_depth = barycentrics(clip, triangles, triangle_id, image_size)
     mask = (triangle_id >= 0).astype(clip.dtype)
     return Raster(triangle_id, bary, ndc_depth, mask)
 

@@ -60,7 +60,7 @@ def scene():
 def test_images_per_pass_changes_nothing(scene, per_pass):
     """rasterize -> interpolate -> antialias of 3 images, ``per_pass`` at a time (2: a full and a
     padded pass), equals the batch in one pass: the same ids and images, the same gradients with
-    respect to the positions and the colours (up to summation order)."""
+    respect to the positions and the colours (up to float rounding and summation order)."""
     clip, colours, triangles, adjacency = scene
     weights = jax.random.normal(jax.random.key(1), (3, SIZE, SIZE, 3))
 
@@ -75,7 +75,7 @@ def test_images_per_pass_changes_nothing(scene, per_pass):
     (g_clip_all, g_col_all), (ids_all, image_all) = grad(clip, colours, 3)
     assert (ids_all >= 0).mean() > 0.2
     np.testing.assert_array_equal(ids, ids_all)
-    np.testing.assert_allclose(image, image_all, atol=1e-6)
+    np.testing.assert_allclose(image, image_all, atol=1e-5)
     scale = float(jnp.abs(g_clip_all).max())
     np.testing.assert_allclose(g_clip, g_clip_all, atol=1e-5 * scale)
     np.testing.assert_allclose(g_col, g_col_all, atol=1e-5)
