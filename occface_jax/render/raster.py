@@ -9,12 +9,14 @@ Algorithm (static shapes, no loop over pixels or triangles):
 2. A pass covers ``images_per_pass`` images (``occface_jax.render.schedule``: 1 on the CPU, the
    whole batch on a GPU) as ONE pass over their B x F triangles writing into a B x H x W z-buffer
    (so the control flow below stays scalar under a batch; a vmap would turn each ``cond`` into a
-   select and run the big-triangle path for every image). Pass 1 evaluates the first 2 x 2 pixels of every triangle's
-   bounding box (slot = triangle, no lookup): at 224 px sub-pixel face triangles cover at most that.
-   Pass 2 cuts the boxes of bigger triangles into ``tile`` x ``tile`` tiles, lays them out with a
-   cumulative sum and processes them in chunks of ``tile_capacity``: it is skipped when no box is
-   bigger than 2 x 2, its first chunk runs unrolled, more run in a ``lax.while_loop`` only when
-   needed, so a 200-pixel triangle costs as many tiles as it needs and coverage is never dropped.
+   select and run the big-triangle path for every image). Pass 1 evaluates the first 2 x 2 pixels
+   of every triangle's bounding box (slot = triangle, no lookup), or the first 3 x 3 when more than
+   a quarter of the pass's triangles are bigger than 2 x 2 (a ``cond``; sub-pixel triangles, as a
+   BFM-size mesh's at 224 px, cover at most 2 x 2). Pass 2 cuts the boxes of bigger triangles into
+   ``tile`` x ``tile`` tiles, lays them out with a cumulative sum and processes them in chunks of
+   ``tile_capacity``: it is skipped when no box is bigger than pass 1's, its first chunk runs
+   unrolled, more run in a ``lax.while_loop`` only when needed, so a 200-pixel triangle costs as
+   many tiles as it needs and coverage is never dropped.
 3. For each candidate pixel of a tile: edge functions with the top-left fill rule, OpenGL's NDC depth
    (z/w interpolated linearly in screen space), depth clipping to [-1, 1]; then ONE scatter-min per chunk
    of packed keys (depth quantised relative to the mesh's depth range in the high bits, triangle id in the
@@ -169,16 +171,17 @@ def _rasterize_flat(
     tile: int,
     tile_capacity: int,
     cull: str,
-    first: int = 2,
+    first: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
     """Visibility for a batch of images (B, N, 4) as ONE pass over B x F triangles into a B x H x W
     z-buffer (so the control flow below stays scalar under a batch): (B, H, W) int32 triangle ids (-1
     empty), and the number of tiles evaluated.
 
     Pass 1 evaluates the first ``first`` x ``first`` pixels of every triangle (slot = triangle, no
-    lookup); pass 2 cuts the boxes of the triangles bigger than that into ``tile`` x ``tile`` tiles
-    (the first tile again when ``first`` < ``tile``: a scatter-min does not mind) and walks them in
-    chunks of ``tile_capacity`` until none is left.
+    lookup; ``first`` None: 3 when more than a quarter of the triangles are bigger than 2 x 2, else
+    2, decided at run time); pass 2 cuts the boxes of the triangles bigger than that into ``tile``
+    x ``tile`` tiles (the first tile again when ``first`` < ``tile``: a scatter-min does not mind)
+    and walks them in chunks of ``tile_capacity`` until none is left.
     """
     height, width = image_size
     batch, n_tri = clip.shape[0], triangles.shape[0]
@@ -212,20 +215,9 @@ def _rasterize_flat(
     # floor_divide, whose sign fix-ups kept the per-triangle fusions from vectorizing.
     wide = jnp.maximum(box[:, 2] - box[:, 0] + 1, 1)
     tall = jnp.maximum(box[:, 3] - box[:, 1] + 1, 1)
-    tiles_x = jax.lax.div(wide + (tile - 1), jnp.int32(tile))
-    tiles_y = jax.lax.div(tall + (tile - 1), jnp.int32(tile))
-    if first == tile:
-        tiles_x = jnp.where(usable, tiles_x, 0)
-        extra = jnp.maximum(tiles_x * jnp.where(usable, tiles_y, 0) - 1, 0)
-        skip = 1
-    else:
-        big = usable & ((wide > first) | (tall > first))
-        tiles_x = jnp.where(big, tiles_x, 0)
-        extra = tiles_x * jnp.where(big, tiles_y, 0)
-        skip = 0
     # The z-buffer has a margin of (window - 1) pixels right and below, so that every window
     # anchored inside the image fits (a window that does not fit would be dropped whole).
-    margin = max(first, tile) - 1
+    margin = max(first or 3, tile) - 1
     padded = (height + margin, width + margin)
 
     def splat(zbuf, tri, pl, bd, bx, image, tile_x0, tile_y0, valid, side):
@@ -261,74 +253,99 @@ def _rasterize_flat(
             zbuf, corner, key, numbers, mode=jax.lax.GatherScatterMode.FILL_OR_DROP
         )
 
-    zbuf = jnp.full((batch,) + padded, _EMPTY_KEY, jnp.uint32)
-    tri_ids = jnp.arange(n_tri, dtype=jnp.uint32)
-    zeros = jnp.zeros((n_flat,), jnp.int32)
-    zbuf = splat(
-        zbuf,
-        jnp.broadcast_to(tri_ids, (batch, n_tri)).reshape(-1),
-        planes.transpose(1, 0, 2).reshape(12, -1),
-        bounds.transpose(1, 0, 2).reshape(2, -1),
-        box.transpose(1, 0, 2).reshape(4, -1),
-        jnp.repeat(jnp.arange(batch, dtype=jnp.int32), n_tri),
-        zeros,
-        zeros,
-        usable.reshape(-1),
-        first,
-    )
-    extra = extra.reshape(-1)
-    tiles_x = tiles_x.reshape(-1)
-    extra_end = jnp.cumsum(extra)
-    n_extra = extra_end[-1]
-    slot_ids = jnp.arange(tile_capacity, dtype=jnp.int32)
-    as_float = jax.lax.bitcast_convert_type
+    def visibility(first: int) -> tuple[jax.Array, jax.Array]:
+        """The z-buffer after pass 1 (``first`` x ``first``) and pass 2, and the tiles evaluated."""
+        tiles_x = jax.lax.div(wide + (tile - 1), jnp.int32(tile))
+        tiles_y = jax.lax.div(tall + (tile - 1), jnp.int32(tile))
+        if first == tile:
+            tiles_x = jnp.where(usable, tiles_x, 0)
+            extra = jnp.maximum(tiles_x * jnp.where(usable, tiles_y, 0) - 1, 0)
+            skip = 1
+        else:
+            big = usable & ((wide > first) | (tall > first))
+            tiles_x = jnp.where(big, tiles_x, 0)
+            extra = tiles_x * jnp.where(big, tiles_y, 0)
+            skip = 0
+        zbuf = jnp.full((batch,) + padded, _EMPTY_KEY, jnp.uint32)
+        tri_ids = jnp.arange(n_tri, dtype=jnp.uint32)
+        zeros = jnp.zeros((n_flat,), jnp.int32)
+        zbuf = splat(
+            zbuf,
+            jnp.broadcast_to(tri_ids, (batch, n_tri)).reshape(-1),
+            planes.transpose(1, 0, 2).reshape(12, -1),
+            bounds.transpose(1, 0, 2).reshape(2, -1),
+            box.transpose(1, 0, 2).reshape(4, -1),
+            jnp.repeat(jnp.arange(batch, dtype=jnp.int32), n_tri),
+            zeros,
+            zeros,
+            usable.reshape(-1),
+            first,
+        )
+        extra = extra.reshape(-1)
+        tiles_x = tiles_x.reshape(-1)
+        extra_end = jnp.cumsum(extra)
+        n_extra = extra_end[-1]
+        slot_ids = jnp.arange(tile_capacity, dtype=jnp.int32)
+        as_float = jax.lax.bitcast_convert_type
 
-    def pass2(zbuf: jax.Array) -> jax.Array:
-        per_triangle = jnp.concatenate(
-            [planes, bounds, as_float(box, jnp.float32)], axis=1
-        )  # (B, 18, F)
-        per_triangle = per_triangle.transpose(0, 2, 1).reshape(n_flat, -1)  # a row per slot
+        def pass2(zbuf: jax.Array) -> jax.Array:
+            per_triangle = jnp.concatenate(
+                [planes, bounds, as_float(box, jnp.float32)], axis=1
+            )  # (B, 18, F)
+            per_triangle = per_triangle.transpose(0, 2, 1).reshape(n_flat, -1)  # a row per slot
 
-        def body(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
-            start, zbuf = state
-            slot = start + slot_ids
-            flat = jnp.minimum(jnp.searchsorted(extra_end, slot, side="right"), n_flat - 1)
-            local = slot - (extra_end[flat] - extra[flat]) + skip  # tile index in the triangle
-            tx = jnp.maximum(tiles_x[flat], 1)
-            row_t = jax.lax.div(local, tx)  # non-negative: truncation is the floor
-            rows = per_triangle[flat].T
-            image = jax.lax.div(flat, jnp.int32(n_tri))
-            tri = (flat - image * n_tri).astype(jnp.uint32)
-            valid = slot < n_extra
-            zbuf = splat(
-                zbuf,
-                tri,
-                rows[:12],
-                rows[12:14],
-                as_float(rows[14:18], jnp.int32),
-                image,
-                (local - row_t * tx) * tile,
-                row_t * tile,
-                valid,
-                tile,
-            )
-            return start + tile_capacity, zbuf
+            def body(state: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
+                start, zbuf = state
+                slot = start + slot_ids
+                flat = jnp.minimum(jnp.searchsorted(extra_end, slot, side="right"), n_flat - 1)
+                local = slot - (extra_end[flat] - extra[flat]) + skip  # tile index in the triangle
+                tx = jnp.maximum(tiles_x[flat], 1)
+                row_t = jax.lax.div(local, tx)  # non-negative: truncation is the floor
+                rows = per_triangle[flat].T
+                image = jax.lax.div(flat, jnp.int32(n_tri))
+                tri = (flat - image * n_tri).astype(jnp.uint32)
+                valid = slot < n_extra
+                zbuf = splat(
+                    zbuf,
+                    tri,
+                    rows[:12],
+                    rows[12:14],
+                    as_float(rows[14:18], jnp.int32),
+                    image,
+                    (local - row_t * tx) * tile,
+                    row_t * tile,
+                    valid,
+                    tile,
+                )
+                return start + tile_capacity, zbuf
 
-        # The first chunk is not in the loop (XLA's CPU while loop is slow); further chunks run
-        # only when big triangles need them.
-        state = body((jnp.int32(0), zbuf))
-        return jax.lax.cond(
-            n_extra > tile_capacity,
-            lambda s: jax.lax.while_loop(lambda s: s[0] < n_extra, body, s),
-            lambda s: s,
-            state,
-        )[1]
+            # The first chunk is not in the loop (XLA's CPU while loop is slow); further chunks run
+            # only when big triangles need them.
+            state = body((jnp.int32(0), zbuf))
+            return jax.lax.cond(
+                n_extra > tile_capacity,
+                lambda s: jax.lax.while_loop(lambda s: s[0] < n_extra, body, s),
+                lambda s: s,
+                state,
+            )[1]
 
-    # Skipped (with the table it needs) when every triangle fits in the first tile.
-    zbuf = jax.lax.cond(n_extra > 0, pass2, lambda z: z, zbuf)[:, :height, :width]
+        # Skipped (with the table it needs) when every triangle fits in the first tile.
+        zbuf = jax.lax.cond(n_extra > 0, pass2, lambda z: z, zbuf)[:, :height, :width]
+        return zbuf, n_extra + jnp.sum(usable)
+
+    if first is None:
+        # Pass 1 covers 3 x 3 pixels when more than a quarter of the triangles are bigger than
+        # 2 x 2 (a face mesh of ~30k triangles at 224 px: each saves pass 2 a tile); else 2 x 2
+        # (sub-pixel triangles: 4 candidates each instead of 9).
+        n_big = jnp.sum(usable & ((wide > 2) | (tall > 2)))
+        zbuf, n_tiles = jax.lax.cond(
+            4 * n_big > jnp.sum(usable), lambda: visibility(3), lambda: visibility(2)
+        )
+    else:
+        zbuf, n_tiles = visibility(first)
     covered = zbuf != _EMPTY_KEY
     ids = (zbuf & np.uint32((1 << id_bits) - 1)).astype(jnp.int32)
-    return jnp.where(covered, ids, -1), n_extra + jnp.sum(usable)
+    return jnp.where(covered, ids, -1), n_tiles
 
 
 def default_tile_capacity(n_triangles: int, tile: int) -> int:

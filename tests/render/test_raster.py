@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from occface_jax.render.camera import deng_camera, perspective_clip, rigid_transform
-from occface_jax.render.raster import rasterize
+from occface_jax.render.raster import _rasterize_flat, rasterize
 
 
 def _compare(raster, gl_ids, gl_depth) -> tuple[float, float]:
@@ -63,6 +63,23 @@ def test_face_matches_opengl(face, gl_rasterize, angles, translation):
     assert (gl_ids >= 0).sum() > 5000
     assert agree >= 0.995
     assert depth_err <= 1e-3
+
+
+@pytest.mark.parametrize("first", [2, 3])
+def test_both_first_passes_match_opengl(face, gl_rasterize, first):
+    """Pass 1 covers 2 x 2 or 3 x 3 pixels of each triangle (chosen per pass from the triangles'
+    sizes); either way the face at 224 px (a third of its triangles bigger than 3 x 3) matches."""
+    vertices, triangles = face
+    world = rigid_transform(jnp.asarray(vertices), jnp.asarray([0.1, 0.4, 0.0]))
+    clip = perspective_clip(world, deng_camera(224))
+    ids, _ = jax.jit(
+        lambda c: _rasterize_flat(
+            c[None], jnp.asarray(triangles), (224, 224), 3, 8192, "none", first
+        )
+    )(clip)
+    gl_ids, _ = gl_rasterize(np.asarray(clip), triangles, (224, 224))
+    assert (gl_ids >= 0).sum() > 5000
+    assert np.mean(np.asarray(ids[0])[gl_ids >= 0] == gl_ids[gl_ids >= 0]) >= 0.995
 
 
 @pytest.mark.parametrize("image_size", [(224, 224), (90, 160)])
