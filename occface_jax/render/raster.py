@@ -371,8 +371,8 @@ def rasterize(
       clip: (..., N, 4) float32 OpenGL clip-space positions (see ``camera``); leading axes are a batch.
       triangles: (F, 3) int32 vertex indices, shared by the batch.
       image_size: static (height, width) in pixels.
-      tile: static side of the square pixel tiles the bounding box of a triangle bigger than 2 x 2
-        pixel centres is cut into.
+      tile: static side of the square pixel tiles the bounding box of a triangle bigger than the
+        first pass's 2 x 2 (or 3 x 3) pixel centres is cut into.
       tile_capacity: static tiles per chunk of work for one pass (default from F times the images
         per pass); any number of tiles is processed, more chunks just take longer.
       cull: 'none', 'back' (drop triangles clockwise in OpenGL's window, i.e. facing away when the mesh
@@ -398,7 +398,7 @@ def rasterize(
         ids = _rasterize_flat(visible_clip, triangles, image_size, tile, capacity, cull)[0]
         return (ids,) + barycentrics(pass_clip, triangles, ids, image_size)
 
-    positions = jnp.broadcast_to(clip, batch + clip.shape[-2:]).reshape(flat.shape)
+    positions = clip.reshape(flat.shape)  # with gradients, for the barycentrics
     triangle_id, bary, ndc_depth = (
         a.reshape(batch + a.shape[1:]) for a in map_images(one_pass, [flat, positions], per_pass)
     )
