@@ -220,9 +220,7 @@ def estimate_occlusion(
     threshold = jnp.maximum(ratio * median, min_residual)
     confirmed = residual > confirm_ratio * median  # enough for a proposed pixel
     unprotected = face & (protect < 0.5) if protect is not None else face  # the skin
-    outlier = residual > threshold
-    if protect is not None:
-        outlier = outlier & (protect < 0.5)
+    outlier = (residual > threshold) & unprotected
     if proposed is not None:
         outlier = outlier | ((proposed > 0.5) & confirmed)
     if colour_share > 0:  # the occluder's colours propose the pixels the residual test missed

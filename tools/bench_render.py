@@ -54,13 +54,20 @@ def default_mesh() -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(model.mean_shape), np.asarray(model.triangles)
 
 
-def jax_functions(vertices, triangles, batch: int) -> dict[str, Callable[[], Any]]:
-    """The three jitted JAX measurements of one cell, as calls that block until done."""
+def frames(vertices: np.ndarray, batch: int) -> tuple[jax.Array, jax.Array]:
+    """The frames of one cell: clip positions (B, N, 4) of the mesh under random poses at 224 px,
+    and random vertex colours (B, N, 3) in [0, 1] (the same for JAX and OpenGL)."""
     angles = jnp.asarray(np.random.default_rng(0).normal(0, 0.2, (batch, 3)), jnp.float32)
     clip = perspective_clip(rigid_transform(jnp.asarray(vertices), angles), deng_camera(SIZE))
     colours = jnp.asarray(
         np.random.default_rng(1).uniform(0, 1, (batch,) + vertices.shape), jnp.float32
     )
+    return clip, colours
+
+
+def jax_functions(vertices, triangles, batch: int) -> dict[str, Callable[[], Any]]:
+    """The three jitted JAX measurements of one cell, as calls that block until done."""
+    clip, colours = frames(vertices, batch)
     tri = jnp.asarray(triangles)
     adjacency = jnp.asarray(edge_adjacency(triangles))
 
@@ -94,16 +101,9 @@ class GLFrames:
             in vec3 v_col; out vec4 out_col;
             void main() { out_col = vec4(v_col, 1.0); }""",
         )
-        angles = np.random.default_rng(0).normal(0, 0.2, (batch, 3)).astype(np.float32)
-        self.clips = np.asarray(
-            perspective_clip(
-                rigid_transform(jnp.asarray(vertices), jnp.asarray(angles)), deng_camera(SIZE)
-            ),
-            np.float32,
-        )
-        self.colours = (
-            np.random.default_rng(1).uniform(0, 1, (batch,) + vertices.shape).astype(np.float32)
-        )
+        clips, colours = frames(vertices, batch)
+        self.clips = np.asarray(clips, np.float32)
+        self.colours = np.asarray(colours, np.float32)
         self.vbo = self.ctx.buffer(reserve=self.clips[0].nbytes)
         self.cbo = self.ctx.buffer(reserve=self.colours[0].nbytes)
         ibo = self.ctx.buffer(triangles.astype(np.int32).tobytes())

@@ -211,8 +211,7 @@ def _rasterize_flat(
     bounds = jnp.stack(
         [jnp.broadcast_to(level_lo, usable.shape), jnp.broadcast_to(level_hi, usable.shape)], 1
     )
-    # Box sides in pixels (>= 1 where usable; the others are masked): lax.div, not jnp's
-    # floor_divide, whose sign fix-ups kept the per-triangle fusions from vectorizing.
+    # Box sides in pixels (>= 1 where usable; the others are masked).
     wide = jnp.maximum(box[:, 2] - box[:, 0] + 1, 1)
     tall = jnp.maximum(box[:, 3] - box[:, 1] + 1, 1)
     # The z-buffer has a margin of (window - 1) pixels right and below, so that every window
@@ -255,6 +254,8 @@ def _rasterize_flat(
 
     def visibility(first: int) -> tuple[jax.Array, jax.Array]:
         """The z-buffer after pass 1 (``first`` x ``first``) and pass 2, and the tiles evaluated."""
+        # lax.div, not jnp's floor_divide, whose sign fix-ups kept the per-triangle fusions from
+        # vectorizing.
         tiles_x = jax.lax.div(wide + (tile - 1), jnp.int32(tile))
         tiles_y = jax.lax.div(tall + (tile - 1), jnp.int32(tile))
         if first == tile:
