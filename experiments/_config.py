@@ -7,7 +7,7 @@ import argparse
 import ml_collections
 
 from occface_jax.cli import _parse_overrides
-from occface_jax.configs_loader import load_config
+from occface_jax.config import load_config
 
 
 def add_fit_config_arguments(parser: argparse.ArgumentParser) -> None:

@@ -28,15 +28,19 @@ from _config import add_fit_config_arguments, config_name, fit_config  # experim
 from _tables import emit  # experiments/_tables.py
 from PIL import Image
 
-from occface_jax import imageio
+from occface_jax.app.pipeline import Reconstructor
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
-from occface_jax.eval.surface import apply_similarity, scan_to_mesh_error, similarity_transform
+from occface_jax.eval.metrics.surface import (
+    apply_similarity,
+    scan_to_mesh_error,
+    similarity_transform,
+)
 from occface_jax.faces.landmarks_io import read_landmarks
+from occface_jax.io import images as imageio
 from occface_jax.morphable import geometry, load_model
 from occface_jax.paths import shared_dir
-from occface_jax.pipeline import Reconstructor
 from occface_jax.render import camera as cam
 from occface_jax.render.interpolate import interpolate
 from occface_jax.render.raster import rasterize

@@ -14,10 +14,10 @@ import sys
 import numpy as np
 from PIL import Image
 
-from occface_jax.faces.detect import FaceDetector
+from occface_jax.eval.metrics.landmarks import landmark_nme
+from occface_jax.faces.detect import FaceDetector, box_iou
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.faces.landmarks_io import read_landmarks
-from occface_jax.faces.metrics import box_iou, landmark_nme
 from occface_jax.paths import shared_dir
 
 PHOTOS = {

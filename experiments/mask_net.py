@@ -26,13 +26,13 @@ import numpy as np
 from _faces import real_faces  # experiments/_faces.py
 from _tables import emit  # experiments/_tables.py
 
-from occface_jax.configs_loader import load_config
+from occface_jax.app.predictors import MaskPredictor
+from occface_jax.config import load_config
 from occface_jax.data.augment import face_region_from_landmarks, occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
-from occface_jax.eval.segmentation import mask_iou, precision_recall
-from occface_jax.fit import Fitter
+from occface_jax.eval.metrics.segmentation import mask_iou, precision_recall
+from occface_jax.fit.fitter import Fitter
 from occface_jax.morphable import load_model
-from occface_jax.networks import MaskPredictor
 
 
 def scores(kind: str, preds: list, targets: list, regions: list) -> tuple:

@@ -23,15 +23,15 @@ import numpy as np
 from _config import add_fit_config_arguments, config_name, fit_config  # experiments/_config.py
 from _tables import emit  # experiments/_tables.py
 
-from occface_jax import imageio
+from occface_jax.app.pipeline import Reconstructor
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
+from occface_jax.faces.detect import box_iou
 from occface_jax.faces.landmarks_io import read_landmarks
-from occface_jax.faces.metrics import box_iou
+from occface_jax.io import images as imageio
 from occface_jax.morphable import load_model
 from occface_jax.paths import shared_dir
-from occface_jax.pipeline import Reconstructor
 
 
 def nme(pred: np.ndarray, truth: np.ndarray, ids=slice(None)) -> float:

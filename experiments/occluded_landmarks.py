@@ -30,7 +30,7 @@ from _tables import emit  # experiments/_tables.py
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.faces.detect import FaceDetector
-from occface_jax.texture import sample_nearest
+from occface_jax.texture.atlas import sample_nearest
 
 
 def rms(errors: list[np.ndarray]) -> float:

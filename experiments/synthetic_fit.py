@@ -36,12 +36,12 @@ from _tables import emit  # experiments/_tables.py
 
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
-from occface_jax.eval.segmentation import mask_iou
-from occface_jax.eval.surface import apply_similarity, similarity_transform
-from occface_jax.fit import Fitter
+from occface_jax.eval.metrics.segmentation import mask_iou
+from occface_jax.eval.metrics.surface import apply_similarity, similarity_transform
+from occface_jax.fit.fitter import Fitter
 from occface_jax.morphable import geometry, load_model
 from occface_jax.render.camera import deng_camera, project_perspective, rigid_transform
-from occface_jax.texture import sample_nearest
+from occface_jax.texture.atlas import sample_nearest
 
 #: Conditions whose occlusion mask is given, not estimated (no IoU to report).
 GIVEN_MASKS = ("occluded, true mask", "occluded, see-through mask")
@@ -137,7 +137,7 @@ def main() -> None:
     fitters = {"robust": Fitter(face, config, full), "plain": Fitter(face, plain_cfg, full)}
     predictor = None
     if args.checkpoints:
-        from occface_jax.networks import MaskPredictor
+        from occface_jax.app.predictors import MaskPredictor
 
         predictor = MaskPredictor.from_checkpoints(args.checkpoints, args.flip_average)
     jface = face.to_jax()

@@ -103,7 +103,7 @@ def _parse_overrides(pairs: Sequence[str], config, source: str = "configs/fit.py
 
 
 def _fit_config(args: argparse.Namespace):
-    from occface_jax.configs_loader import load_config
+    from occface_jax.config import load_config
 
     config = load_config("fit", args.config_variant)
     if args.fit_steps is not None:
@@ -114,7 +114,7 @@ def _fit_config(args: argparse.Namespace):
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct every input photo into OUT/NAME/; a bad input is reported and skipped."""
-    from occface_jax import reconstruct
+    from occface_jax.app import reconstruct
 
     return reconstruct.run(
         inputs=args.inputs,
@@ -130,7 +130,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The public-domain astronaut portrait with an occluder pasted over it, reconstructed."""
-    from occface_jax import reconstruct
+    from occface_jax.app import reconstruct
 
     return reconstruct.demo(
         Path(args.out),
@@ -144,7 +144,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one stage's network from ``configs/<stage>.py``; resumes from WORKDIR's checkpoints."""
-    from occface_jax.configs_loader import load_config
+    from occface_jax.config import load_config
     from occface_jax.train import run_stage
 
     config = load_config(args.stage, args.config_variant)

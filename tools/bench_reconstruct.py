@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from occface_jax import reconstruct
-from occface_jax.configs_loader import load_config
+from occface_jax.app import reconstruct
+from occface_jax.config import load_config
 from occface_jax.paths import shared_dir
 
 

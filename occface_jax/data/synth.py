@@ -4,7 +4,7 @@ Sample ``i`` of ``SyntheticFaces(model, config, seed)`` draws everything from
 ``np.random.default_rng([seed, i])``: identity ~ N(0, 1), sparse expression blendshape weights in
 [0, 1] (or PCA coefficients ~ N(0, 1)), albedo ~ N(0, 1), SH light, pose and translation, a background
 (bundled photo crop or procedural texture) and occluders; it is rendered with the project renderer
-(``occface_jax.render.render``, Deng et al.'s camera scaled to the image size). So the same index gives
+(``occface_jax.morphable.rendering``, Deng et al.'s camera scaled to the image size). So the same index gives
 the same sample on every machine and after a restart, and a grain ``MapDataset`` can shard, shuffle and
 resume it.
 
@@ -143,9 +143,9 @@ def _jitted_renderer(model: Any, image_size: int, march_jaw: bool = True):
     import jax
 
     from occface_jax.morphable import contour, geometry
-    from occface_jax.render import deng_camera, render
+    from occface_jax.morphable.rendering import project, render
+    from occface_jax.render import deng_camera
     from occface_jax.render.camera import euler_to_rotation
-    from occface_jax.render.render import project
 
     jax_model = model.to_jax()
     base_camera = deng_camera(image_size)

@@ -54,6 +54,13 @@ def landmarks_to_5(landmarks68: np.ndarray) -> np.ndarray:
     )
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    inter = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
+    return float(inter / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter))
+
+
 def dlib_shape(box: np.ndarray, landmarks: np.ndarray) -> Any:
     """A ``dlib.full_object_detection`` (what dlib's chip and descriptor functions take) from a box
     (x0, y0, x1, y1) and landmarks (N, 2) in the project convention (rounded to dlib's integer pixels)."""

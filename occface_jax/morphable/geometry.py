@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from occface_jax.morphable.model import MorphableModel
 
@@ -63,20 +62,3 @@ def _scatter_normals(face_n: jax.Array, triangles: jax.Array, n_vertices: int) -
 def landmarks3d(model: MorphableModel, vertices: jax.Array) -> jax.Array:
     """The 68 landmark vertices (..., 68, 3) of ``vertices`` (..., N, 3)."""
     return jnp.take(vertices, model.landmarks68, axis=-2)
-
-
-def build_vertex_triangles(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
-    """(N, D) int32 table of the triangles around each vertex, padded with F; numpy, done once."""
-    triangles = np.asarray(triangles)
-    n_tri = triangles.shape[0]
-    vert = triangles.reshape(-1)
-    tri = np.repeat(np.arange(n_tri), 3)
-    order = np.argsort(vert, kind="stable")
-    vert, tri = vert[order], tri[order]
-    counts = np.bincount(vert, minlength=n_vertices)
-    degree = max(int(counts.max(initial=0)), 1)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    slot = np.arange(vert.size) - starts[vert]
-    table = np.full((n_vertices, degree), n_tri, np.int32)
-    table[vert, slot] = tri
-    return table

@@ -31,8 +31,7 @@ import numpy as np
 
 from occface_jax.errors import ModelFileError
 from occface_jax.morphable.albedo import MOUTH_RGB, SCLERA_RGB, fallback_albedo
-from occface_jax.morphable.geometry import build_vertex_triangles
-from occface_jax.morphable.model import MorphableModel, UVMap
+from occface_jax.morphable.model import MorphableModel, UVMap, build_vertex_triangles
 
 FORMAT_VERSION = "1"
 REQUIRED_KEYS = ("mean_shape", "id_basis", "exp_basis", "triangles", "landmarks68")

@@ -172,8 +172,6 @@ class MorphableModel:
         face_tris = m.face_triangles[tri_keep[m.face_triangles]]
         face_triangle_ids = new_tri_index[face_tris].astype(np.int32)
         rows = np.stack([3 * np.flatnonzero(keep) + c for c in range(3)], 1).reshape(-1)
-        from occface_jax.morphable.geometry import build_vertex_triangles
-
         return self.replace(
             mean_shape=m.mean_shape[keep],
             id_basis=m.id_basis[rows],
@@ -195,3 +193,20 @@ class MorphableModel:
 jax.tree_util.register_dataclass(
     MorphableModel, data_fields=list(ARRAY_FIELDS), meta_fields=list(META_FIELDS)
 )
+
+
+def build_vertex_triangles(triangles: np.ndarray, n_vertices: int) -> np.ndarray:
+    """(N, D) int32 table of the triangles around each vertex, padded with F; numpy, done once."""
+    triangles = np.asarray(triangles)
+    n_tri = triangles.shape[0]
+    vert = triangles.reshape(-1)
+    tri = np.repeat(np.arange(n_tri), 3)
+    order = np.argsort(vert, kind="stable")
+    vert, tri = vert[order], tri[order]
+    counts = np.bincount(vert, minlength=n_vertices)
+    degree = max(int(counts.max(initial=0)), 1)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    slot = np.arange(vert.size) - starts[vert]
+    table = np.full((n_vertices, degree), n_tri, np.int32)
+    table[vert, slot] = tri
+    return table

@@ -1,6 +1,9 @@
-"""Differentiable rendering in pure JAX: cameras, rasterize, interpolate, SH shading, antialias."""
+"""Differentiable rendering in pure JAX: cameras, rasterize, interpolate, SH shading, antialias.
 
-from occface_jax.render.antialias import antialias, edge_adjacency
+The ground floor: imports nothing of ``morphable/`` (the face composite ``render(model, coeffs)`` is
+``occface_jax.morphable.rendering``)."""
+
+from occface_jax.render.antialias import antialias, edge_adjacency, mesh_adjacency
 from occface_jax.render.camera import (
     PerspectiveCamera,
     deng_camera,
@@ -12,23 +15,21 @@ from occface_jax.render.camera import (
 )
 from occface_jax.render.interpolate import interpolate
 from occface_jax.render.raster import Raster, rasterize
-from occface_jax.render.render import Rendering, render
 from occface_jax.render.sh import irradiance, sh_basis, shade
 
 __all__ = [
     "PerspectiveCamera",
     "Raster",
-    "Rendering",
     "antialias",
     "deng_camera",
     "edge_adjacency",
     "euler_to_rotation",
     "interpolate",
+    "mesh_adjacency",
     "irradiance",
     "perspective_clip",
     "project_perspective",
     "rasterize",
-    "render",
     "rigid_transform",
     "scaled_ortho_pixels",
     "sh_basis",

@@ -13,6 +13,7 @@ vertices, so the blended image is continuous in them where the plain raster is p
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 import jax
@@ -344,3 +345,14 @@ def antialias(
     out, overflow = map_images(one_pass, args, per_pass)
     out = out.reshape(color.shape)
     return (out, overflow.reshape(batch)) if return_overflow else out
+
+
+@lru_cache(maxsize=8)
+def _adjacency_cached(key: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    return edge_adjacency(np.frombuffer(key, np.int32).reshape(shape))
+
+
+def mesh_adjacency(triangles) -> jax.Array:
+    """Edge adjacency of ``triangles`` (cached per topology; needs concrete triangles)."""
+    tri = np.ascontiguousarray(np.asarray(triangles, np.int32))
+    return jnp.asarray(_adjacency_cached(tri.tobytes(), tri.shape))

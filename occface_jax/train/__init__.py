@@ -1,17 +1,16 @@
 """Training: one loop for every stage (``loop``) and a small task per stage (``mask``, ...)."""
 
 from occface_jax.train.loop import TrainResult, make_mesh, restore_model, train
+from occface_jax.train.tasks import TASKS
 
-STAGES = ("mask",)
+STAGES = tuple(TASKS)
 
 
 def get_task(stage: str):
     """The :class:`~occface_jax.train.loop.Task` of a stage name."""
-    if stage == "mask":
-        from occface_jax.train.mask import MaskTask
-
-        return MaskTask()
-    raise ValueError(f"unknown training stage {stage!r}; known: {', '.join(STAGES)}")
+    if stage not in TASKS:
+        raise ValueError(f"unknown training stage {stage!r}; known: {', '.join(STAGES)}")
+    return TASKS[stage]()
 
 
 def run_stage(stage: str, config, workdir, *, stop_at: int | None = None, progress: bool = True):

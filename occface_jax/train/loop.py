@@ -1,7 +1,7 @@
 """One training loop for every stage: data-parallel jit over a ``('data',)`` mesh, orbax checkpoints
 that resume exactly (model, optimizer and data position), metrics to a JSON-lines file, a progress bar.
 
-A stage is a :class:`Task` (see ``occface_jax.train.mask`` for one): it builds its Flax NNX model, turns
+A stage is a :class:`Task` (see ``occface_jax.train.tasks.mask`` for one): it builds its Flax NNX model, turns
 host records into a batch of arrays, and defines its loss and evaluation as functions of (model,
 batch). The loop owns everything else:
 

@@ -107,7 +107,7 @@ def test_data_loader_resumes_from_its_state():
 
 
 def test_sources_from_the_data_config(face_folder, tmp_path, default_model):
-    from occface_jax.configs_loader import load_config
+    from occface_jax.config import load_config
     from occface_jax.data.pipeline import source_from_config
 
     config = load_config("data", "photos")
@@ -124,7 +124,7 @@ def test_sources_from_the_data_config(face_folder, tmp_path, default_model):
 
 
 def test_celebamask_with_pasted_occluders_keeps_its_own_eyeglasses(tmp_path, make_celebamask):
-    from occface_jax.configs_loader import load_config
+    from occface_jax.config import load_config
     from occface_jax.data.pipeline import source_from_config
 
     make_celebamask(tmp_path, [0])

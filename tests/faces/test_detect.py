@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from occface_jax.eval.metrics.landmarks import landmark_nme
 from occface_jax.faces.detect import FaceDetector, landmarks_to_5, to_uint8_rgb
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.faces.landmarks_io import read_landmarks, read_ljson
-from occface_jax.faces.metrics import landmark_nme
 
 
 @pytest.fixture(scope="module")
@@ -69,3 +69,12 @@ def test_cnn_detector_finds_a_face_the_predictor_can_use(dlib_models, shared_dir
     image = np.asarray(Image.open(folder / "takeo.ppm").convert("RGB"))  # small: the CNN is slow
     face = FaceDetector("cnn", upsample=0).detect(image)[0]
     assert float(landmark_nme(face.landmarks, read_landmarks(folder / "takeo.pts"))) < 0.06
+
+
+def test_box_iou_known_values():
+    from occface_jax.faces.detect import box_iou
+
+    a = np.array([0.0, 0.0, 10.0, 10.0])
+    assert box_iou(a, a) == 1.0
+    assert box_iou(a, np.array([5.0, 0.0, 15.0, 10.0])) == pytest.approx(50 / 150)
+    assert box_iou(a, np.array([20.0, 20.0, 30.0, 30.0])) == 0.0

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from occface_jax.fit import project_landmarks
+from occface_jax.fit.fitter import project_landmarks
 from occface_jax.morphable import CoeffLayout, contour
-from occface_jax.render import deng_camera, render
+from occface_jax.morphable.rendering import project, render
+from occface_jax.render import deng_camera
 from occface_jax.render.camera import euler_to_rotation
-from occface_jax.render.render import project
 
 CHEEKS = np.r_[0:5, 12:17]  # the lines that may run outwards (outline within 37 deg of horizontal)
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from occface_jax.morphable import CoeffLayout, geometry
-from occface_jax.morphable.geometry import build_vertex_triangles
+from occface_jax.morphable.model import build_vertex_triangles
 
 
 def _octahedron():

@@ -100,7 +100,7 @@ def test_shared_npz_gets_the_converters_uvs_at_load(shared_dir, default_model):
 
 
 def test_eyeball_boxes_lie_in_free_atlas_space(shared_dir, default_model):
-    from occface_jax.texture import uv_raster
+    from occface_jax.texture.atlas import uv_raster
 
     with np.load(shared_dir / "models" / "ict_face_default.npz") as data:
         part_id, names = data["part_id"], [str(n) for n in data["part_names"]]

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from occface_jax.configs_loader import load_config
+from occface_jax.config import load_config
 from occface_jax.errors import OccfaceError
 from occface_jax.train import get_task, restore_model, train
 

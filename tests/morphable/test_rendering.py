@@ -10,6 +10,7 @@ import pytest
 import trimesh
 
 from occface_jax.morphable import CoeffLayout
+from occface_jax.morphable.rendering import render
 from occface_jax.render import (
     antialias,
     deng_camera,
@@ -18,7 +19,6 @@ from occface_jax.render import (
     interpolate,
     perspective_clip,
     rasterize,
-    render,
     rigid_transform,
     shade,
 )

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occface_jax.imageio import ImageError, find_images, load_image, save_image
+from occface_jax.io.images import ImageError, find_images, load_image, save_image
 
 
 def _rand(shape, dtype=np.uint8, peak=255):

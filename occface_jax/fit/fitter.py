@@ -41,10 +41,11 @@ import optax
 
 from occface_jax.losses import recon
 from occface_jax.morphable import CoeffLayout, MorphableModel, contour, geometry
+from occface_jax.morphable.rendering import render
 from occface_jax.render import camera as cam
-from occface_jax.render.render import mesh_adjacency, render
+from occface_jax.render.antialias import mesh_adjacency
 from occface_jax.render.sh import shade
-from occface_jax.texture import sample_nearest
+from occface_jax.texture.atlas import sample_nearest
 
 Coeffs = dict[str, jax.Array]
 

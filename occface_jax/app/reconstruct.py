@@ -19,8 +19,9 @@ import ml_collections
 import numpy as np
 from tqdm.auto import tqdm
 
-from occface_jax import export, imageio
 from occface_jax.errors import OccfaceError
+from occface_jax.io import images as imageio
+from occface_jax.io import mesh as export
 
 
 def _safe_name(path: Path, taken: set[str]) -> str:
@@ -44,14 +45,14 @@ def run(
     debug: bool = False,
 ) -> int:
     """Reconstruct every input; write per-image folders and summary.json; return the exit status."""
+    from occface_jax.app.pipeline import Reconstructor, write_outputs
     from occface_jax.morphable import load_model
-    from occface_jax.pipeline import Reconstructor, write_outputs
 
     if checkpoints is not None and not Path(checkpoints).is_dir():
         raise OccfaceError(f"--checkpoints {checkpoints}: no such folder")
     mask_predictor = None
     if checkpoints is not None:
-        from occface_jax.networks import MaskPredictor
+        from occface_jax.app.predictors import MaskPredictor
 
         mask_predictor = MaskPredictor.from_checkpoints(checkpoints)
     paths, problems = imageio.find_images(inputs)
@@ -116,8 +117,7 @@ def make_demo_image(out_path: Path, seed: int = 0, tries: int = 20) -> Path:
 
     from occface_jax.data.augment import occlude_photo
     from occface_jax.data.occluders import OcclusionConfig
-    from occface_jax.faces.detect import FaceDetector
-    from occface_jax.faces.metrics import box_iou
+    from occface_jax.faces.detect import FaceDetector, box_iou
 
     photo = data.astronaut().astype(np.float32) / 255.0
     detector = FaceDetector()

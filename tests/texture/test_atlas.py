@@ -6,10 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from occface_jax import texture
 from occface_jax.morphable.model import UVMap
 from occface_jax.morphable.synthetic import triangle_atlas
 from occface_jax.render import camera as cam
+from occface_jax.texture.atlas import atlas as texture
 
 SIZE = (192, 256)  # (height, width): non-square, to catch a swapped axis
 

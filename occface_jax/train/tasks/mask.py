@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from occface_jax.eval.segmentation import mask_counts, mask_iou
+from occface_jax.eval.metrics.segmentation import mask_counts, mask_iou
 from occface_jax.losses.mask import sigmoid_bce, soft_dice_loss
 from occface_jax.models.unet import UNet
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 
 # iBUG-68 outer eye corners, the usual 300-W "inter-ocular" normaliser.
@@ -19,10 +18,3 @@ def landmark_nme(
     errors = jnp.linalg.norm(predicted - truth, axis=-1).mean(axis=-1)
     i, j = normaliser
     return errors / jnp.linalg.norm(truth[..., i, :] - truth[..., j, :], axis=-1)
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two (x0, y0, x1, y1) boxes."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    inter = np.clip(np.minimum(a[2:], b[2:]) - np.maximum(a[:2], b[:2]), 0, None).prod()
-    return float(inter / ((a[2:] - a[:2]).prod() + (b[2:] - b[:2]).prod() - inter))

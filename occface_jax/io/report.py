@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from occface_jax import imageio
+from occface_jax.io import images as imageio
 from occface_jax.morphable import MorphableModel, geometry
 from occface_jax.render import camera as cam
 from occface_jax.render.interpolate import interpolate

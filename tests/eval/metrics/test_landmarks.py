@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
-from occface_jax.faces.metrics import landmark_nme
+from occface_jax.eval.metrics.landmarks import landmark_nme
 
 
 def test_nme_matches_definition_and_batches():
@@ -19,12 +18,3 @@ def test_nme_matches_definition_and_batches():
     np.testing.assert_allclose(landmark_nme(predicted, truth), expected, rtol=1e-5)
     # Scale invariance: scaling both sets leaves the NME unchanged.
     np.testing.assert_allclose(landmark_nme(3 * predicted, 3 * truth), expected, rtol=1e-5)
-
-
-def test_box_iou_known_values():
-    from occface_jax.faces.metrics import box_iou
-
-    a = np.array([0.0, 0.0, 10.0, 10.0])
-    assert box_iou(a, a) == 1.0
-    assert box_iou(a, np.array([5.0, 0.0, 15.0, 10.0])) == pytest.approx(50 / 150)
-    assert box_iou(a, np.array([20.0, 20.0, 30.0, 30.0])) == 0.0

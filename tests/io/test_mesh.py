@@ -7,7 +7,7 @@ import json
 import numpy as np
 import trimesh
 
-from occface_jax import export
+from occface_jax.io import mesh as export
 
 
 def test_obj_and_ply_round_trip(tmp_path, toy_model):

@@ -7,10 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from occface_jax import fit
-from occface_jax.configs_loader import load_config
+from occface_jax.config import load_config
+from occface_jax.fit.fitter import fitter as fit
 from occface_jax.morphable import CoeffLayout, contour
-from occface_jax.render import deng_camera, render
+from occface_jax.morphable.rendering import render
+from occface_jax.render import deng_camera
 
 
 def test_estimate_occlusion_flags_outliers_thin_lines_but_not_features():

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occface_jax.faces.identity import embed_faces, identity_loss, pure_identity_loss
 from occface_jax.faces.landmarks_io import read_pts
+from occface_jax.losses.identity import embed_faces, identity_loss, pure_identity_loss
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 from flax import nnx
 from PIL import Image
 
+from occface_jax.app.predictors import MaskPredictor, load_stage
 from occface_jax.cli import main
 from occface_jax.errors import OccfaceError
-from occface_jax.networks import MaskPredictor, load_stage
 
 
 @pytest.fixture(scope="module")

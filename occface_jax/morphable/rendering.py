@@ -1,20 +1,20 @@
 """``render(model, coeffs, camera, image_size)``: a morphable model's coefficients to an image, mask,
-depth and projected landmarks, through rasterize -> interpolate -> SH shading -> antialias."""
+depth and projected landmarks, through the renderer's ops (rasterize -> interpolate -> SH shading ->
+antialias) and the jaw outline. The face composite lives here, above ``render/`` (pure ops that know
+nothing of morphable models)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from occface_jax.morphable import geometry
 from occface_jax.morphable.contour import JawContour, march_jaw
 from occface_jax.morphable.model import MorphableModel
 from occface_jax.render import camera as cam
-from occface_jax.render.antialias import antialias, edge_adjacency
+from occface_jax.render.antialias import antialias, mesh_adjacency
 from occface_jax.render.interpolate import interpolate
 from occface_jax.render.raster import rasterize
 from occface_jax.render.sh import DENG_AMBIENT, shade
@@ -39,17 +39,6 @@ class Rendering:
     depth: jax.Array
     landmarks: jax.Array
     triangle_id: jax.Array
-
-
-@lru_cache(maxsize=8)
-def _adjacency_cached(key: bytes, shape: tuple[int, ...]) -> np.ndarray:
-    return edge_adjacency(np.frombuffer(key, np.int32).reshape(shape))
-
-
-def mesh_adjacency(triangles) -> jax.Array:
-    """Edge adjacency of ``triangles`` (cached per topology; needs concrete triangles)."""
-    tri = np.ascontiguousarray(np.asarray(triangles, np.int32))
-    return jnp.asarray(_adjacency_cached(tri.tobytes(), tri.shape))
 
 
 def project(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from occface_jax.configs_loader import load_config
+from occface_jax.config import load_config
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:

@@ -16,9 +16,11 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from occface_jax import export, imageio
-from occface_jax.fit import FitResult, Fitter
+from occface_jax.fit.fitter import FitResult, Fitter
+from occface_jax.io import images as imageio
+from occface_jax.io import mesh as export
 from occface_jax.morphable import MorphableModel
+from occface_jax.texture.atlas import bake_fit_texture
 
 
 @dataclasses.dataclass
@@ -55,7 +57,7 @@ class Reconstructor:
         detector_method: str = "hog",
         mask_predictor: Any = None,
     ) -> None:
-        """``mask_predictor`` (e.g. :class:`occface_jax.networks.MaskPredictor`), when given,
+        """``mask_predictor`` (e.g. :class:`occface_jax.app.predictors.MaskPredictor`), when given,
         predicts each aligned crop's occluder for the fit (which adds its own residual estimate)."""
         from occface_jax.faces.detect import FaceDetector
 
@@ -149,15 +151,30 @@ def _fit_shape(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(array, np.float32).reshape(shape + np.shape(array)[2:])
 
 
+def write_mesh_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
+    """``out_dir/mesh.obj`` of a ``Reconstruction`` of the full ``model``: textured (+
+    ``mesh.mtl``, ``texture.png`` baked by ``texture.atlas.bake_fit_texture`` with the photo)
+    when the model has UVs, else with vertex colours. Returns {kind: path}."""
+    fit, path = rec.fit, Path(out_dir) / "mesh.obj"
+    tris = np.asarray(model.triangles)
+    if model.uv is None:
+        return {"mesh_obj": export.write_obj(path, fit.vertices, tris, fit.vertex_colors)}
+    crop_size = int(np.shape(rec.aligned.image)[0])
+    texture = bake_fit_texture(model, fit, rec.photo, rec.aligned.inverse, crop_size)
+    return export.write_textured_obj(
+        path, fit.vertices, tris, model.uv.coords, model.uv.triangles, texture, fit.vertex_colors
+    )
+
+
 def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> dict[str, str]:
     """Write one reconstruction's files into ``out_dir``; returns {kind: path}."""
-    from occface_jax import report
+    from occface_jax.io import report
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fit = rec.fit
     tris = np.asarray(model.triangles)
     files = {
-        **export.write_reconstruction_obj(out_dir, rec, model),  # + mesh.mtl, texture.png with UVs
+        **write_mesh_obj(out_dir, rec, model),  # + mesh.mtl, texture.png with UVs
         "mesh_ply": export.write_ply(out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors),
         "coeffs": export.write_coefficients(
             out_dir / "coeffs.npz",

@@ -60,7 +60,7 @@ def write_textured_obj(
 
     from PIL import Image
 
-    from occface_jax.imageio import to_uint8
+    from occface_jax.io.images import to_uint8
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -87,23 +87,6 @@ def write_textured_obj(
     np.savetxt(buf, faces, fmt="f %d/%d %d/%d %d/%d")
     path.write_text(buf.getvalue())
     return {"mesh_obj": path, "mesh_mtl": mtl, "texture": png}
-
-
-def write_reconstruction_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
-    """``out_dir/mesh.obj`` of a ``pipeline.Reconstruction`` of the full ``model``: textured (+
-    ``mesh.mtl``, ``texture.png`` baked by ``occface_jax.texture.bake_fit_texture`` with the photo)
-    when the model has UVs, else with vertex colours. Returns {kind: path}."""
-    fit, path = rec.fit, Path(out_dir) / "mesh.obj"
-    tris = np.asarray(model.triangles)
-    if model.uv is None:
-        return {"mesh_obj": write_obj(path, fit.vertices, tris, fit.vertex_colors)}
-    from occface_jax.texture import bake_fit_texture
-
-    crop_size = int(np.shape(rec.aligned.image)[0])
-    texture = bake_fit_texture(model, fit, rec.photo, rec.aligned.inverse, crop_size)
-    return write_textured_obj(
-        path, fit.vertices, tris, model.uv.coords, model.uv.triangles, texture, fit.vertex_colors
-    )
 
 
 def write_ply(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from occface_jax.eval.segmentation import mask_counts, mask_iou, precision_recall
+from occface_jax.eval.metrics.segmentation import mask_counts, mask_iou, precision_recall
 
 
 def test_counts_iou_precision_recall():

@@ -1,0 +1,2 @@
+"""Metrics as pure functions of arrays: surfaces (``surface``), landmarks (``landmarks``),
+segmentation (``segmentation``)."""
