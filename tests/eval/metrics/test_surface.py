@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from occface_jax.eval import surface
+from occface_jax.eval.metrics import surface
 from occface_jax.morphable.synthetic import sphere_mesh
 
 
