@@ -8,12 +8,12 @@ import functools
 
 import cv2
 import numpy as np
+from skimage import data as skimage_data
 
 
 @functools.cache
 def photo_backgrounds() -> tuple[np.ndarray, ...]:
     """Float32 RGB photos bundled with scikit-image (no download), none showing a face."""
-    from skimage import data
 
     def rgb(img):
         img = np.asarray(img, np.float32) / 255.0
@@ -22,17 +22,17 @@ def photo_backgrounds() -> tuple[np.ndarray, ...]:
     return tuple(
         rgb(f())
         for f in (
-            data.coffee,
-            data.chelsea,
-            data.rocket,
-            data.hubble_deep_field,
-            data.immunohistochemistry,
-            data.colorwheel,
-            data.brick,
-            data.grass,
-            data.gravel,
-            data.coins,
-            data.moon,
+            skimage_data.coffee,
+            skimage_data.chelsea,
+            skimage_data.rocket,
+            skimage_data.hubble_deep_field,
+            skimage_data.immunohistochemistry,
+            skimage_data.colorwheel,
+            skimage_data.brick,
+            skimage_data.grass,
+            skimage_data.gravel,
+            skimage_data.coins,
+            skimage_data.moon,
         )
     )
 

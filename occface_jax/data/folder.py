@@ -14,6 +14,7 @@ import numpy as np
 
 from occface_jax.data.errors import DatasetLayoutError
 from occface_jax.data.records import IMAGE_SUFFIXES, read_image, resize_image, scale_points
+from occface_jax.faces.landmarks_io import read_landmarks
 
 NO_LANDMARKS = np.full((68, 2), np.nan, np.float32)
 
@@ -31,8 +32,6 @@ def list_images(root: str | os.PathLike[str], recursive: bool = True) -> list[Pa
 
 def read_landmarks68(image_path: Path) -> np.ndarray | None:
     """68 landmarks (68, 2) float32 pixels from a ``.pts``/``.ljson`` beside the image, else None."""
-    from occface_jax.faces.landmarks_io import read_landmarks
-
     for suffix in (".pts", ".ljson"):
         path = image_path.with_suffix(suffix)
         if path.is_file():

@@ -19,7 +19,9 @@ import dataclasses
 import functools
 from collections.abc import Callable, Sequence
 
+import cv2
 import numpy as np
+from skimage import data as skimage_data
 
 from occface_jax.data import draw
 
@@ -477,22 +479,21 @@ def hair_strands(
 @functools.cache
 def _cutout_sources() -> tuple[tuple[np.ndarray, np.ndarray | None], ...]:
     """(texture float RGB, optional alpha) pairs from images that scikit-image ships, none a face."""
-    from skimage import data
 
     def rgb(img):
         return np.asarray(img, np.float32)[..., :3] / 255.0
 
-    logo = data.logo()
-    horse = 1.0 - data.horse().astype(np.float32)  # horse is True on background
-    chelsea = rgb(data.chelsea())
+    logo = skimage_data.logo()
+    horse = 1.0 - skimage_data.horse().astype(np.float32)  # horse is True on background
+    chelsea = rgb(skimage_data.chelsea())
     return (
-        (rgb(data.coffee()), None),
+        (rgb(skimage_data.coffee()), None),
         (chelsea, None),
-        (rgb(data.rocket()), None),
-        (rgb(data.astronaut())[300:, 280:], None),  # suit, flag and helmet region: no face
-        (rgb(data.hubble_deep_field()), None),
+        (rgb(skimage_data.rocket()), None),
+        (rgb(skimage_data.astronaut())[300:, 280:], None),  # suit, flag and helmet region: no face
+        (rgb(skimage_data.hubble_deep_field()), None),
         (rgb(logo), logo[..., 3].astype(np.float32) / 255.0),
-        (rgb(data.coffee())[:328, :400], horse),
+        (rgb(skimage_data.coffee())[:328, :400], horse),
     )
 
 
@@ -501,8 +502,6 @@ def photo_cutout(
 ) -> Layer:
     """An arbitrary object cut from a real photo (scikit-image's bundled images, never faces): a random
     blob, or a shipped silhouette (the horse, the logo's alpha), placed over the face."""
-    import cv2
-
     sources = _cutout_sources()
     texture, silhouette = sources[rng.integers(len(sources))]
     u = frame.unit

@@ -19,7 +19,13 @@ from typing import Any
 import grain
 import numpy as np
 
+from occface_jax.data.augment import OccludedPhotos
+from occface_jax.data.celebamask import CelebAMaskHQ
+from occface_jax.data.folder import ImageFolder
+from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.records import RECORD_ERRORS, SkipLog
+from occface_jax.data.synth import SynthConfig, SyntheticFaces
+from occface_jax.morphable import load_model
 
 
 def _ensure_absl_flags() -> None:
@@ -167,8 +173,6 @@ def to_numpy(batch: Any) -> Any:
 
 def occlusion_config(config: Any) -> Any:
     """The :class:`~occface_jax.data.occluders.OcclusionConfig` of a data config's ``occlusion`` block."""
-    from occface_jax.data.occluders import OcclusionConfig
-
     occ = config.occlusion
     return OcclusionConfig(
         kinds=tuple(occ.kinds),
@@ -180,8 +184,6 @@ def occlusion_config(config: Any) -> Any:
 
 def synth_config(config: Any) -> Any:
     """The :class:`~occface_jax.data.synth.SynthConfig` a data config (``configs/data.py``) describes."""
-    from occface_jax.data.synth import SynthConfig
-
     return SynthConfig(
         image_size=int(config.image_size),
         max_angles_deg=tuple(config.synth.max_angles_deg),
@@ -201,33 +203,24 @@ def source_from_config(config: Any, model: Any = None) -> Any:
     over :class:`~occface_jax.data.folder.ImageFolder` ``root``; ``celebamask``: occluders over
     CelebAMask-HQ ``root`` (its parsed face region as the face).
     """
-    from occface_jax.data.augment import OccludedPhotos
-
     size = int(config.image_size)
     if config.source in ("synthetic", "synthetic_cached"):
         if model is None:
-            from occface_jax.morphable import load_model
-
             model = load_model()
         if config.source == "synthetic_cached":
+            # tensorflow_datasets (~1 s to import) only for the cached source
             from occface_jax.data.tfds_synthetic import prepared_source
 
             return prepared_source(model, synth_config(config), int(config.seed), int(config.size))
-        from occface_jax.data.synth import SyntheticFaces
-
         return SyntheticFaces(
             model, synth_config(config), seed=int(config.seed), size=int(config.size)
         )
     occlusion = occlusion_config(config)
     if config.source == "photos":
-        from occface_jax.data.folder import ImageFolder
-
         return OccludedPhotos(
             ImageFolder(config.root, image_size=(size, size)), config.seed, occlusion
         )
     if config.source == "celebamask":
-        from occface_jax.data.celebamask import CelebAMaskHQ
-
         return OccludedPhotos(CelebAMaskHQ(config.root, image_size=size), config.seed, occlusion)
     raise ValueError(
         "data source must be 'synthetic', 'synthetic_cached', 'photos' or 'celebamask', got "

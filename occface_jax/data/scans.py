@@ -40,7 +40,7 @@ NOW_SPLITS = {"val": "imagepathsvalidation.txt", "test": "imagepathstest.txt"}
 
 def load_scan(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray]:
     """A scan's vertices (N, 3) float32 (file units) and triangles (F, 3) int32, via trimesh."""
-    import trimesh
+    import trimesh  # ~3 s to import; only scans need it
 
     path = Path(path)
     if not path.is_file():

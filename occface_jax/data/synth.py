@@ -34,12 +34,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+import jax
 import numpy as np
 
 from occface_jax.data.backgrounds import random_background
 from occface_jax.data.contour import canny_contour, to_gray
 from occface_jax.data.occluders import FaceFrame, OcclusionConfig, occlude
-from occface_jax.render.camera import DENG_FOCAL, DENG_IMAGE_SIZE
+from occface_jax.morphable import CoeffLayout, contour, geometry
+from occface_jax.morphable.rendering import project, render
+from occface_jax.render import deng_camera
+from occface_jax.render.camera import DENG_FOCAL, DENG_IMAGE_SIZE, euler_to_rotation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -140,13 +144,6 @@ def _jitted_renderer(model: Any, image_size: int, march_jaw: bool = True):
     cached = _RENDERERS.get(key)
     if cached is not None and cached[0] is model:
         return cached[1]
-    import jax
-
-    from occface_jax.morphable import contour, geometry
-    from occface_jax.morphable.rendering import project, render
-    from occface_jax.render import deng_camera
-    from occface_jax.render.camera import euler_to_rotation
-
     jax_model = model.to_jax()
     base_camera = deng_camera(image_size)
     jaw = contour.for_model(model) if march_jaw else None
@@ -177,8 +174,6 @@ class SyntheticFaces:
     def __init__(
         self, model: Any, config: SynthConfig = SynthConfig(), seed: int = 0, size: int = 1_000_000
     ) -> None:
-        from occface_jax.morphable import CoeffLayout
-
         self.model = model.face_only() if config.face_only else model
         self.config, self.seed, self.size = config, int(seed), int(size)
         self.layout = CoeffLayout.for_model(self.model)

@@ -16,12 +16,18 @@ Usage::
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow_datasets as tfds
+from etils import epath
 
+from occface_jax.data.contour import to_gray
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
+from occface_jax.morphable import load_model
+from occface_jax.paths import cache_dir
 
 UINT8_IMAGES = ("occluded", "clean")
 UINT8_MAPS = ("mask", "alpha", "face_region", "contour")
@@ -49,7 +55,6 @@ def encode_sample(sample: dict[str, Any]) -> dict[str, Any]:
 
 def decode_record(record: dict[str, Any]) -> dict[str, Any]:
     """A stored record back in synth's float32 [0, 1] conventions, with ``gray`` recomputed."""
-    from occface_jax.data.contour import to_gray
 
     out = dict(record)
     for key in UINT8_IMAGES + UINT8_MAPS:
@@ -73,8 +78,6 @@ class SyntheticOccludedFaces(tfds.core.GeneratorBasedBuilder):
     @tfds.core.utils.classproperty
     @classmethod
     def code_path(cls) -> Any:
-        from etils import epath
-
         return epath.Path(__file__)
 
     def __init__(
@@ -102,8 +105,6 @@ class SyntheticOccludedFaces(tfds.core.GeneratorBasedBuilder):
 
     def _source(self) -> SyntheticFaces:
         if self._model is None:
-            from occface_jax.morphable import load_model
-
             self._model = load_model()
         return SyntheticFaces(self._model, self._synth_config, self._seed, self._num_examples)
 
@@ -163,8 +164,6 @@ class DecodedSource:
 def dataset_fingerprint(model: Any, synth_config: SynthConfig, seed: int, num_examples: int) -> str:
     """A short hash naming a prepared dataset: what it was generated from (model arrays, sampling
     settings, seed, size), so a changed setting never reads a stale dataset."""
-    import hashlib
-
     digest = hashlib.sha1()
     for array in (model.mean_shape, model.triangles, model.id_basis[:, :3]):
         digest.update(np.ascontiguousarray(np.asarray(array)).tobytes())
@@ -182,10 +181,6 @@ def prepared_source(
     """``num_examples`` synthetic samples generated once (progress bar; several minutes for
     thousands on a CPU) into ``data_dir`` (default: the cache's ``datasets/`` folder, named by
     :func:`dataset_fingerprint`) and read back by index, decoded. Later calls reuse the files."""
-    from pathlib import Path
-
-    from occface_jax.paths import cache_dir
-
     root = Path(data_dir) if data_dir is not None else cache_dir() / "datasets"
     name = f"synthetic-{dataset_fingerprint(model, synth_config, seed, num_examples)}"
     builder = SyntheticOccludedFaces(

@@ -9,6 +9,7 @@ downscaled (area filter) so their longer side is ``MAX_SIDE``, and the scale is 
 from __future__ import annotations
 
 import dataclasses
+import glob
 import warnings
 from pathlib import Path
 
@@ -106,7 +107,6 @@ def find_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
     """Expand files, folders (their image files, sorted) and glob patterns.
 
     Returns (paths, problems); a problem is (the input as given, what is wrong with it)."""
-    import glob
 
     paths: list[Path] = []
     problems: list[tuple[str, str]] = []

@@ -9,11 +9,15 @@ and ``f v/vt`` faces, a ``.mtl`` beside it naming the texture PNG (``map_Kd``).
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+
+from occface_jax.io.images import to_uint8
 
 
 def write_obj(
@@ -24,8 +28,6 @@ def write_obj(
     normals: np.ndarray | None = None,
 ) -> Path:
     """OBJ text: ``v x y z [r g b]`` (the common vertex-colour extension), optional ``vn``, 1-based ``f``."""
-    import io
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     v = np.asarray(vertices, np.float64)
@@ -56,12 +58,6 @@ def write_textured_obj(
     ``.mtl`` of the same stem and ``texture.png`` (``texture`` (H, W, 3) in [0, 1], row 0 = v 1)
     beside it. ``uv_triangles`` (F, 3) index ``uv_coords`` (U, 2) corner by corner of ``triangles``.
     Returns {"mesh_obj", "mesh_mtl", "texture"}: paths."""
-    import io
-
-    from PIL import Image
-
-    from occface_jax.io.images import to_uint8
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mtl = path.with_suffix(".mtl")
@@ -93,7 +89,7 @@ def write_ply(
     path: str | Path, vertices: np.ndarray, triangles: np.ndarray, colors: np.ndarray | None = None
 ) -> Path:
     """Binary PLY with uint8 vertex colours (via trimesh)."""
-    import trimesh
+    import trimesh  # ~3 s to import; only the PLY writer needs it
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

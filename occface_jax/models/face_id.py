@@ -28,6 +28,8 @@ from flax import nnx
 
 from occface_jax.faces.dlib_weights import TAG_OR_SKIP, DlibNet, read_dlib_net
 from occface_jax.faces.errors import WeightsFileError
+from occface_jax.faces.extra import dlib_model_path
+from occface_jax.paths import cache_dir
 
 CHIP_SIZE = 150
 EMBEDDING_DIM = 128
@@ -214,8 +216,6 @@ def _assign(model: FaceIdNet, arrays: dict[str, np.ndarray], source: str) -> Non
 
 def default_cache_path() -> Path:
     """Where converted weights are cached: ``cache_dir()/weights/<name>.npz``."""
-    from occface_jax.paths import cache_dir
-
     return cache_dir() / "weights" / CACHE_NAME
 
 
@@ -271,8 +271,6 @@ def load_face_id_net(
     else:
         path = default_cache_path()
         if not path.is_file():
-            from occface_jax.faces.extra import dlib_model_path
-
             dat = dlib_model_path("face_recognition")
             if not cache:
                 _assign(model, arrays_from_dlib(read_dlib_net(dat), str(dat)), str(dat))

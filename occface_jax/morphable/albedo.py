@@ -22,6 +22,7 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 SKIN_MEAN_RGB = np.array([0.67, 0.51, 0.43], np.float32)
 SCLERA_RGB = np.array([0.80, 0.78, 0.75], np.float32)
@@ -61,8 +62,6 @@ def fallback_albedo(
     p = (mean_shape - centre) / scale
     # Off the face region (back of the head, neck) the polynomials would grow without bound:
     # there, evaluate them at the nearest face-region vertex instead.
-    from scipy.spatial import cKDTree
-
     region_ids = np.flatnonzero(region)
     nearest = region_ids[cKDTree(mean_shape[region]).query(mean_shape[~region])[1]]
     p[~region] = p[nearest]

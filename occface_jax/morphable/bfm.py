@@ -39,7 +39,7 @@ BFM09_EXP_VERTICES = 53215
 
 
 def _loadmat(path: Path) -> dict[str, np.ndarray]:
-    from scipy.io import loadmat
+    from scipy.io import loadmat  # only BFM's .mat files need it (~1 s to import)
 
     if not path.is_file():
         raise ModelFileError(f"BFM file {path} does not exist")

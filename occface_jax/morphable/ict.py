@@ -29,6 +29,7 @@ import numpy as np
 
 from occface_jax.errors import ModelFileError
 from occface_jax.morphable.model import MorphableModel, UVMap
+from occface_jax.paths import cache_dir, shared_dir
 
 #: Original ICT vertex ranges kept (0-based, end exclusive), in this order; names become part_names.
 ICT_PARTS: tuple[tuple[str, int, int], ...] = (
@@ -239,8 +240,6 @@ def ict_uv_fields(
 def neutral_obj_candidates(model_path: str | Path) -> list[Path]:
     """Where ICT's neutral OBJ may lie for a model file: beside it (``ict_sample/``,
     ``ict_sources/``), in the shared models' ``ict_sample/``, in the cache's fetched sources."""
-    from occface_jax.paths import cache_dir, shared_dir
-
     parent = Path(model_path).parent
     folders = [parent / "ict_sample", parent / "ict_sources"]
     shared = shared_dir()

@@ -11,11 +11,15 @@ An ICT-derived npz without UVs gets them from ICT's neutral OBJ when one is foun
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from occface_jax.errors import ModelFileError, ModelNotFoundError
+from occface_jax.morphable import bfm, ict, io
+from occface_jax.morphable.fetch import fetch_default_model
 from occface_jax.morphable.model import MorphableModel
 from occface_jax.paths import cache_dir, shared_dir
 
@@ -60,23 +64,49 @@ def load_model_file(path: str | os.PathLike) -> MorphableModel:
     return _load_cached(str(path.resolve()), stat.st_mtime_ns if stat else 0)
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelFormat:
+    """A file format a morphable model can come in: ``matches(path)`` says whether ``path`` is one,
+    ``load(path)`` reads it (numpy arrays, checked)."""
+
+    name: str
+    matches: Callable[[Path], bool]
+    load: Callable[[Path], MorphableModel]
+
+
+#: The formats :func:`load_model_file` reads, tried in order. A new format is one module of
+#: ``morphable/`` (its loader) and one entry here.
+FORMATS: tuple[ModelFormat, ...] = (
+    ModelFormat(
+        f"ICT-FaceKit FaceXModel folder ({ict.ICT_NEUTRAL})",
+        lambda p: p.is_dir() and (p / ict.ICT_NEUTRAL).is_file(),
+        lambda p: io.model_from_fields(ict.convert_ict(p), source=str(p)),
+    ),
+    ModelFormat(
+        "BFM09 folder (01_MorphableModel.mat)",
+        lambda p: p.is_dir() and (p / "01_MorphableModel.mat").is_file(),
+        bfm.load_bfm09,
+    ),
+    ModelFormat(
+        "Deep3DFaceRecon BFM_model_front.mat", lambda p: p.suffix == ".mat", bfm.load_bfm_front
+    ),
+    ModelFormat(
+        "occface_jax .npz",
+        lambda p: not p.is_dir(),
+        lambda p: ict.attach_uvs(io.load_npz_model(p), p),
+    ),
+)
+
+
 @functools.lru_cache(maxsize=4)
 def _load_cached(path_str: str, _mtime: int) -> MorphableModel:
-    from occface_jax.morphable import bfm, ict, io
-
     path = Path(path_str)
-    if path.is_dir():
-        if (path / ict.ICT_NEUTRAL).is_file():
-            return io.model_from_fields(ict.convert_ict(path), source=str(path))
-        if (path / "01_MorphableModel.mat").is_file():
-            return bfm.load_bfm09(path)
-        raise ModelFileError(
-            f"{path} is a folder but holds neither an ICT-FaceKit model "
-            f"({ict.ICT_NEUTRAL}) nor BFM09 (01_MorphableModel.mat)"
-        )
-    if path.suffix == ".mat":
-        return bfm.load_bfm_front(path)
-    return ict.attach_uvs(io.load_npz_model(path), path)
+    for fmt in FORMATS:
+        if fmt.matches(path):
+            return fmt.load(path)
+    raise ModelFileError(
+        f"{path} is a folder but holds no known model ({'; '.join(f.name for f in FORMATS[:2])})"
+    )
 
 
 def load_model(path: str | os.PathLike | None = None, fetch: bool = False) -> MorphableModel:
@@ -87,6 +117,4 @@ def load_model(path: str | os.PathLike | None = None, fetch: bool = False) -> Mo
     except ModelNotFoundError:
         if not fetch or path is not None:
             raise
-    from occface_jax.morphable.fetch import fetch_default_model
-
     return load_model_file(fetch_default_model())
