@@ -266,8 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _enable_compilation_cache() -> None:
-    """Keep compiled XLA programs in the user cache so later runs start fast."""
+def enable_compilation_cache() -> None:
+    """Keep compiled XLA programs (those taking over 1 s to compile) in ``<cache>/xla``, so later
+    runs, and later processes, start fast. Process-wide; never fails."""
     try:
         import jax
 
@@ -289,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("occface: error: a COMMAND is required", file=sys.stderr)
         return EXIT_USAGE
-    _enable_compilation_cache()
+    enable_compilation_cache()
     try:
         return args.run(args)
     except KeyboardInterrupt:

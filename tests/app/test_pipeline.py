@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from occface_jax.app.pipeline import Reconstructor, write_outputs
+from occface_jax.cli import enable_compilation_cache
 from occface_jax.config import load_config
 from occface_jax.eval.metrics.landmarks import INNER_POINTS, landmark_nme
 from occface_jax.faces.landmarks_io import read_landmarks
@@ -30,6 +31,9 @@ def photo(shared_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def reconstruction(default_model, photo):
+    # As `occface reconstruct` does: the fit's compiled programs are kept in the (test) cache, so
+    # only the first run pays for compiling (1-4 min on a shared 2-core CPU; later runs ~30 s).
+    enable_compilation_cache()
     reconstructor = Reconstructor(default_model, load_config("fit", "test"))
     results = reconstructor(photo)
     assert len(results) == 1  # the largest face only
