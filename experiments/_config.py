@@ -6,8 +6,7 @@ import argparse
 
 import ml_collections
 
-from occface_jax.cli import _parse_overrides
-from occface_jax.config import load_config
+from occface_jax.config import apply_overrides, load_config
 
 
 def add_fit_config_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,15 +17,13 @@ def add_fit_config_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a configs/fit.py value",
+        help="override a configs/fit.py value (typed: see occface_jax.config)",
     )
 
 
 def fit_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
     """The fit config the arguments of :func:`add_fit_config_arguments` name."""
-    config = load_config("fit", args.variant)
-    _parse_overrides(args.set, config)
-    return config
+    return apply_overrides(load_config("fit", args.variant), args.set, "configs/fit.py")
 
 
 def config_name(args: argparse.Namespace) -> str:

@@ -18,6 +18,12 @@ import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
+from occface_jax.eval.metrics.verification import (
+    cosine_similarity,
+    decision_agreement,
+    pairwise_distances,
+    upper_pairs,
+)
 from occface_jax.faces.chip import extract_face_chip
 from occface_jax.faces.detect import FaceDetector, dlib_shape
 from occface_jax.faces.extra import dlib_model_path, import_dlib
@@ -57,7 +63,7 @@ def main() -> int:
         chip = dlib.get_face_chip(image, dlib_shape(box, landmarks), 150, 0.25)
         theirs = np.array(recognizer.compute_face_descriptor(chip))
         ours = np.asarray(net(jnp.asarray(chip[None], jnp.float32) / 255.0))[0].astype(np.float64)
-        cosine = ours @ theirs / np.linalg.norm(ours) / np.linalg.norm(theirs)
+        cosine = cosine_similarity(ours, theirs)
         rounded = np.round(landmarks - 0.5) + 0.5  # the integer positions dlib was given
         jax_chip = extract_face_chip(jnp.asarray(image, jnp.float32) / 255.0, jnp.asarray(rounded))
         from_jax_chip = np.asarray(net(jax_chip[None]))[0]
@@ -76,21 +82,18 @@ def main() -> int:
     chips = [dlib.get_face_chip(image, dlib_shape(f.box, f.landmarks), 150, 0.25) for f in faces]
     theirs = np.array([recognizer.compute_face_descriptor(c) for c in chips])
     ours = np.asarray(net(jnp.asarray(np.stack(chips), jnp.float32) / 255.0), np.float64)
-    d_theirs = np.linalg.norm(theirs[:, None] - theirs[None], axis=-1)
-    d_ours = np.linalg.norm(ours[:, None] - ours[None], axis=-1)
-    upper = np.triu_indices(len(faces), 1)
-    agree = np.mean(
-        (d_ours[upper] < SAME_PERSON_THRESHOLD) == (d_theirs[upper] < SAME_PERSON_THRESHOLD)
-    )
+    d_theirs, d_ours = pairwise_distances(theirs), pairwise_distances(ours)
+    agree = decision_agreement(d_ours, d_theirs, SAME_PERSON_THRESHOLD)
     clusters_theirs = dlib.chinese_whispers_clustering([dlib.vector(v) for v in theirs], 0.6)
     clusters_ours = dlib.chinese_whispers_clustering([dlib.vector(v.tolist()) for v in ours], 0.6)
-    same = d_theirs[upper] < SAME_PERSON_THRESHOLD
-    print(f"faces {len(faces)}, pairs {len(upper[0])}, same-person pairs (dlib) {int(same.sum())}")
+    pairs_theirs, pairs_ours = upper_pairs(d_theirs), upper_pairs(d_ours)
+    same = pairs_theirs < SAME_PERSON_THRESHOLD
+    print(f"faces {len(faces)}, pairs {len(same)}, same-person pairs (dlib) {int(same.sum())}")
     print(f"pairwise decision agreement {agree:.4f}; max |distance difference| "
           f"{np.abs(d_ours - d_theirs).max():.2e}")  # fmt: skip
-    print(f"same-person distance mean: ours {d_ours[upper][same].mean():.4f} dlib "
-          f"{d_theirs[upper][same].mean():.4f}; different-person: ours "
-          f"{d_ours[upper][~same].mean():.4f} dlib {d_theirs[upper][~same].mean():.4f}")  # fmt: skip
+    print(f"same-person distance mean: ours {pairs_ours[same].mean():.4f} dlib "
+          f"{pairs_theirs[same].mean():.4f}; different-person: ours "
+          f"{pairs_ours[~same].mean():.4f} dlib {pairs_theirs[~same].mean():.4f}")  # fmt: skip
     print(f"clusters: ours {len(set(clusters_ours))} {clusters_ours}")
     print(f"          dlib {len(set(clusters_theirs))} {clusters_theirs}")
     return 0

@@ -30,7 +30,7 @@ from occface_jax.app.predictors import MaskPredictor
 from occface_jax.config import load_config
 from occface_jax.data.augment import face_region_from_landmarks, occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
-from occface_jax.eval.metrics.segmentation import mask_iou, precision_recall
+from occface_jax.eval.metrics.segmentation import mask_iou, precision_recall, region_fraction
 from occface_jax.fit.fitter import Fitter
 from occface_jax.morphable import load_model
 
@@ -39,7 +39,7 @@ def scores(kind: str, preds: list, targets: list, regions: list) -> tuple:
     """(kind, crops, mean IoU, pooled precision, pooled recall, predicted fraction of the face)."""
     pred, target = jnp.asarray(np.stack(preds)), jnp.asarray(np.stack(targets))
     precision, recall = precision_recall(pred, target)
-    fraction = float(np.sum(preds) / np.sum(regions))
+    fraction = float(region_fraction(pred, jnp.asarray(np.stack(regions))))
     iou = float(np.mean(mask_iou(pred, target)))
     return kind, len(preds), iou, float(precision), float(recall), fraction
 

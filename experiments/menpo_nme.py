@@ -27,19 +27,12 @@ from occface_jax.app.pipeline import Reconstructor
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
+from occface_jax.eval.metrics.landmarks import INNER_POINTS, landmark_nme
 from occface_jax.faces.detect import box_iou
 from occface_jax.faces.landmarks_io import read_landmarks
 from occface_jax.io import images as imageio
 from occface_jax.morphable import load_model
 from occface_jax.paths import shared_dir
-
-
-def nme(pred: np.ndarray, truth: np.ndarray, ids=slice(None)) -> float:
-    """Mean point distance over ``ids`` normalised by the outer-eye-corner distance."""
-    return float(
-        np.linalg.norm(pred[ids] - truth[ids], axis=1).mean()
-        / np.linalg.norm(truth[36] - truth[45])
-    )
 
 
 def landmark_box(points: np.ndarray) -> np.ndarray:
@@ -99,9 +92,9 @@ def main() -> None:
             row = (
                 image_path.name,
                 condition,
-                nme(result.landmarks_model, truth),
-                nme(result.landmarks_model, truth, slice(17, 68)),
-                nme(result.landmarks_detected, truth),
+                float(landmark_nme(result.landmarks_model, truth)),
+                float(landmark_nme(result.landmarks_model, truth, points=INNER_POINTS)),
+                float(landmark_nme(result.landmarks_detected, truth)),
                 f"{seconds:.1f} s{note}",
             )
             rows.append(row)

@@ -29,14 +29,9 @@ from _tables import emit  # experiments/_tables.py
 
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
+from occface_jax.eval.metrics.landmarks import point_errors, pooled_rms
 from occface_jax.faces.detect import FaceDetector
 from occface_jax.texture.atlas import sample_nearest
-
-
-def rms(errors: list[np.ndarray]) -> float:
-    """Root-mean-square of the point distances pooled over ``errors`` (nan when empty)."""
-    pooled = np.concatenate(errors) if errors else np.zeros(0)
-    return float(np.sqrt(np.mean(pooled**2))) if pooled.size else float("nan")
 
 
 def main() -> None:
@@ -64,7 +59,7 @@ def main() -> None:
         box = largest_box(crop)
         clean_boxes.append(box)
         clean_errors.append(
-            None if box is None else np.linalg.norm(detector.landmarks(crop, box) - truth, axis=1)
+            None if box is None else np.asarray(point_errors(detector.landmarks(crop, box), truth))
         )
     used = [i for i, box in enumerate(clean_boxes) if box is not None]
     lines = [
@@ -87,7 +82,7 @@ def main() -> None:
                 config = OcclusionConfig(kinds=(kind,), count=(1, 1), coverage=(0.1, 0.45))
                 sample = occlude_photo(crop, rng, landmarks=truth, config=config)
                 detected, again = detect(sample["occluded"], clean_boxes[f])
-                error = np.linalg.norm(detected - truth, axis=1)
+                error = np.asarray(point_errors(detected, truth))
                 hidden = np.asarray(sample_nearest(sample["mask"], truth)) > 0.5
                 errors["visible"].append(error[~hidden])
                 errors["hidden"].append(error[hidden])
@@ -97,19 +92,27 @@ def main() -> None:
         for key in pooled:
             pooled[key] += errors[key]
         share = sum(e.size for e in errors["hidden"]) / (68 * crops)
-        vis, hid, cln = rms(errors["visible"]), rms(errors["hidden"]), rms(errors["clean"])
+        vis, hid, cln = (
+            pooled_rms(errors["visible"]),
+            pooled_rms(errors["hidden"]),
+            pooled_rms(errors["clean"]),
+        )
         lines.append(
             f"| {kind} | {crops} | {redetected} | {share:.2f} | {vis:.2f} | {hid:.2f} | {cln:.2f} "
             f"| {(vis / hid) ** 2:.3f} |"
         )
         print(lines[-1], flush=True)
-    vis, hid, cln = rms(pooled["visible"]), rms(pooled["hidden"]), rms(pooled["clean"])
+    vis, hid, cln = (
+        pooled_rms(pooled["visible"]),
+        pooled_rms(pooled["hidden"]),
+        pooled_rms(pooled["clean"]),
+    )
     lines.append(
         f"| **all** | | | | **{vis:.2f}** | **{hid:.2f}** | {cln:.2f} | **{(vis / hid) ** 2:.3f}** |"
     )
     lines += [
         "",
-        f"Clean crops, all 68 landmarks: RMS {rms([clean_errors[f] for f in used]):.2f} px.",
+        f"Clean crops, all 68 landmarks: RMS {pooled_rms([clean_errors[f] for f in used]):.2f} px.",
     ]
     emit("Detected landmarks under occluders (real faces)", lines, args.out)
 

@@ -1,7 +1,8 @@
 """The ``occface`` command line: one entry point, one subcommand per job.
 
-Exit codes: 0 success, 1 the job failed, 2 usage error. Errors print as one line on stderr;
-``--debug`` shows the full traceback instead.
+Exit codes: 0 success, 1 the job failed, 2 usage error (bad arguments; for ``reconstruct`` also an
+input path that does not exist or a folder without images). Errors print as one line on stderr;
+``--debug`` (before or after the subcommand) shows the full traceback instead.
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ from occface_jax import __version__
 from occface_jax.errors import OccfaceError
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(OccfaceError):
+    """Arguments that name nothing to work on: exit status 2, one line."""
+
+
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain", "numpy", "dlib-bin")
 
 
@@ -79,43 +86,45 @@ def cmd_fetch_model(args: argparse.Namespace) -> int:
 
 
 def _parse_overrides(pairs: Sequence[str], config, source: str = "configs/fit.py") -> None:
-    """Apply ``key=value`` overrides (dotted keys, values parsed as Python literals) to a ConfigDict
-    (``source`` names its file in the error for an unknown key)."""
-    import ast
+    """``occface_jax.config.apply_overrides`` with the arguments in the older order."""
+    from occface_jax.config import apply_overrides
 
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep:
-            raise OccfaceError(f"--set expects KEY=VALUE, got {pair!r}")
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            value = raw
-        node = config
-        *parents, leaf = key.split(".")
-        for name in parents:
-            if name not in node or not hasattr(node[name], "keys"):
-                raise OccfaceError(f"unknown config key {key!r} (see {source})")
-            node = node[name]
-        if leaf not in node:
-            raise OccfaceError(f"unknown config key {key!r} (see {source})")
-        node[leaf] = type(node[leaf])(value) if isinstance(node[leaf], (int, float)) else value
+    apply_overrides(config, pairs, source)
 
 
 def _fit_config(args: argparse.Namespace):
-    from occface_jax.config import load_config
+    """configs/fit.py (``--config-variant``) with ``--fit-steps`` and the typed ``--set`` applied."""
+    from occface_jax.config import apply_overrides, load_config
 
     config = load_config("fit", args.config_variant)
     if args.fit_steps is not None:
-        config.steps = args.fit_steps
-    _parse_overrides(args.set or [], config)
+        apply_overrides(config, [f"steps={args.fit_steps}"], "configs/fit.py")
+    apply_overrides(config, args.set or [], "configs/fit.py")
     return config
+
+
+def _check_inputs(inputs: Sequence[str]) -> None:
+    """UsageError for an input path (not a glob pattern) that does not exist or a folder without
+    images; a pattern that matches nothing is one failed entry of the batch's summary instead."""
+    import glob
+
+    from occface_jax.io.images import IMAGE_SUFFIXES
+
+    for item in inputs:
+        path = Path(item)
+        if glob.has_magic(item):
+            continue
+        if not path.exists():
+            raise UsageError(f"{item}: no such file or folder")
+        if path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
+            raise UsageError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
 
 
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     """Reconstruct every input photo into OUT/NAME/; a bad input is reported and skipped."""
     from occface_jax.app import reconstruct
 
+    _check_inputs(args.inputs)
     return reconstruct.run(
         inputs=args.inputs,
         out_dir=Path(args.out),
@@ -234,22 +243,32 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
 }
 
 
+def _add_debug(p: argparse.ArgumentParser, default: object) -> None:
+    p.add_argument("--debug", action="store_true", default=default, help="full tracebacks")
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """``occface`` and its subcommands (:data:`COMMANDS`); ``--debug`` is accepted by each."""
     parser = argparse.ArgumentParser(
         prog="occface", description="3D face reconstruction from one possibly occluded photo."
     )
     parser.add_argument("--version", action="version", version=f"occface_jax {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    _add_debug(parser, False)
+    # After the subcommand too; SUPPRESS, so that a subcommand without it keeps the top-level value
+    # (argparse copies a subparser's defaults over the main parser's).
+    after_command = argparse.ArgumentParser(add_help=False)
+    _add_debug(after_command, argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_text, add_arguments, run) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[after_command])
         add_arguments(p)
         p.set_defaults(run=run)
     return parser
 
 
-def _enable_compilation_cache() -> None:
-    """Keep compiled XLA programs in the user cache so later runs start fast."""
+def enable_compilation_cache() -> None:
+    """Keep compiled XLA programs (those taking over 1 s to compile) in ``<cache>/xla``, so later
+    runs, and later processes, start fast. Process-wide; never fails."""
     try:
         import jax
 
@@ -271,7 +290,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_usage(sys.stderr)
         print("occface: error: a COMMAND is required", file=sys.stderr)
         return EXIT_USAGE
-    _enable_compilation_cache()
+    enable_compilation_cache()
     try:
         return args.run(args)
     except KeyboardInterrupt:
@@ -283,7 +302,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = str(err) if isinstance(err, OccfaceError) else f"{type(err).__name__}: {err}"
         first_line = (message.strip().splitlines() or [repr(err)])[0]
         print(f"occface {args.command}: error: {first_line}", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_USAGE if isinstance(err, UsageError) else EXIT_FAILURE
 
 
 if __name__ == "__main__":

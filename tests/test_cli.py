@@ -5,7 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
+import pytest
+from PIL import Image
+
 from occface_jax.cli import main
+from occface_jax.errors import OccfaceError
 
 
 def test_info_names_the_model(capsys, default_model_path):
@@ -40,3 +45,65 @@ def test_console_script_runs_and_debug_shows_traceback(tmp_path):
         timeout=120,
     )
     assert run.returncode == 1 and "Traceback" in run.stderr
+
+
+#: The smallest valid arguments of every subcommand, for parsing only.
+MINIMAL_ARGUMENTS = {
+    "info": [],
+    "fetch-model": [],
+    "reconstruct": ["photo.jpg", "--out", "out"],
+    "demo": [],
+    "train": ["mask"],
+}
+
+
+def test_debug_is_accepted_before_and_after_every_subcommand():
+    from occface_jax.cli import COMMANDS, build_parser
+
+    assert set(MINIMAL_ARGUMENTS) == set(COMMANDS)
+    parser = build_parser()
+    for name, rest in MINIMAL_ARGUMENTS.items():
+        assert parser.parse_args([name, *rest]).debug is False, name
+        assert parser.parse_args(["--debug", name, *rest]).debug is True, name
+        assert parser.parse_args([name, "--debug", *rest]).debug is True, name
+
+
+def test_debug_after_the_subcommand_shows_the_traceback(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_text("x")
+    with pytest.raises(OccfaceError, match="corrupt or not an npz archive"):
+        main(["info", "--debug", "--model", str(bad)])
+
+
+def test_reconstruct_without_inputs_is_a_usage_error(capsys, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "notes.txt").write_text("no image here")
+    cases = {
+        str(tmp_path / "missing.jpg"): "missing.jpg: no such file or folder",
+        str(empty): "empty: folder holds no images (.jpg",
+    }
+    for given, expected in cases.items():
+        assert main(["reconstruct", given, "--out", str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("occface reconstruct: error: ") and expected in err, err
+        assert err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        (["--set", "steps=abc"], "config key 'steps' expects an int; got 'abc'"),
+        (["--set", "robust=no"], "config key 'robust' expects a bool (true or false)"),
+        (["--set", "stepz=3"], "unknown config key 'stepz' (see configs/fit.py); nearest: steps"),
+        (["--fit-steps", "-5"], "config key 'steps' expects a non-negative int (>= 0)"),
+    ],
+)
+def test_reconstruct_and_demo_type_their_overrides(capsys, tmp_path, override, expected):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(photo)
+    for args in (["reconstruct", str(photo)], ["demo"]):
+        assert main([*args, "--out", str(tmp_path / "out"), *override]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err, err

@@ -4,6 +4,11 @@
 folder of face photos), ``'celebamask'`` (CelebAMask-HQ with occluders pasted, the paper's mask data),
 ``'smoke'`` (tiny, for CPU tests). Build the source with
 ``occface_jax.data.pipeline.source_from_config(config)``.
+
+A stage's config holds this one as ``data``; override from the command line, typed as each default
+(``occface_jax.config.apply_overrides``): ``occface train mask --set data.image_size=96 --set
+data.occlusion.coverage=0.1,0.3 --set data.occlusion.kinds=hand,cup`` (a tuple of strings may change
+length, a tuple of numbers may not; sizes must be >= 1, ``count`` items and ``seed`` >= 0).
 """
 
 from __future__ import annotations

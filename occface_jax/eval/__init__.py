@@ -1,1 +1,2 @@
-"""Evaluation metrics: scan-to-mesh distances and rigid/similarity alignment."""
+"""Evaluation: metrics as pure functions of arrays (``eval.metrics``: surfaces, landmarks,
+segmentation, verification)."""

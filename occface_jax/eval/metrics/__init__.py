@@ -1,2 +1,3 @@
 """Metrics as pure functions of arrays: surfaces (``surface``), landmarks (``landmarks``),
-segmentation (``segmentation``)."""
+segmentation (``segmentation``), face verification (``verification``). Experiments compute their
+numbers with these; none re-implements one."""

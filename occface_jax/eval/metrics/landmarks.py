@@ -1,20 +1,45 @@
-"""Landmark accuracy: normalised mean error (NME), pure and batched."""
+"""Landmark accuracy: point errors, normalised mean error (NME) and pooled RMS, pure and batched.
+
+Points are (..., N, 2) arrays (pixels, or any unit shared by both sets); iBUG-68 order where a
+normaliser names points.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 # iBUG-68 outer eye corners, the usual 300-W "inter-ocular" normaliser.
 OUTER_EYE_CORNERS = (36, 45)
+# iBUG-68 points without the jaw line (17 - 67): the "inner 51".
+INNER_POINTS = slice(17, 68)
+
+
+def point_errors(predicted: Array, truth: Array) -> Array:
+    """Euclidean distance of each predicted point to its true one: (..., N, 2) -> (..., N)."""
+    return jnp.linalg.norm(jnp.asarray(predicted) - jnp.asarray(truth), axis=-1)
 
 
 def landmark_nme(
-    predicted: Array, truth: Array, normaliser: tuple[int, int] = OUTER_EYE_CORNERS
+    predicted: Array,
+    truth: Array,
+    normaliser: tuple[int, int] = OUTER_EYE_CORNERS,
+    points: slice | Sequence[int] = slice(None),
 ) -> Array:
-    """Mean point-to-point distance over the points, divided by the distance between the two
-    ``normaliser`` points of ``truth``. predicted, truth: (..., N, 2) in pixels; returns (...,)."""
-    predicted, truth = jnp.asarray(predicted), jnp.asarray(truth)
-    errors = jnp.linalg.norm(predicted - truth, axis=-1).mean(axis=-1)
+    """Mean point-to-point distance over ``points`` (default all), divided by the distance between
+    the two ``normaliser`` points of ``truth``. predicted, truth: (..., N, 2); returns (...,)."""
+    truth = jnp.asarray(truth)
+    chosen = points if isinstance(points, slice) else jnp.asarray(points)
+    errors = point_errors(predicted, truth)[..., chosen].mean(axis=-1)
     i, j = normaliser
     return errors / jnp.linalg.norm(truth[..., i, :] - truth[..., j, :], axis=-1)
+
+
+def pooled_rms(errors: Sequence[np.ndarray]) -> float:
+    """Root mean square of point errors pooled over ``errors`` (arrays of any shape, e.g. the
+    :func:`point_errors` of several images, some of them empty); nan when there is none."""
+    pooled = np.concatenate([np.ravel(e) for e in errors]) if errors else np.zeros(0)
+    return float(np.sqrt(np.mean(pooled**2))) if pooled.size else float("nan")

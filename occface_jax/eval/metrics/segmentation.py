@@ -33,3 +33,10 @@ def precision_recall(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, jax
     precision = jnp.where(c["tp"] + c["fp"] > 0, c["tp"] / jnp.maximum(c["tp"] + c["fp"], 1), 1.0)
     recall = jnp.where(c["tp"] + c["fn"] > 0, c["tp"] / jnp.maximum(c["tp"] + c["fn"], 1), 1.0)
     return precision, recall
+
+
+def region_fraction(pred: jax.Array, region: jax.Array) -> jax.Array:
+    """Share of the ``region`` pixels that ``pred`` covers, pooled over all images (a scalar):
+    sum(pred x region) / sum(region); soft values count by their value (no threshold)."""
+    pred, region = jnp.asarray(pred, jnp.float32), jnp.asarray(region, jnp.float32)
+    return jnp.sum(pred * region) / jnp.sum(region)

@@ -1,10 +1,15 @@
-"""Landmark NME against its definition computed point by point."""
+"""Landmark metrics against their definitions, computed point by point or by hand."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from occface_jax.eval.metrics.landmarks import landmark_nme
+from occface_jax.eval.metrics.landmarks import (
+    INNER_POINTS,
+    landmark_nme,
+    point_errors,
+    pooled_rms,
+)
 
 
 def test_nme_matches_definition_and_batches():
@@ -18,3 +23,28 @@ def test_nme_matches_definition_and_batches():
     np.testing.assert_allclose(landmark_nme(predicted, truth), expected, rtol=1e-5)
     # Scale invariance: scaling both sets leaves the NME unchanged.
     np.testing.assert_allclose(landmark_nme(3 * predicted, 3 * truth), expected, rtol=1e-5)
+
+
+def test_point_errors_and_nme_over_a_subset_by_hand():
+    truth = np.zeros((68, 2))
+    truth[36], truth[45] = (0.0, 0.0), (10.0, 0.0)  # eye corners 10 apart
+    predicted = truth.copy()
+    predicted[0] += (3.0, 4.0)  # a jaw point 5 off
+    predicted[30] += (0.0, 2.0)  # the nose tip 2 off
+    errors = np.asarray(point_errors(predicted, truth))
+    assert errors.shape == (68,) and errors[0] == 5.0 and errors[30] == 2.0
+    assert np.count_nonzero(errors) == 2
+    np.testing.assert_allclose(float(landmark_nme(predicted, truth)), 7 / 68 / 10, rtol=1e-6)
+    inner = float(landmark_nme(predicted, truth, points=INNER_POINTS))
+    np.testing.assert_allclose(inner, 2 / 51 / 10, rtol=1e-6)
+    listed = float(landmark_nme(predicted, truth, points=[0, 30, 31, 32]))
+    np.testing.assert_allclose(listed, 7 / 4 / 10, rtol=1e-6)
+    # Another normaliser pair (36, 0): 20 apart once point 0 moves.
+    truth[0] = (0.0, 20.0)
+    predicted[0] = truth[0] + (3.0, 4.0)
+    np.testing.assert_allclose(float(landmark_nme(predicted, truth, (36, 0))), 7 / 68 / 20)
+
+
+def test_pooled_rms_by_hand():
+    assert pooled_rms([np.array([3.0, 4.0]), np.array([]), np.array([[0.0]])]) == np.sqrt(25 / 3)
+    assert np.isnan(pooled_rms([])) and np.isnan(pooled_rms([np.zeros(0)]))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from occface_jax.eval.metrics.segmentation import mask_counts, mask_iou, precision_recall
+from occface_jax.eval.metrics.segmentation import (
+    mask_counts,
+    mask_iou,
+    precision_recall,
+    region_fraction,
+)
 
 
 def test_counts_iou_precision_recall():
@@ -26,3 +31,14 @@ def test_empty_prediction_of_empty_target_is_perfect():
     empty = jnp.zeros((1, 5, 5))
     assert float(mask_iou(empty, empty)[0]) == 1.0
     assert [float(v) for v in precision_recall(empty, empty)] == [1.0, 1.0]
+
+
+def test_region_fraction_pools_over_images():
+    region = np.zeros((2, 4, 4), np.float32)
+    region[0, :2] = 1  # 8 pixels
+    region[1] = 1  # 16 pixels
+    pred = np.zeros_like(region)
+    pred[0, 0, :2] = 1  # 2 inside the region
+    pred[0, 3] = 1  # 4 outside: not counted
+    pred[1, 0, 0] = 0.5  # soft: counts one half
+    np.testing.assert_allclose(float(region_fraction(pred, region)), 2.5 / 24, rtol=1e-6)

@@ -50,3 +50,21 @@ def test_icp_recovers_a_similarity():
     noisy = scan[::7] + np.random.default_rng(1).normal(0, 1.0, lms.shape)
     dist = surface.scan_to_mesh_error(verts, tris, lms, scan, noisy)
     assert dist.mean() < 0.05 * 1.7 * 50 * 0.1
+
+
+def test_aligned_vertex_distances_remove_only_the_pose():
+    rng = np.random.default_rng(3)
+    truth = rng.normal(size=(50, 3)) * 20
+    rot = Rotation.from_euler("xyz", [0.3, 0.5, -0.2]).as_matrix()
+    moved = truth @ rot.T + np.array([4.0, -7.0, 1.0])
+    # A rigid copy is 0 away after alignment; a scaled copy is not unless scale is allowed.
+    np.testing.assert_allclose(surface.aligned_vertex_distances(moved, truth), 0, atol=1e-9)
+    scaled = 1.5 * moved
+    assert surface.aligned_vertex_distances(scaled, truth).mean() > 1.0
+    np.testing.assert_allclose(
+        surface.aligned_vertex_distances(scaled, truth, scale=True), 0, atol=1e-9
+    )
+    # By hand: two points at +-1 on x, predicted at +-2 (no scale): the best rigid fit leaves each
+    # point 1 off; with scale, none.
+    pair = np.array([[-1.0, 0, 0], [1.0, 0, 0], [0, 0, 0]])
+    np.testing.assert_allclose(surface.aligned_vertex_distances(2 * pair, pair), [1, 1, 0])
