@@ -64,7 +64,6 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # (experiments/results/occluded_landmarks.md); not tuned on the synthetic benchmark.
     c.hidden_landmark_weight = 0.5
     c.texture_from_photo = True  # visible vertices take the photo's colour
-    c.seed = 0
     if variant == "fast":
         c.render_size = 112
         c.landmark_steps = 60
