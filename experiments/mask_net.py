@@ -31,7 +31,7 @@ from occface_jax.config import load_config
 from occface_jax.data.augment import face_region_from_landmarks, occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.eval.metrics.segmentation import mask_iou, precision_recall, region_fraction
-from occface_jax.fit.fitter import Fitter
+from occface_jax.fit import Fitter
 from occface_jax.morphable import load_model
 
 

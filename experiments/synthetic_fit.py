@@ -38,7 +38,7 @@ from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.eval.metrics.segmentation import mask_iou
 from occface_jax.eval.metrics.surface import apply_similarity, similarity_transform
-from occface_jax.fit.fitter import Fitter
+from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
 from occface_jax.render.camera import deng_camera, project_perspective, rigid_transform
 from occface_jax.texture.atlas import sample_nearest

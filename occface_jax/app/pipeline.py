@@ -16,7 +16,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from occface_jax.fit.fitter import FitResult, Fitter
+from occface_jax.fit import FitResult, Fitter
 from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
 from occface_jax.morphable import MorphableModel

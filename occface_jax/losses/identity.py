@@ -29,6 +29,19 @@ def embed_faces(
     return net(chips)
 
 
+def identity_loss_to_embedding(
+    net: FaceIdNet,
+    embedding: jax.Array,
+    images: jax.Array,
+    landmarks: jax.Array,
+    padding: float = 0.25,
+) -> jax.Array:
+    """Identity loss (Eq. 16) per face (N,): 1 - cos between the given descriptors (N, 128) (e.g.
+    a photo's, computed once) and those of the faces in ``images`` (N, H, W, 3) RGB [0, 1] with
+    landmarks (N, 68, 2) (e.g. renderings, differentiable through the chip and the network)."""
+    return cosine_identity(embedding, embed_faces(net, images, landmarks, padding))
+
+
 def identity_loss(
     net: FaceIdNet,
     images: jax.Array,
@@ -40,11 +53,8 @@ def identity_loss(
     (N, 68, 2) landmarks for each (the rendered ones default to the photo's)."""
     if rendered_landmarks is None:
         rendered_landmarks = landmarks
-    return jnp.mean(
-        cosine_identity(
-            embed_faces(net, images, landmarks), embed_faces(net, rendered, rendered_landmarks)
-        )
-    )
+    target = embed_faces(net, images, landmarks)
+    return jnp.mean(identity_loss_to_embedding(net, target, rendered, rendered_landmarks))
 
 
 def pure_identity_loss(net: FaceIdNet) -> tuple[Callable[..., jax.Array], nnx.State]:

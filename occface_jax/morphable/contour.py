@@ -101,25 +101,11 @@ def silhouette_choice(
     return jnp.argmax(score, axis=-1).astype(jnp.int32)
 
 
-def march_jaw(
-    landmarks: jax.Array, candidate_pixels: jax.Array, rotation: jax.Array, outward: jax.Array
-) -> jax.Array:
-    """Landmarks (..., 68, 2) with the jaw (0-16) moved to the silhouette point of each line.
-
-    ``landmarks`` (..., 68, 2) are the projected landmark vertices; the other arguments are as
-    for :func:`silhouette_choice`. The choice is discrete (no gradient through it); the chosen
-    point's position carries the gradient, as a fixed landmark's would.
-    """
-    best = silhouette_choice(candidate_pixels, rotation, outward)
-    jaw = jnp.take_along_axis(candidate_pixels, best[..., None, None], axis=-2)[..., 0, :]
-    return jnp.concatenate([jaw, landmarks[..., N_JAW:, :]], axis=-2)
-
-
 def landmark_ids(
     jaw: JawContour, landmarks68: jax.Array, pixels: jax.Array, rotation: jax.Array
 ) -> jax.Array:
     """(..., 68) int32 vertex ids of the landmarks under a pose: the jaw (0-16) marched as in
-    :func:`march_jaw`, the rest ``landmarks68``. ``pixels`` (..., N, 2) are all projected vertices."""
+    :func:`silhouette_choice`, the rest ``landmarks68``. ``pixels`` (..., N, 2) are all projected vertices."""
     candidates = jnp.asarray(jaw.candidates)
     best = silhouette_choice(jnp.take(pixels, candidates, axis=-2), rotation, jaw.outward)
     jaw_ids = jnp.take_along_axis(
@@ -127,6 +113,22 @@ def landmark_ids(
     )[..., 0]
     rest = jnp.broadcast_to(jnp.asarray(landmarks68)[N_JAW:], best.shape[:-1] + (68 - N_JAW,))
     return jnp.concatenate([jaw_ids, rest.astype(jaw_ids.dtype)], axis=-1)
+
+
+def landmark_pixels(
+    pixels: jax.Array,
+    rotation: jax.Array,
+    landmarks68: jax.Array,
+    jaw: JawContour | None = None,
+) -> jax.Array:
+    """(..., 68, 2) pixel positions of the 68 landmarks among projected vertices ``pixels``
+    (..., N, 2): the vertices ``landmarks68`` and, with ``jaw``, the jaw (0-16) marched to the
+    outline as in :func:`landmark_ids`. The choice is discrete (no gradient through it); the
+    chosen vertex's position carries the gradient, as a fixed landmark's would."""
+    if jaw is None:
+        return jnp.take(pixels, jnp.asarray(landmarks68), axis=-2)
+    ids = landmark_ids(jaw, landmarks68, pixels, rotation)
+    return jnp.take_along_axis(pixels, ids[..., None], axis=-2)
 
 
 def for_model(model) -> JawContour:

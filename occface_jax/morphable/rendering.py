@@ -5,13 +5,16 @@ nothing of morphable models)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from occface_jax.morphable import geometry
-from occface_jax.morphable.contour import JawContour, march_jaw
+from occface_jax.morphable.contour import JawContour, landmark_pixels
 from occface_jax.morphable.model import MorphableModel
 from occface_jax.render import camera as cam
 from occface_jax.render.antialias import antialias, mesh_adjacency
@@ -60,6 +63,64 @@ def project(
     return clip, clip[..., 3] * cam.MM_PER_DM, cam.project_perspective(world, camera)
 
 
+class ShadedVertices(NamedTuple):
+    """Per-vertex shading of a morphable model under coefficients (:func:`shaded_vertices`).
+
+    vertices: (..., N, 3) mm, model frame. rotation: (..., 3, 3) the pose's (model to camera
+    frame). normals: (..., N, 3) unit vertex normals, camera frame. colour: (..., N, 3) the albedo
+    under the SH light (Deng et al.'s shading), not clipped.
+    """
+
+    vertices: jax.Array
+    rotation: jax.Array
+    normals: jax.Array
+    colour: jax.Array
+
+
+def shaded_vertices(
+    model: MorphableModel, coeffs: dict[str, jax.Array], ambient: float = DENG_AMBIENT
+) -> ShadedVertices:
+    """The shape, pose rotation, camera-frame normals and SH-shaded colours of ``coeffs``
+    (``ambient`` added to the first SH coefficient of each channel)."""
+    vertices = geometry.shape(model, coeffs["id"], coeffs["exp"])
+    albedo = geometry.albedo(model, coeffs["tex"])
+    triangles = jnp.asarray(model.triangles, jnp.int32)
+    normals = geometry.vertex_normals(vertices, triangles, jnp.asarray(model.vertex_triangles))
+    rotation = cam.euler_to_rotation(coeffs["angles"])
+    normals_cam = jnp.einsum("...ij,...nj->...ni", rotation, normals)
+    colour = shade(albedo, normals_cam, jnp.asarray(coeffs["light"]), ambient)
+    return ShadedVertices(vertices, rotation, normals_cam, colour)
+
+
+def project_landmarks(
+    model: MorphableModel,
+    coeffs: dict[str, jax.Array],
+    camera: cam.PerspectiveCamera,
+    jaw: JawContour | None = None,
+) -> jax.Array:
+    """(..., 68, 2) pixel positions of the model landmarks as :func:`render` gives them,
+    computing only the 68 landmark vertices (and, with ``jaw``, the jaw's candidate lines): cheap
+    enough for a landmark-only fit."""
+    ids = jnp.asarray(model.landmarks68)
+    sub_jaw = None
+    if jaw is not None:  # the candidate lines follow the 68 landmarks in the subset
+        lines = jnp.asarray(jaw.candidates)  # may be traced: only its shape is used below
+        ids = jnp.concatenate([ids, lines.reshape(-1)])
+        sub_lines = 68 + np.arange(lines.size, dtype=np.int32).reshape(lines.shape)
+        sub_jaw = JawContour(sub_lines, jaw.outward)
+    rows = (3 * ids[:, None] + jnp.arange(3)).reshape(-1)
+    subset = dataclasses.replace(
+        model,
+        mean_shape=model.mean_shape[ids],
+        id_basis=model.id_basis[rows],
+        exp_basis=model.exp_basis[rows],
+    )
+    vertices = geometry.shape(subset, coeffs["id"], coeffs["exp"])
+    pixels = project(subset, vertices, coeffs, camera)[2]
+    rotation = cam.euler_to_rotation(coeffs["angles"])
+    return landmark_pixels(pixels, rotation, np.arange(68, dtype=np.int32), sub_jaw)
+
+
 def render(
     model: MorphableModel,
     coeffs: dict[str, jax.Array],
@@ -91,14 +152,8 @@ def render(
     if camera is None:
         camera = cam.deng_camera(image_size)
     size = camera.image_size
-    vertices = geometry.shape(model, coeffs["id"], coeffs["exp"])
-    albedo = geometry.albedo(model, coeffs["tex"])
+    vertices, rotation, _, colour = shaded_vertices(model, coeffs, ambient)
     triangles = jnp.asarray(model.triangles, jnp.int32)
-    normals = geometry.vertex_normals(vertices, triangles, jnp.asarray(model.vertex_triangles))
-    rotation = cam.euler_to_rotation(coeffs["angles"])
-    normals_cam = jnp.einsum("...ij,...nj->...ni", rotation, normals)
-    light = jnp.asarray(coeffs["light"])[..., None, :]  # broadcast over vertices
-    colour = shade(albedo, normals_cam, light[..., 0, :], ambient)
     clip, depth_mm, pixels = project(model, vertices, coeffs, camera)
     raster = rasterize(clip, triangles, size, cull=cull)
     attrs = jnp.concatenate([colour, depth_mm[..., None]], axis=-1)
@@ -114,10 +169,7 @@ def render(
         triangles,
         mesh_adjacency(model.triangles) if adjacency is None else adjacency,
     )
-    landmarks = jnp.take(pixels, jnp.asarray(model.landmarks68), axis=-2)
-    if jaw is not None:
-        candidates = jnp.take(pixels, jnp.asarray(jaw.candidates), axis=-2)
-        landmarks = march_jaw(landmarks, candidates, rotation, jaw.outward)
+    landmarks = landmark_pixels(pixels, rotation, model.landmarks68, jaw)
     return Rendering(
         image=stacked[..., :3],
         mask=stacked[..., 3],

@@ -18,8 +18,8 @@ is projected with the fitted pose and Deng camera into the crop, mapped by the c
 onto the original photo and sampled bilinearly there. Facing and depth are not re-tested per
 texel: the texel's photo weight is the interpolation of a per-vertex weight, 1 on vertices the fit took from
 the photo (``FitResult.vertex_visible``: facing, depth-tested, unoccluded skin of the face region)
-shrunk over ``PHOTO_RINGS`` one-rings as ``fit.vertex_texture`` does, times one minus the fit's
-occlusion map sampled (bilinear) at the texel's crop position, which cuts finer than the vertex
+shrunk over ``PHOTO_RINGS`` one-rings by ``texture.vertex.photo_weight`` as the per-vertex texture
+is, times one minus the fit's occlusion map sampled (bilinear) at the texel's crop position, which cuts finer than the vertex
 spacing along the occluder's outline. The texel colour is
 ``w * photo + (1 - w) * vertex colour``: the photo at full resolution inside the visible face, the
 fit's own colours (albedo under the fitted light) on occluded, unseen and non-skin parts, a smooth
@@ -40,9 +40,8 @@ from occface_jax.morphable.model import MorphableModel, UVMap
 from occface_jax.render import camera as cam
 from occface_jax.render.interpolate import interpolate
 from occface_jax.render.raster import Raster, rasterize
+from occface_jax.texture.vertex import photo_weight
 
-#: One-ring shrinks of the photo weight (as ``fit.vertex_texture`` blends photo and albedo).
-PHOTO_RINGS = 3
 #: Texels the baked colours are grown across seams and into empty space.
 DEFAULT_DILATION = 8
 
@@ -125,20 +124,6 @@ def fill_empty(texture: jax.Array, coverage: jax.Array) -> jax.Array:
     weight = (coverage > 0).astype(texture.dtype)[..., None]
     mean = jnp.sum(texture * weight, axis=(0, 1)) / jnp.maximum(jnp.sum(weight), 1.0)
     return texture * weight + mean * (1 - weight)
-
-
-def photo_weight(
-    visible: jax.Array, triangles: jax.Array, vertex_triangles: jax.Array, rings: int = PHOTO_RINGS
-) -> jax.Array:
-    """Per-vertex photo weight (N,) in [0, 1]: ``visible`` (N,) shrunk smoothly over ``rings``
-    one-rings (each ring: the minimum of itself and the mean of its triangles' corner means)."""
-    weight = jnp.asarray(visible, jnp.float32)
-    n_tri = triangles.shape[0]
-    count = jnp.maximum((vertex_triangles < n_tri).sum(1), 1)
-    for _ in range(rings):
-        tri_mean = jnp.concatenate([weight[triangles].mean(axis=1), jnp.zeros(1)])
-        weight = jnp.minimum(weight, tri_mean[vertex_triangles].sum(1) / count)
-    return weight
 
 
 def sample_bilinear(image: jax.Array, points: jax.Array) -> tuple[jax.Array, jax.Array]:

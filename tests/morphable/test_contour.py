@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from occface_jax.fit.fitter import project_landmarks
 from occface_jax.morphable import CoeffLayout, contour
-from occface_jax.morphable.rendering import project, render
+from occface_jax.morphable.rendering import project, project_landmarks, render
 from occface_jax.render import deng_camera
 from occface_jax.render.camera import euler_to_rotation
 

@@ -9,7 +9,7 @@ import pytest
 from occface_jax.morphable.model import UVMap
 from occface_jax.morphable.synthetic import triangle_atlas
 from occface_jax.render import camera as cam
-from occface_jax.texture.atlas import atlas as texture
+from occface_jax.texture import atlas as texture
 
 SIZE = (192, 256)  # (height, width): non-square, to catch a swapped axis
 
