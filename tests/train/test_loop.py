@@ -15,7 +15,7 @@ from flax import nnx
 
 from occface_jax.config import load_config
 from occface_jax.errors import OccfaceError
-from occface_jax.train import get_task, restore_model, train
+from occface_jax.train import get_task, restore_models, train
 
 
 class Squares:
@@ -44,7 +44,7 @@ def smoke_config(steps: int = 6):
 
 
 def params(workdir, config):
-    model, step = restore_model(get_task("mask"), config, workdir)
+    model, step = restore_models(get_task("mask"), config, workdir)
     return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
 
 
@@ -88,12 +88,12 @@ def test_errors(tmp_path):
         with pytest.raises(OccfaceError, match="not divisible"):
             train(get_task("mask"), config, tmp_path / "x", Squares(), progress=False)
     with pytest.raises(OccfaceError, match="no checkpoint"):
-        restore_model(get_task("mask"), smoke_config(), tmp_path / "empty")
+        restore_models(get_task("mask"), smoke_config(), tmp_path / "empty")
     train(get_task("mask"), smoke_config(2), tmp_path / "run", Squares(), progress=False)
     other = smoke_config()
     other.model.features = 6
     with pytest.raises(OccfaceError, match="does not fit"):
-        restore_model(get_task("mask"), other, tmp_path / "run")
+        restore_models(get_task("mask"), other, tmp_path / "run")
     with pytest.raises(OccfaceError, match="does not fit"):  # resuming with another model
         train(get_task("mask"), other, tmp_path / "run", Squares(), progress=False)
 
@@ -104,14 +104,14 @@ SHARDED = textwrap.dedent(
     from flax import nnx
     sys.path.insert(0, sys.argv[2])
     from test_loop import Squares, smoke_config
-    from occface_jax.train import get_task, restore_model, train
+    from occface_jax.train import get_task, restore_models, train
     assert jax.device_count() == 8, jax.devices()
     out = {}
     for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
         config = smoke_config(steps=3)
         train(get_task("mask"), config, sys.argv[1] + "/" + name, Squares(), devices=devices,
               progress=False)
-        model, _ = restore_model(get_task("mask"), config, sys.argv[1] + "/" + name)
+        model, _ = restore_models(get_task("mask"), config, sys.argv[1] + "/" + name)
         out[name] = [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(out["one"], out["eight"]))
     scale = max(float(np.max(np.abs(a))) for a in out["one"])
