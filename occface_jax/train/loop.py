@@ -177,15 +177,8 @@ def train(
     graphdef, abstract_state = nnx.split(nnx.eval_shape(build))
     workdir.mkdir(parents=True, exist_ok=True)
     manager = ckpt.manager(workdir / "checkpoints", int(tc.keep_checkpoints))
-    iterator = iter(
-        train_loader(train_source, batch_size, process, processes, seed, int(tc.get("workers", 0)))
-    )
     start = manager.latest_step()
-    elapsed = 0.0
-    if start is None:
-        state = jax.jit(lambda: nnx.split(build())[1], out_shardings=replicated)()
-        start = 0
-    else:
+    if start is not None:
         where = f"checkpoint {ckpt.step_dir(manager, start)}"
         present = ckpt.items(manager, start)
         if ckpt.META not in present:
@@ -195,6 +188,18 @@ def train(
             )
         meta = ckpt.read_document(manager, start, ckpt.META)
         ckpt.check_config(meta["config"], config, task.architecture, where)
+    if len(train_source) < batch_size:
+        raise OccfaceError(
+            f"{len(train_source)} training records, fewer than a batch ({batch_size})"
+        )
+    iterator = iter(
+        train_loader(train_source, batch_size, process, processes, seed, int(tc.get("workers", 0)))
+    )
+    elapsed = 0.0
+    if start is None:
+        state = jax.jit(lambda: nnx.split(build())[1], out_shardings=replicated)()
+        start = 0
+    else:
         arrays = {n: ckpt.abstract(abstract_state[0][n], replicated) for n in names}
         arrays.update(
             {ckpt.optimizer_item(n): ckpt.abstract(abstract_state[1][n], replicated) for n in names}

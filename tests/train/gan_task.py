@@ -119,18 +119,31 @@ def generated(task, config, workdir) -> np.ndarray:
     return np.asarray(models["generator"](noise(jax.random.key(7), 4000)))[:, 0]
 
 
-def run_with_devices(script: str, tmp_path, devices: int = 8) -> subprocess.CompletedProcess:
-    """``script`` in a fresh interpreter with ``devices`` faked CPU devices (argv: tmp, tests/train)."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def subprocess_env(devices: int | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a test's fresh interpreter: this checkout first on the path, ``devices``
+    faked CPU devices (None: JAX's default)."""
+    env = dict(os.environ, **extra)
     env.pop("JAX_PLATFORMS", None)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env.pop("XLA_FLAGS", None)
+    if devices is not None:
+        env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+    root = os.path.dirname(os.path.dirname(HERE))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
+    return env
+
+
+def run_with_devices(
+    script: str, tmp_path, devices: int = 8, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """``script`` in a fresh interpreter with ``devices`` faked CPU devices (argv: tmp, tests/train)."""
     path = tmp_path / "script.py"
     path.write_text(script)
-    here = os.path.dirname(os.path.abspath(__file__))
     return subprocess.run(
-        [sys.executable, str(path), str(tmp_path), here],
-        env=env,
+        [sys.executable, str(path), str(tmp_path), HERE],
+        env=subprocess_env(devices, **(env or {})),
         capture_output=True,
         text=True,
         timeout=600,

@@ -3,19 +3,21 @@ load for inference, and clear errors."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import json
+import signal
 import textwrap
 
 import jax
 import numpy as np
 import pytest
 from flax import nnx
+from gan_task import GanTask, Points, gan_config, run_with_devices
 
 from occface_jax.config import load_config
 from occface_jax.errors import OccfaceError
 from occface_jax.train import get_task, restore_models, train
+from occface_jax.train.loop import KILL_AFTER_STEP
+from occface_jax.train.tensorboard import read_events
 
 
 class Squares:
@@ -44,8 +46,8 @@ def smoke_config(steps: int = 6):
 
 
 def params(workdir, config):
-    model, step = restore_models(get_task("mask"), config, workdir)
-    return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+    models, step = restore_models(get_task("mask"), config, workdir)
+    return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(models, nnx.Param))]
 
 
 def test_a_stopped_run_resumes_exactly(tmp_path):
@@ -66,6 +68,12 @@ def test_a_stopped_run_resumes_exactly(tmp_path):
     lines = (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()
     assert len([x for x in lines if '"eval"' in x]) == 2  # steps 3 and 6
     assert (tmp_path / "b" / "config.json").is_file()
+    pictures = [e for e in read_events(tmp_path / "b") if "images/predicted_mask" in e["values"]]
+    assert [e["step"] for e in pictures] == [3, 6]
+    for tag in ("images/image", "images/predicted_mask", "images/true_mask"):
+        image = pictures[-1]["values"][tag]
+        assert (image["height"], image["width"]) == (32, 4 * 32)  # 4 examples side by side
+        assert image["png"].startswith(b"\x89PNG")
 
 
 def test_training_lowers_the_loss(tmp_path):
@@ -74,28 +82,78 @@ def test_training_lowers_the_loss(tmp_path):
     config.model.update(features=8)
     result = train(get_task("mask"), config, tmp_path, Squares(), Squares(16), progress=False)
     log = [x for x in (tmp_path / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
-    import json
 
     losses = [json.loads(x)["loss"] for x in log]
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
     assert result.evaluation["bce"] < 0.5 * losses[0]  # held-out squares are fitted too
 
 
-def test_errors(tmp_path):
+def test_errors_come_before_anything_is_written(tmp_path):
     config = smoke_config()
     config.train.batch_size = 3
     if jax.device_count() > 1:
         with pytest.raises(OccfaceError, match="not divisible"):
             train(get_task("mask"), config, tmp_path / "x", Squares(), progress=False)
+        assert not (tmp_path / "x").exists()
+    with pytest.raises(OccfaceError, match="not divisible by 2 devices"):
+        train(get_task("mask"), config, tmp_path / "x", Squares(), devices=[jax.devices()[0]] * 2)
+    assert not (tmp_path / "x").exists()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OccfaceError, match="is a file, not a folder"):
+        train(get_task("mask"), smoke_config(), tmp_path / "file", Squares(), progress=False)
     with pytest.raises(OccfaceError, match="no checkpoint"):
         restore_models(get_task("mask"), smoke_config(), tmp_path / "empty")
-    train(get_task("mask"), smoke_config(2), tmp_path / "run", Squares(), progress=False)
-    other = smoke_config()
-    other.model.features = 6
-    with pytest.raises(OccfaceError, match="does not fit"):
-        restore_models(get_task("mask"), other, tmp_path / "run")
-    with pytest.raises(OccfaceError, match="does not fit"):  # resuming with another model
-        train(get_task("mask"), other, tmp_path / "run", Squares(), progress=False)
+
+
+KILLED = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, sys.argv[2])
+    from gan_task import GanTask, Points
+    from test_loop import kill_config
+    from occface_jax.train import train
+    train(GanTask(), kill_config(), sys.argv[1] + "/run", Points(), Points(8), progress=False)
+    """
+)
+
+
+def kill_config():
+    config = gan_config(steps=12)
+    config.train.update(log_every=1, eval_every=5, checkpoint_every=4)
+    return config
+
+
+def test_a_killed_run_resumes_exactly_and_logs_each_step_once(tmp_path):
+    """SIGKILL after step 6 (last checkpoint: 4), resume: the weights of a straight run, steps 5 and
+    6 logged once, the elapsed time going on."""
+    proc = run_with_devices(KILLED, tmp_path, devices=1, env={KILL_AFTER_STEP: "6"})
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-3000:]
+    run = tmp_path / "run"
+    before = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in before if "eval" not in x] == [1, 2, 3, 4, 5, 6]
+    resumed = train(GanTask(), kill_config(), run, Points(), Points(8), progress=False)
+    straight = train(
+        GanTask(), kill_config(), tmp_path / "straight", Points(), Points(8), progress=False
+    )
+    assert resumed.step == straight.step == 12
+    a = jax.tree.leaves(nnx.state(restore_models(GanTask(), kill_config(), run)[0], nnx.Param))
+    b = jax.tree.leaves(
+        nnx.state(restore_models(GanTask(), kill_config(), tmp_path / "straight")[0], nnx.Param)
+    )
+    for x, y in zip(a, b, strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [x["step"] for x in lines if "eval" not in x]
+    assert steps == list(range(1, 13))
+    assert [x["step"] for x in lines if "eval" in x] == [5, 10, 12]
+    seconds = [x["seconds"] for x in lines if "eval" not in x]
+    assert seconds == sorted(seconds)  # the elapsed time continues across the resume
+    assert straight.metrics == {
+        **resumed.metrics,
+        "examples_per_second": straight.metrics["examples_per_second"],
+    }
+    events = [e for e in read_events(run) if e["values"] and "generator/loss" in e["values"]]
+    assert [e["step"] for e in events] == list(range(1, 13))
 
 
 SHARDED = textwrap.dedent(
@@ -111,8 +169,8 @@ SHARDED = textwrap.dedent(
         config = smoke_config(steps=3)
         train(get_task("mask"), config, sys.argv[1] + "/" + name, Squares(), devices=devices,
               progress=False)
-        model, _ = restore_models(get_task("mask"), config, sys.argv[1] + "/" + name)
-        out[name] = [np.asarray(x) for x in jax.tree.leaves(nnx.state(model, nnx.Param))]
+        models, _ = restore_models(get_task("mask"), config, sys.argv[1] + "/" + name)
+        out[name] = [np.asarray(x) for x in jax.tree.leaves(nnx.state(models, nnx.Param))]
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(out["one"], out["eight"]))
     scale = max(float(np.max(np.abs(a))) for a in out["one"])
     print("worst", worst, "scale", scale)
@@ -123,19 +181,6 @@ SHARDED = textwrap.dedent(
 
 def test_eight_device_step_equals_one_device(tmp_path):
     """On 8 faked CPU devices (batch split 1 per device) the trained weights equal a 1-device run."""
-    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
-    env.pop("JAX_PLATFORMS", None)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    script = tmp_path / "sharded.py"
-    script.write_text(SHARDED)
-    here = os.path.dirname(__file__)
-    proc = subprocess.run(
-        [sys.executable, str(script), str(tmp_path), here],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_with_devices(SHARDED, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "worst" in proc.stdout

@@ -5,7 +5,6 @@ remainder is not dropped."""
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -15,7 +14,7 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
-from gan_task import GanTask, Points, gan_config
+from gan_task import HERE, GanTask, Points, gan_config, subprocess_env
 
 from occface_jax.train import restore_models, train
 
@@ -56,17 +55,11 @@ def free_port() -> int:
 def test_two_processes_train_like_one(tmp_path):
     script = tmp_path / "process.py"
     script.write_text(PROCESS)
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env.pop("JAX_PLATFORMS", None)
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, env.get("PYTHONPATH")]))
-    here = os.path.dirname(os.path.abspath(__file__))
     port = str(free_port())
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(tmp_path), here, port, str(i)],
-            env=env,
+            [sys.executable, str(script), str(tmp_path), HERE, port, str(i)],
+            env=subprocess_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
