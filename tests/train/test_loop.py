@@ -8,6 +8,7 @@ import signal
 import textwrap
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -15,7 +16,7 @@ from gan_task import GanTask, Points, gan_config, run_with_devices
 
 from occface_jax.config import load_config
 from occface_jax.errors import OccfaceError
-from occface_jax.train import get_task, restore_models, train
+from occface_jax.train import Phase, Task, get_task, restore_models, train
 from occface_jax.train.loop import KILL_AFTER_STEP
 from occface_jax.train.tensorboard import read_events
 
@@ -162,7 +163,7 @@ SHARDED = textwrap.dedent(
     from flax import nnx
     sys.path.insert(0, sys.argv[2])
     from test_loop import Squares, smoke_config
-    from occface_jax.train import get_task, restore_models, train
+    from occface_jax.train import Phase, Task, get_task, restore_models, train
     assert jax.device_count() == 8, jax.devices()
     out = {}
     for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
@@ -184,3 +185,55 @@ def test_eight_device_step_equals_one_device(tmp_path):
     proc = run_with_devices(SHARDED, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "worst" in proc.stdout
+
+
+class UsesMask(Task):
+    """A stage downstream of N_mask: learns one scale on the frozen mask network's output."""
+
+    name = "uses_mask"
+    requires = ("mask",)
+    models = {"scale": (lambda section, rngs: nnx.Linear(1, 1, rngs=rngs), "model")}
+
+    def phases(self, config):
+        return [Phase(self.loss, "scale")]
+
+    def make_batch(self, records, config):
+        return {"image": records["occluded"]}
+
+    def loss(self, models, frozen, batch, key, config):
+        prob = jax.nn.sigmoid(frozen["mask.unet"](batch["image"]))
+        y = models["scale"](prob.reshape(-1, 1))
+        frozen_sum = sum(jnp.sum(x) for x in jax.tree.leaves(nnx.state(frozen, nnx.Param)))
+        return jnp.mean((y - 1.0) ** 2), {"frozen_sum": frozen_sum}
+
+
+def test_an_upstream_stage_is_a_frozen_input(tmp_path):
+    """``requires=("mask",)``: N_mask comes from WORKDIR/mask/ into every loss, never trained."""
+    from occface_jax.io import checkpoints as ckpt
+    from occface_jax.models.unet import build_unet
+
+    mask_config = smoke_config()
+    unet = build_unet(mask_config.model, nnx.Rngs(5))
+    manager = ckpt.manager(tmp_path / "mask" / "checkpoints")
+    meta = dict(format=ckpt.FORMAT, stage="mask", step=1, config=ckpt.plain(mask_config))
+    ckpt.save(manager, 1, {"unet": nnx.state(unet)}, {ckpt.META: meta, ckpt.DATA: {}})
+    (tmp_path / "mask" / "config.json").write_text(mask_config.to_json_best_effort())
+    expected = float(sum(np.sum(x) for x in jax.tree.leaves(nnx.state(unet, nnx.Param))))
+
+    config = gan_config(steps=4, batch_size=8)
+    config.model = {}
+    config.train.update(lr=1e-2, schedule="constant", log_every=1)
+    train(UsesMask(), config, tmp_path / "uses_mask", Squares(), progress=False)
+    lines = [
+        json.loads(x) for x in (tmp_path / "uses_mask" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4]
+    for line in lines:
+        assert line["frozen_sum"] == pytest.approx(expected, rel=1e-6)
+    assert lines[-1]["loss"] < lines[0]["loss"]  # the scale trains
+    assert ckpt.items(ckpt.manager(tmp_path / "uses_mask" / "checkpoints"), 4) == {
+        "scale",
+        "scale_optimizer",
+        "data",
+        "meta",
+    }
