@@ -83,8 +83,10 @@ def _replicate(tree: Any, sharding: NamedSharding) -> Any:
     """Host-identical values -> arrays replicated over ``sharding``'s mesh (any process count)."""
 
     def put(x: Any) -> jax.Array:
-        value = np.asarray(x)
-        return jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+        key = jnp.issubdtype(x.dtype, jax.dtypes.prng_key)  # e.g. a dropout stream's key
+        value = np.asarray(jax.random.key_data(x) if key else x)
+        array = jax.make_array_from_callback(value.shape, sharding, lambda index: value[index])
+        return jax.random.wrap_key_data(array, impl=jax.random.key_impl(x)) if key else array
 
     return jax.tree.map(put, tree)
 

@@ -5,10 +5,12 @@ follow the train / eval mode, 8 devices = 1 device."""
 
 from __future__ import annotations
 
+import json
 import textwrap
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 from gan_task import DATA_MEAN, DATA_STD, GanTask, Points, gan_config, generated, run_with_devices
 
@@ -109,3 +111,26 @@ def test_the_gan_on_eight_devices_equals_one_device(tmp_path):
     proc = run_with_devices(EIGHT, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "worst" in proc.stdout
+
+
+def test_logged_losses_are_averages_over_the_log_interval(tmp_path):
+    each, averaged = gan_config(steps=4), gan_config(steps=4)
+    each.train.log_every, averaged.train.log_every = 1, 4
+    train(GanTask(), each, tmp_path / "each", Points(), progress=False)
+    train(GanTask(), averaged, tmp_path / "avg", Points(), progress=False)
+
+    def read(d):
+        return [json.loads(x) for x in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]
+
+    steps, (line,) = read("each"), read("avg")
+    assert line["step"] == 4
+    for key in (
+        "generator/loss",
+        "discriminator/real",
+        "grad_norm/generator",
+        "param_norm/generator",
+    ):
+        values = [x[key] for x in steps]
+        assert values[0] != values[-1]
+        assert line[key] == pytest.approx(np.mean(values), rel=1e-5), key
+    assert line["lr/generator"] == steps[-1]["lr/generator"]

@@ -163,19 +163,24 @@ SHARDED = textwrap.dedent(
     from flax import nnx
     sys.path.insert(0, sys.argv[2])
     from test_loop import Squares, smoke_config
-    from occface_jax.train import Phase, Task, get_task, restore_models, train
+    from occface_jax.train import get_task, restore_models, train
     assert jax.device_count() == 8, jax.devices()
-    out = {}
+    out, logged = {}, {}
     for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
         config = smoke_config(steps=3)
-        train(get_task("mask"), config, sys.argv[1] + "/" + name, Squares(), devices=devices,
-              progress=False)
+        r = train(get_task("mask"), config, sys.argv[1] + "/" + name, Squares(), Squares(12),
+                  devices=devices, progress=False)
         models, _ = restore_models(get_task("mask"), config, sys.argv[1] + "/" + name)
         out[name] = [np.asarray(x) for x in jax.tree.leaves(nnx.state(models, nnx.Param))]
+        logged[name] = {k: v for k, v in r.metrics.items() if k != "examples_per_second"}
+        logged[name].update({"eval/" + k: v for k, v in r.evaluation.items()})
     worst = max(float(np.max(np.abs(a - b))) for a, b in zip(out["one"], out["eight"]))
     scale = max(float(np.max(np.abs(a))) for a in out["one"])
-    print("worst", worst, "scale", scale)
+    print("worst", worst, "scale", scale, logged)
     assert worst < 1e-4 * scale, worst
+    assert set(logged["one"]) == set(logged["eight"]) and "loss" in logged["one"]
+    for k, v in logged["one"].items():
+        np.testing.assert_allclose(logged["eight"][k], v, rtol=1e-4, atol=1e-5, err_msg=k)
     """
 )
 

@@ -100,3 +100,33 @@ def test_two_processes_train_like_one(tmp_path):
         (6, True),
     ]
     assert len(list((tmp_path / "run").glob("events.out.tfevents.*"))) == 1
+
+
+def test_init_distributed_arguments(monkeypatch):
+    from occface_jax.cli import build_parser
+    from occface_jax.errors import OccfaceError
+    from occface_jax.train.distributed import init_distributed
+
+    for name in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert init_distributed() is False  # no coordinator: one process, nothing done
+    with pytest.raises(OccfaceError, match="without the process count"):
+        init_distributed("127.0.0.1:1234")
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "127.0.0.1:1234")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "2")
+    monkeypatch.setenv("JAX_PROCESS_ID", "2")
+    with pytest.raises(OccfaceError, match=r"process id 2 is not in \[0, 2\)"):
+        init_distributed()
+    args = build_parser().parse_args(
+        [
+            "train",
+            "mask",
+            "--coordinator",
+            "10.0.0.1:1234",
+            "--num-processes",
+            "2",
+            "--process-id",
+            "1",
+        ]
+    )
+    assert (args.coordinator, args.num_processes, args.process_id) == ("10.0.0.1:1234", 2, 1)
