@@ -378,7 +378,7 @@ def train(
             if step == kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
     except KeyboardInterrupt:
-        if step > start:
+        if step > start and manager.latest_step() != step:
             save(step)  # nothing lost: the next run resumes here
         raise
     finally:
