@@ -51,6 +51,7 @@ def params(workdir, config):
     return step, [np.asarray(x) for x in jax.tree.leaves(nnx.state(models, nnx.Param))]
 
 
+@pytest.mark.slow(reason="three mask runs, each compiling step, evaluation and images: 40-80 s")
 def test_a_stopped_run_resumes_exactly(tmp_path):
     config = smoke_config()
     source, val = Squares(), Squares(8)
@@ -185,6 +186,7 @@ SHARDED = textwrap.dedent(
 )
 
 
+@pytest.mark.slow(reason="a fresh interpreter compiling the mask step for 1 and 8 devices: 30-50 s")
 def test_eight_device_step_equals_one_device(tmp_path):
     """On 8 faked CPU devices (batch split 1 per device) the trained weights equal a 1-device run."""
     proc = run_with_devices(SHARDED, tmp_path)
