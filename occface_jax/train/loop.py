@@ -157,6 +157,10 @@ def train(
         raise OccfaceError(f"workdir {workdir} is a file, not a folder")
     mesh = make_mesh(devices)
     batch_size, eval_batch_size = _check_batches(config, mesh)
+    if len(train_source) < batch_size:
+        raise OccfaceError(
+            f"{len(train_source)} training records, fewer than a batch ({batch_size})"
+        )
     process, processes = jax.process_index(), jax.process_count()
     writer0 = process == 0
     replicated = NamedSharding(mesh, P())
@@ -190,10 +194,6 @@ def train(
             )
         meta = ckpt.read_document(manager, start, ckpt.META)
         ckpt.check_config(meta["config"], config, task.architecture, where)
-    if len(train_source) < batch_size:
-        raise OccfaceError(
-            f"{len(train_source)} training records, fewer than a batch ({batch_size})"
-        )
     iterator = iter(
         train_loader(train_source, batch_size, process, processes, seed, int(tc.get("workers", 0)))
     )
