@@ -152,7 +152,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train one stage's network from ``configs/<stage>.py``; resumes from WORKDIR's checkpoints."""
+    """Train one stage's network from ``configs/<stage>.py``; resumes from WORKDIR's checkpoints.
+    Multi-host: every process runs the same command with its ``--process-id`` (or the environment
+    variables JAX_COORDINATOR_ADDRESS / JAX_NUM_PROCESSES / JAX_PROCESS_ID)."""
+    from occface_jax.train.distributed import init_distributed
+
+    init_distributed(args.coordinator, args.num_processes, args.process_id)  # before anything else
+
     from occface_jax.config import load_config
     from occface_jax.train import run_stage
 
@@ -160,9 +166,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     _parse_overrides(args.set or [], config, f"configs/{args.stage}.py")
     workdir = Path(args.workdir) / args.stage
     result = run_stage(args.stage, config, workdir, progress=not args.quiet)
-    print(f"trained {args.stage} to step {result.step} in {workdir}")
-    if result.evaluation:
-        print("  evaluation: " + ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items()))
+    import jax
+
+    if jax.process_index() == 0:
+        print(f"trained {args.stage} to step {result.step} in {workdir}")
+        if result.evaluation:
+            print(
+                "  evaluation: " + ", ".join(f"{k} {v:.4g}" for k, v in result.evaluation.items())
+            )
     return EXIT_OK
 
 
@@ -174,6 +185,23 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         "--workdir",
         default="runs",
         help="checkpoints go to WORKDIR/<stage>/ (default: ./runs); an existing run resumes",
+    )
+    p.add_argument(
+        "--coordinator",
+        metavar="HOST:PORT",
+        help="multi-host: process 0's address (default: $JAX_COORDINATOR_ADDRESS; none: one process)",
+    )
+    p.add_argument(
+        "--num-processes",
+        type=int,
+        metavar="N",
+        help="multi-host: processes in all ($JAX_NUM_PROCESSES)",
+    )
+    p.add_argument(
+        "--process-id",
+        type=int,
+        metavar="I",
+        help="multi-host: this process, 0..N-1 ($JAX_PROCESS_ID)",
     )
     _add_config_options(p, "config variant, e.g. 'smoke'", "train.steps=500")
 

@@ -2,14 +2,15 @@
 
 A checkpoints folder is the ``--workdir`` of ``occface train``: one sub-folder per stage
 (``mask/``, ...), each holding ``config.json`` (the run's config) and ``checkpoints/<step>/``
-(orbax). :func:`load_stage` rebuilds a stage's model from its config and reads the newest weights;
-every problem (missing folder, no checkpoint, a config or weights of another shape) is one clear
-:class:`~occface_jax.errors.OccfaceError`.
+(orbax, ``occface_jax.io.checkpoints``). :func:`load_stage` rebuilds a stage's models from its config
+(builders in ``models/``) and reads the newest weights; every problem (missing folder, no
+checkpoint, a config that differs from the one the checkpoint was trained with, weights of another
+shape, a truncated or corrupted file) is one clear :class:`~occface_jax.errors.OccfaceError`.
+Checkpoints written before the task contract (items ``model``/``optimizer``/``data``) still load.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -20,27 +21,27 @@ import numpy as np
 from flax import nnx
 
 from occface_jax.errors import OccfaceError
+from occface_jax.io.checkpoints import ModelSpec, load_models
+from occface_jax.models.unet import build_unet
+
+#: What inference rebuilds per stage: model name -> (builder in ``models/``, config section). The
+#: same specs as the stage's training task (``train/tasks/<stage>.py``), which app/ never imports.
+STAGE_MODELS: dict[str, dict[str, ModelSpec]] = {"mask": {"unet": (build_unet, "model")}}
+#: The config sections that define a stage's networks (checked against the checkpoint's).
+STAGE_ARCHITECTURE: dict[str, tuple[str, ...]] = {"mask": ("model",)}
 
 
 def load_stage(
     checkpoints: str | Path, stage: str
-) -> tuple[nnx.Module, ml_collections.ConfigDict, int]:
-    """(model, config, step) of ``stage`` trained into ``checkpoints/<stage>/``."""
-    from occface_jax.train import get_task, restore_model
-
-    workdir = Path(checkpoints) / stage
-    config_path = workdir / "config.json"
-    if not config_path.is_file():
-        raise OccfaceError(
-            f"{workdir}: no trained {stage} network here (expected config.json and checkpoints/ "
-            f"written by `occface train {stage} --workdir {checkpoints}`)"
-        )
-    try:
-        config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    except (ValueError, TypeError) as err:
-        raise OccfaceError(f"{config_path}: not a readable config ({err})") from err
-    model, step = restore_model(get_task(stage), config, workdir)
-    return model, config, step
+) -> tuple[dict[str, nnx.Module], ml_collections.ConfigDict, int]:
+    """(models by name, config, step) of ``stage`` trained into ``checkpoints/<stage>/``, the
+    models in evaluation mode. The checkpoint's stored config must match ``config.json``'s model
+    sections; its files must match their manifest."""
+    if stage not in STAGE_MODELS:
+        raise OccfaceError(f"no inference for stage {stage!r}; known: {', '.join(STAGE_MODELS)}")
+    return load_models(
+        Path(checkpoints) / stage, stage, STAGE_MODELS[stage], STAGE_ARCHITECTURE[stage]
+    )
 
 
 class MaskPredictor:
@@ -72,8 +73,8 @@ class MaskPredictor:
 
     @classmethod
     def from_checkpoints(cls, checkpoints: str | Path, flip_average: bool = False) -> MaskPredictor:
-        model, config, _ = load_stage(checkpoints, "mask")
-        return cls(model, int(config.model.input_size), flip_average)
+        models, config, _ = load_stage(checkpoints, "mask")
+        return cls(models["unet"], int(config.model.input_size), flip_average)
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         crop = np.asarray(crop, np.float32)

@@ -42,6 +42,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             eval_every=250,
             checkpoint_every=250,
             keep_checkpoints=2,
+            images=4,  # examples per TensorBoard picture (image, predicted / true mask) at evaluation
             workers=0,  # grain worker processes (0: read in this process)
         )
     )

@@ -84,3 +84,13 @@ class UNet(nnx.Module):
 def predict_mask(model: UNet, images: jax.Array) -> jax.Array:
     """Occluder probabilities (B, H, W) in [0, 1] for crops (B, H, W, 3) in [0, 1]."""
     return jax.nn.sigmoid(model(images))
+
+
+def build_unet(section, rngs: nnx.Rngs) -> UNet:
+    """N_mask from its config section (``configs/mask.py``'s ``model``: features, depth, norm_groups)."""
+    return UNet(
+        features=int(section.features),
+        depth=int(section.depth),
+        norm_groups=int(section.norm_groups),
+        rngs=rngs,
+    )

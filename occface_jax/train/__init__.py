@@ -1,6 +1,8 @@
-"""Training: one loop for every stage (``loop``) and a small task per stage (``mask``, ...)."""
+"""Training: one loop for every stage (``loop``), the contract a stage fills in (``task``) and one
+task per stage (``tasks/``: ``mask``, ...)."""
 
-from occface_jax.train.loop import TrainResult, make_mesh, restore_model, train
+from occface_jax.train.loop import TrainResult, make_mesh, restore_models, train
+from occface_jax.train.task import Optimizer, Phase, Task, optimizer_from_config
 from occface_jax.train.tasks import TASKS
 
 STAGES = tuple(TASKS)
@@ -31,4 +33,17 @@ def run_stage(stage: str, config, workdir, *, stop_at: int | None = None, progre
     )
 
 
-__all__ = ["STAGES", "TrainResult", "get_task", "make_mesh", "restore_model", "run_stage", "train"]
+__all__ = [
+    "STAGES",
+    "TASKS",
+    "Optimizer",
+    "Phase",
+    "Task",
+    "TrainResult",
+    "get_task",
+    "make_mesh",
+    "optimizer_from_config",
+    "restore_models",
+    "run_stage",
+    "train",
+]

@@ -1,5 +1,6 @@
 """Trained networks at inference: ``occface train`` writes a checkpoints folder that
-``networks.load_stage`` / ``MaskPredictor`` read back, with clear errors for bad folders."""
+``predictors.load_stage`` / ``MaskPredictor`` read back (also one written before the task contract),
+with clear errors for bad folders."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def monkeypatch_module():
 
 
 def test_train_writes_a_checkpoint_that_loads(trained):
-    model, config, step = load_stage(trained, "mask")
+    models, config, step = load_stage(trained, "mask")
+    model = models["unet"]
     assert step == 2 and config.model.input_size == 32
     assert (trained / "mask" / "metrics.jsonl").is_file()
     predictor = MaskPredictor(model, config.model.input_size)
@@ -50,8 +52,8 @@ def test_train_writes_a_checkpoint_that_loads(trained):
 
 
 def test_flip_averaged_masks_are_mirror_symmetric_and_average_the_two_views(trained):
-    model, config, _ = load_stage(trained, "mask")
-    size = config.model.input_size
+    models, config, _ = load_stage(trained, "mask")
+    model, size = models["unet"], config.model.input_size
     plain = MaskPredictor(model, size)
     averaged = MaskPredictor(model, size, flip_average=True)
     crop = np.random.default_rng(1).uniform(size=(size, size, 3)).astype(np.float32)
@@ -103,3 +105,43 @@ def test_reconstruct_names_a_checkpoints_folder_without_networks(tmp_path, capsy
     )
     assert code == 1
     assert "no trained mask network" in capsys.readouterr().err
+
+
+def test_a_checkpoint_of_the_old_format_still_loads(tmp_path):
+    """Format 1 (before the task contract): items ``model``, ``optimizer``, ``data`` and config.json,
+    written here as ``train.loop`` wrote them then. It predicts what its weights predict; resuming it
+    is refused in one line."""
+    import optax
+    import orbax.checkpoint as ocp
+
+    from occface_jax.config import load_config
+    from occface_jax.models.unet import build_unet
+    from occface_jax.train import get_task, train
+
+    config = load_config("mask", "smoke")
+    model = build_unet(config.model, nnx.Rngs(3))
+    optimizer = nnx.Optimizer(model, optax.adam(1e-3), wrt=nnx.Param)
+    manager = ocp.CheckpointManager(
+        (tmp_path / "mask" / "checkpoints").absolute(),
+        options=ocp.CheckpointManagerOptions(max_to_keep=2, create=True),
+    )
+    manager.save(
+        5,
+        args=ocp.args.Composite(
+            model=ocp.args.StandardSave(nnx.state(model)),
+            optimizer=ocp.args.StandardSave(nnx.state(optimizer)),
+            data=ocp.args.JsonSave({"position": 40}),
+        ),
+    )
+    manager.wait_until_finished()
+    (tmp_path / "mask" / "config.json").write_text(config.to_json_best_effort(indent=2))
+
+    models, loaded, step = load_stage(tmp_path, "mask")
+    assert step == 5 and loaded.model.norm_groups == config.model.norm_groups
+    crop = np.random.default_rng(2).uniform(size=(32, 32, 3)).astype(np.float32)
+    expected = MaskPredictor(model, 32)(crop)
+    np.testing.assert_allclose(MaskPredictor(models["unet"], 32)(crop), expected, atol=1e-6)
+    assert not np.allclose(MaskPredictor(build_unet(config.model, nnx.Rngs(4)), 32)(crop), expected)
+    records = [{"occluded": crop, "mask": crop[..., 0]}] * 8
+    with pytest.raises(OccfaceError, match="old format"):
+        train(get_task("mask"), config, tmp_path / "mask", records, progress=False)
