@@ -124,7 +124,7 @@ class LayerNames:
 def weighted_layers(model: nnx.Module) -> dict[str, Conv2D | PReLU]:
     """The module's Conv2D and PReLU layers by source (Keras) name."""
     layers: dict[str, Conv2D | PReLU] = {}
-    for _, module in model.iter_modules():
+    for _, module in nnx.iter_modules(model):
         if isinstance(module, Conv2D | PReLU):
             if module.source in layers:
                 raise ValueError(f"two layers share the source name {module.source!r}")
@@ -138,6 +138,13 @@ def weighted_layers(model: nnx.Module) -> dict[str, Conv2D | PReLU]:
 def arrays_from_graph(graph: Graph, model: nnx.Module) -> dict[str, np.ndarray]:
     """Kernels (HWIO), biases and PReLU slopes of ``graph`` for the layers of ``model``, after checking
     that the file has exactly these layers with the module's strides, padding and activations."""
+    size = getattr(model, "input_size", None)
+    shapes = [graph.tensors[i].shape for i in graph.inputs]
+    if size is not None and shapes != [(1, size, size, 3)]:
+        raise WeightsFileError(
+            f"{graph.source}: inputs {shapes}, {type(model).__name__} takes (1, {size}, {size}, 3); "
+            "wrong file?"
+        )
     graph = fold_constant_dequantize(graph)
     layers = weighted_layers(model)
     arrays: dict[str, np.ndarray] = {}
@@ -168,14 +175,19 @@ def arrays_from_graph(graph: Graph, model: nnx.Module) -> dict[str, np.ndarray]:
             op.options.get("depth_multiplier", 1),
         )
         expected = (layer.stride, layer.stride, layer.padding, layer.activation, 1, 1)
+        kernel = graph.constant(op.inputs[1])
+        axes = (1, 2, 0, 3) if layer.depthwise else (1, 2, 3, 0)
+        if tuple(kernel.shape[i] for i in axes) != tuple(layer.kernel.get_value().shape):
+            raise WeightsFileError(
+                f"{where}: kernel {kernel.shape} does not fit the module's "
+                f"{tuple(layer.kernel.get_value().shape)} (HWIO); wrong file?"
+            )
         if found != expected:
             raise WeightsFileError(
                 f"{where}: (stride_h, stride_w, padding, activation, dilation, multiplier) = {found}, "
                 f"the module has {expected}"
             )
-        kernel = graph.constant(op.inputs[1])
         # TFLite conv kernels are OHWI, depthwise ones 1HWO; both become HWIO (depthwise: HW1O).
-        axes = (1, 2, 0, 3) if layer.depthwise else (1, 2, 3, 0)
         arrays[f"{name}.kernel"] = np.ascontiguousarray(np.transpose(kernel, axes))
         if len(op.inputs) > 2 and op.inputs[2] >= 0:
             arrays[f"{name}.bias"] = graph.constant(op.inputs[2])
