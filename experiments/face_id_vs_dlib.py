@@ -24,9 +24,9 @@ from occface_jax.eval.metrics.verification import (
     pairwise_distances,
     upper_pairs,
 )
+from occface_jax.extras import dlib_model_path, import_dlib
 from occface_jax.faces.chip import extract_face_chip
 from occface_jax.faces.detect import FaceDetector, dlib_shape
-from occface_jax.faces.extra import dlib_model_path, import_dlib
 from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks
 from occface_jax.models.face_id import SAME_PERSON_THRESHOLD, load_face_id_net
 from occface_jax.paths import shared_dir

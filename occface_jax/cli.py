@@ -17,6 +17,8 @@ from pathlib import Path
 from occface_jax import __version__
 from occface_jax.errors import OccfaceError
 
+# Subcommands import their rooms inside the function: `occface --help` and argument errors stay
+# instant instead of importing JAX (~3 s) first.
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 

@@ -26,3 +26,7 @@ class MissingExtraError(OccfaceError):
         super().__init__(
             f"{package} is not installed; install it with: pip install -e '.[{extra}]'"
         )
+
+
+class WeightsFileError(OccfaceError):
+    """A weight file (dlib .dat or its converted npz cache) is missing, corrupt or of a wrong version."""

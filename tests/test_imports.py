@@ -16,13 +16,13 @@ PACKAGE_DIR = Path(occface_jax.__file__).parent
 
 #: Rooms from the ground floor up. ``app`` (inference) and ``train`` never import each other.
 ROOMS = (
-    ("errors", "paths", "__init__"),
+    ("errors", "paths", "extras", "__init__"),
     ("config", "configs"),
     ("render",),
     ("morphable",),
     ("io",),
-    ("faces",),
     ("models",),
+    ("faces",),
     ("losses",),
     ("data",),
     ("texture",),

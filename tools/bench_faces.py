@@ -19,8 +19,8 @@ import numpy as np
 from flax import nnx
 from PIL import Image
 
+from occface_jax.extras import dlib_model_path, import_dlib
 from occface_jax.faces.detect import FaceDetector, dlib_shape
-from occface_jax.faces.extra import dlib_model_path, import_dlib
 from occface_jax.losses.identity import embed_faces
 from occface_jax.models.face_id import load_face_id_net
 from occface_jax.paths import shared_dir

@@ -13,12 +13,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import ml_collections
 import numpy as np
 
+from occface_jax.faces.align import align_face
+from occface_jax.faces.detect import FaceDetector
+from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.fit import FitResult, Fitter
 from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
+from occface_jax.io import report
 from occface_jax.morphable import MorphableModel
 from occface_jax.texture.atlas import bake_fit_texture
 
@@ -59,8 +64,6 @@ class Reconstructor:
     ) -> None:
         """``mask_predictor`` (e.g. :class:`occface_jax.app.predictors.MaskPredictor`), when given,
         predicts each aligned crop's occluder for the fit (which adds its own residual estimate)."""
-        from occface_jax.faces.detect import FaceDetector
-
         self.full_model = model
         self.fit_model = model.face_only()
         self.config = config
@@ -75,9 +78,6 @@ class Reconstructor:
 
         dlib's HOG detector first; when it finds nothing (occluders often hide what it looks
         for), dlib's CNN detector on a copy of at most ``CNN_MAX_SIDE`` pixels."""
-        from occface_jax.faces.detect import FaceDetector
-        from occface_jax.faces.errors import NoFaceFoundError
-
         try:
             return self._detect_with(self.detector, photo, DETECT_MAX_SIDE)
         except NoFaceFoundError as hog_error:
@@ -108,8 +108,6 @@ class Reconstructor:
         self, source: Path, loaded: imageio.LoadedImage, landmarks: np.ndarray, start: float
     ) -> Reconstruction:
         """Align on 68 ``landmarks`` (photo pixels), fit, and map the results back onto the photo."""
-        from occface_jax.faces.align import align_face
-
         photo = loaded.pixels
         aligned = align_face(photo, landmarks)
         predicted = self.mask_predictor(aligned.image) if self.mask_predictor else None
@@ -141,8 +139,6 @@ class Reconstructor:
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
-    import cv2
-
     h, w = image.shape[:2]
     return cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
 
@@ -168,8 +164,6 @@ def write_mesh_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
 
 def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> dict[str, str]:
     """Write one reconstruction's files into ``out_dir``; returns {kind: path}."""
-    from occface_jax.io import report
-
     out_dir.mkdir(parents=True, exist_ok=True)
     fit = rec.fit
     tris = np.asarray(model.triangles)

@@ -17,11 +17,18 @@ from pathlib import Path
 
 import ml_collections
 import numpy as np
+from skimage import data
 from tqdm.auto import tqdm
 
+from occface_jax.app.pipeline import Reconstructor, write_outputs
+from occface_jax.app.predictors import MaskPredictor
+from occface_jax.data.augment import occlude_photo
+from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
+from occface_jax.faces.detect import FaceDetector, box_iou
 from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
+from occface_jax.morphable import load_model
 
 
 def _safe_name(path: Path, taken: set[str]) -> str:
@@ -45,15 +52,10 @@ def run(
     debug: bool = False,
 ) -> int:
     """Reconstruct every input; write per-image folders and summary.json; return the exit status."""
-    from occface_jax.app.pipeline import Reconstructor, write_outputs
-    from occface_jax.morphable import load_model
-
     if checkpoints is not None and not Path(checkpoints).is_dir():
         raise OccfaceError(f"--checkpoints {checkpoints}: no such folder")
     mask_predictor = None
     if checkpoints is not None:
-        from occface_jax.app.predictors import MaskPredictor
-
         mask_predictor = MaskPredictor.from_checkpoints(checkpoints)
     paths, problems = imageio.find_images(inputs)
     if not paths and problems:
@@ -113,12 +115,6 @@ def make_demo_image(out_path: Path, seed: int = 0, tries: int = 20) -> Path:
     (a cup, food or a microphone) pasted over the lower face. Seeds are tried in order until the
     face detector still finds the face (a face detector that cannot see the face leaves nothing to
     reconstruct; that case is reported, not hidden, for user photos)."""
-    from skimage import data
-
-    from occface_jax.data.augment import occlude_photo
-    from occface_jax.data.occluders import OcclusionConfig
-    from occface_jax.faces.detect import FaceDetector, box_iou
-
     photo = data.astronaut().astype(np.float32) / 255.0
     detector = FaceDetector()
     face = detector.detect(photo)[0]

@@ -53,4 +53,6 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     elif variant == "smoke":
         c.image_size = 64
         c.size = 64
+    elif variant:
+        raise ValueError(f"unknown data config variant {variant!r}")
     return c

@@ -1,6 +1,6 @@
 """Per-image fitting (analysis by synthesis) of the morphable model: ``occface reconstruct``/``fit``.
 
-Override from the command line as ``--config.steps=200`` style (see ``occface reconstruct --help``).
+Override from the command line with ``--set steps=200`` (typed: see ``occface_jax.config.apply_overrides``).
 ``get_config('fast')`` is a quicker variant for smoke runs; ``get_config('test')`` the smallest one.
 """
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from occface_jax.extras import dlib_model_path, import_dlib
 from occface_jax.faces.errors import NoFaceFoundError
-from occface_jax.faces.extra import dlib_model_path, import_dlib
 
 # iBUG-68 ids used by Deng et al.'s 5 points: eye centres = mean of the eye corners.
 FIVE_POINT_SOURCES = ((36, 39), (42, 45), (30,), (48,), (54,))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from occface_jax.errors import OccfaceError
+from occface_jax.errors import OccfaceError, WeightsFileError  # noqa: F401 (re-exported)
 
 
 class NoFaceFoundError(OccfaceError):
@@ -11,7 +11,3 @@ class NoFaceFoundError(OccfaceError):
 
 class LandmarkFileError(OccfaceError):
     """A landmark file (.pts, .ljson, dlib XML) is missing, corrupt or not of the expected layout."""
-
-
-class WeightsFileError(OccfaceError):
-    """A weight file (dlib .dat or its converted npz cache) is missing, corrupt or of a wrong version."""

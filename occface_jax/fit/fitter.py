@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from flax import nnx
 
 from occface_jax.fit.deocclusion import deocclusion_fill
 from occface_jax.fit.features import INNER_MOUTH, feature_masks
@@ -49,6 +50,7 @@ from occface_jax.fit.objective import (
 )
 from occface_jax.fit.occlusion import estimate_occlusion
 from occface_jax.losses.recon import LossWeights
+from occface_jax.models.face_id import load_face_id_net
 from occface_jax.morphable import CoeffLayout, MorphableModel, contour
 from occface_jax.morphable.rendering import Rendering, render
 from occface_jax.render import camera as cam
@@ -188,10 +190,6 @@ class Fitter:
         self.optimizer = optax.adam(float(config.lr))
         self.identity, self.identity_state = None, None
         if config.use_identity:
-            from flax import nnx
-
-            from occface_jax.models.face_id import load_face_id_net
-
             graphdef, self.identity_state = nnx.split(load_face_id_net())
             self.identity = IdentityTerm(graphdef)
             self._embed = jax.jit(self.identity.embed)

@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from occface_jax.faces.tflite_graph import mediapipe_model_path
+from occface_jax.models.tflite_graph import mediapipe_model_path
 from occface_jax.models.tflite_layers import (
     Conv2D,
     LayerNames,

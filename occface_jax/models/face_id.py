@@ -10,7 +10,7 @@ sum zero-pads the smaller tensor at the end of each axis (dlib's ``add_prev``), 
 branches differ in channels and sometimes in size (8 -> 3 vs 4, 4 -> 1 vs 2). "affine" is dlib's
 batch-norm at inference: per-channel ``gamma * x + beta``.
 
-Weights are read from dlib's ``.dat`` by ``occface_jax.faces.dlib_weights`` (no dlib needed for that),
+Weights are read from dlib's ``.dat`` by ``occface_jax.models.dlib_weights`` (no dlib needed for that),
 converted once and cached as npz under ``occface_jax.paths.cache_dir()/weights/``.
 """
 
@@ -26,9 +26,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from occface_jax.faces.dlib_weights import TAG_OR_SKIP, DlibNet, read_dlib_net
-from occface_jax.faces.errors import WeightsFileError
-from occface_jax.faces.extra import dlib_model_path
+from occface_jax.errors import WeightsFileError
+from occface_jax.extras import dlib_model_path
+from occface_jax.models.dlib_weights import TAG_OR_SKIP, DlibNet, read_dlib_net
 from occface_jax.paths import cache_dir
 
 CHIP_SIZE = 150

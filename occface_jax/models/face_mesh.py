@@ -23,7 +23,7 @@ from pathlib import Path
 import jax
 from flax import nnx
 
-from occface_jax.faces.tflite_graph import mediapipe_model_path
+from occface_jax.models.tflite_graph import mediapipe_model_path
 from occface_jax.models.tflite_layers import (
     Conv2D,
     LayerNames,

@@ -29,8 +29,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from occface_jax.faces.errors import WeightsFileError
-from occface_jax.faces.tflite_graph import Graph, fold_constant_dequantize, read_tflite
+from occface_jax.errors import WeightsFileError
+from occface_jax.models.tflite_graph import Graph, fold_constant_dequantize, read_tflite
+from occface_jax.paths import cache_dir
 
 CACHE_FORMAT = 1
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -318,8 +319,6 @@ def load_tflite_model(
         else:
             assign_arrays(model, read_weight_cache(path), str(path))
         return model
-    from occface_jax.paths import cache_dir
-
     source = default_source()
     if not cache:
         assign_arrays(model, arrays_from_graph(read_tflite(source), model), str(source))

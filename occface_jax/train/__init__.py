@@ -1,6 +1,7 @@
 """Training: one loop for every stage (``loop``), the contract a stage fills in (``task``) and one
 task per stage (``tasks/``: ``mask``, ...)."""
 
+from occface_jax.data.pipeline import source_from_config, split_validation
 from occface_jax.train.loop import TrainResult, make_mesh, restore_models, train
 from occface_jax.train.task import Optimizer, Phase, Task, optimizer_from_config
 from occface_jax.train.tasks import TASKS
@@ -18,8 +19,6 @@ def get_task(stage: str):
 def run_stage(stage: str, config, workdir, *, stop_at: int | None = None, progress: bool = True):
     """Train ``stage`` from its config (data source from ``config.data``, the last
     ``config.data.validation_size`` records held out for evaluation) in ``workdir``."""
-    from occface_jax.data.pipeline import source_from_config, split_validation
-
     source = source_from_config(config.data)
     train_source, eval_source = split_validation(source, int(config.data.validation_size))
     return train(

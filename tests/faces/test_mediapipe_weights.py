@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from occface_jax.faces.errors import WeightsFileError
-from occface_jax.faces.tflite_graph import (
+from occface_jax.errors import WeightsFileError
+from occface_jax.models.tflite_graph import (
     fold_constant_dequantize,
     mediapipe_model_path,
     parse_tflite,

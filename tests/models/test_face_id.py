@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from occface_jax.errors import WeightsFileError
 from occface_jax.faces.detect import dlib_shape
-from occface_jax.faces.errors import WeightsFileError
 from occface_jax.faces.landmarks_io import read_dlib_xml
 from occface_jax.models import face_id
 
@@ -23,7 +23,7 @@ def net():
 
 @pytest.fixture(scope="module")
 def recognizer():
-    from occface_jax.faces.extra import dlib_model_path
+    from occface_jax.extras import dlib_model_path
 
     return dlib.face_recognition_model_v1(str(dlib_model_path("face_recognition")))
 
@@ -109,7 +109,7 @@ def test_zero_padded_add_matches_numpy():
 
 
 def test_weight_cache_roundtrip_and_clear_errors(tmp_path):
-    from occface_jax.faces.extra import dlib_model_path
+    from occface_jax.extras import dlib_model_path
 
     dat = dlib_model_path("face_recognition")
     npz = face_id.convert_dlib_weights(dat, tmp_path / "weights.npz")

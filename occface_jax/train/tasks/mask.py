@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import cv2
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -79,6 +80,4 @@ class MaskTask(Task):
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
     return cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA)

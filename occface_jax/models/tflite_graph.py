@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from occface_jax.errors import MissingExtraError
-from occface_jax.faces.errors import WeightsFileError
+from occface_jax.errors import MissingExtraError, WeightsFileError
 
 EXTRA = "landmarks"
 FILE_IDENTIFIER = b"TFL3"  # bytes 4..8 of every TFLite flatbuffer
@@ -112,7 +111,7 @@ def _enum_names(module: Any) -> dict[int, str]:
 
 def _options(op: Any, option_names: dict[int, str]) -> dict[str, Any]:
     """The builtin options table of ``op`` as a dict (scalar fields only)."""
-    import tflite
+    import tflite  # the mediapipe extra, needed only to convert a .tflite file once
 
     table, kind = op.BuiltinOptions(), op.BuiltinOptionsType()
     if table is None or kind == 0:
@@ -160,7 +159,7 @@ def _buffer_bytes(model: Any, buffer_index: int, raw: bytes) -> bytes:
 def parse_tflite(raw: bytes, source: str = "<bytes>") -> Graph:
     """Parse the bytes of a ``.tflite`` flatbuffer (see ``read_tflite``)."""
     try:
-        import tflite
+        import tflite  # the mediapipe extra, needed only to convert a .tflite file once
     except ImportError as err:
         raise MissingExtraError("tflite", EXTRA) from err
     if len(raw) < 8 or raw[4:8] != FILE_IDENTIFIER:

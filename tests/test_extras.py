@@ -6,8 +6,8 @@ import importlib
 
 import pytest
 
+from occface_jax import extras as extra
 from occface_jax.errors import MissingExtraError
-from occface_jax.faces import extra
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from occface_jax.faces.dlib_weights import _Reader, parse_dlib_net, read_dlib_net
-from occface_jax.faces.errors import WeightsFileError
+from occface_jax.errors import WeightsFileError
+from occface_jax.models.dlib_weights import _Reader, parse_dlib_net, read_dlib_net
 
 
 def _encode_int(value: int) -> bytes:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from occface_jax.faces.errors import WeightsFileError
+from occface_jax.errors import WeightsFileError
 
 _FLOAT_SPECIALS = {32000: np.inf, 32001: -np.inf, 32002: np.nan}
 TAG_OR_SKIP = "tag_or_skip"
