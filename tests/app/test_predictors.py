@@ -100,8 +100,10 @@ def test_demo_with_checkpoints_runs_the_mask_network_end_to_end(trained, tmp_pat
 
 
 def test_reconstruct_names_a_checkpoints_folder_without_networks(tmp_path, capsys):
+    photo = tmp_path / "x.png"  # an existing input: inputs are checked first (a usage error)
+    Image.fromarray(np.full((80, 80, 3), 128, np.uint8)).save(photo)
     code = main(
-        ["reconstruct", "x.png", "--out", str(tmp_path / "o"), "--checkpoints", str(tmp_path)]
+        ["reconstruct", str(photo), "--out", str(tmp_path / "o"), "--checkpoints", str(tmp_path)]
     )
     assert code == 1
     assert "no trained mask network" in capsys.readouterr().err
