@@ -37,7 +37,7 @@ from _tables import emit  # experiments/_tables.py
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.eval.metrics.segmentation import mask_iou
-from occface_jax.eval.metrics.surface import apply_similarity, similarity_transform
+from occface_jax.eval.metrics.surface import aligned_vertex_distances
 from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
 from occface_jax.render.camera import deng_camera, project_perspective, rigid_transform
@@ -67,18 +67,6 @@ def noisy_landmarks(
     unit = rng.normal(0, 1.0, truth.shape) / np.sqrt(2.0)
     occluded_rms = np.where(hidden, DETECTOR_RMS["hidden"], DETECTOR_RMS["visible"])[:, None]
     return truth + unit * DETECTOR_RMS["clean"], truth + unit * occluded_rms
-
-
-def rigid_align_distances(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    """Per-vertex distances (same units) after the best rotation + translation of ``pred`` onto
-    ``true`` (fitted on all the vertices)."""
-    moved = apply_similarity(similarity_transform(pred, true, scale=False), pred)
-    return np.linalg.norm(moved - true, axis=1)
-
-
-def rigid_align_error(pred: np.ndarray, true: np.ndarray) -> float:
-    """Mean distance (same units) after the best rotation + translation of ``pred`` onto ``true``."""
-    return float(rigid_align_distances(pred, true).mean())
 
 
 def hidden_vertices(jface, coeffs: dict, mask: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -160,7 +148,7 @@ def main() -> None:
             fitted = geometry.shape(
                 jface, jnp.asarray(result.coeffs["id"]), jnp.asarray(result.coeffs["exp"])
             )
-            return rigid_align_distances(np.asarray(fitted)[region], truth)
+            return aligned_vertex_distances(np.asarray(fitted)[region], truth)
 
         # Every face pixel the occluder touches, see-through parts (alpha < 0.5: clear or tinted
         # lenses) included; the data engine's ``mask`` keeps alpha >= 0.5 only.
@@ -189,7 +177,9 @@ def main() -> None:
         row.update({k: float(d.mean()) for k, d in dists.items()})
         if hidden.any():  # the same alignment, its error split by what the occluder hides
             splits.append({k: (d[hidden].mean(), d[~hidden].mean()) for k, d in dists.items()})
-        row["mean face"] = rigid_align_error(np.asarray(jface.mean_shape)[region], truth)
+        row["mean face"] = float(
+            aligned_vertex_distances(np.asarray(jface.mean_shape)[region], truth).mean()
+        )
         true_mask = jnp.asarray(s["mask"])
         ious.append(
             {
