@@ -34,7 +34,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from occface_jax.faces.detect import Face
+from occface_jax.faces.detect import Face, to_float_rgb
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.models.blazeface import NUM_KEYPOINTS, load_blazeface
 
@@ -146,18 +146,6 @@ def weighted_nms(
     return out
 
 
-def _float_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4):
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    image = image[..., :3]
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    return np.clip(image.astype(np.float32), 0.0, 1.0)
-
-
 @dataclasses.dataclass(frozen=True)
 class Letterbox:
     """How a photo sits in the square network input: input pixel = photo pixel * scale + offset
@@ -175,7 +163,7 @@ class Letterbox:
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, Letterbox]:
     """The photo scaled to fit a ``size`` square (area filter when shrinking, bilinear when
     enlarging), centred on black: (size, size, 3) float32 in [-1, 1] and the placement."""
-    rgb = _float_rgb(image)
+    rgb = to_float_rgb(image)
     height, width = rgb.shape[:2]
     factor = size / max(height, width)
     new_w, new_h = max(1, round(width * factor)), max(1, round(height * factor))

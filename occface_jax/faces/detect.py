@@ -32,17 +32,30 @@ class Face:
         return float((self.box[2] - self.box[0]) * (self.box[3] - self.box[1]))
 
 
-def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 RGB from uint8 or float [0, 1] input (gray (H, W) is repeated)."""
+def rgb_channels(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) from an (H, W, 3), (H, W, 4) (alpha dropped) or gray (H, W) image, dtype kept."""
     image = np.asarray(image)
     if image.ndim == 2:
         image = np.repeat(image[..., None], 3, axis=-1)
     if image.ndim != 3 or image.shape[-1] not in (3, 4):
         raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    image = image[..., :3]
+    return image[..., :3]
+
+
+def to_uint8_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 RGB from uint8 or float [0, 1] input (gray (H, W) is repeated)."""
+    image = rgb_channels(image)
     if image.dtype != np.uint8:
         image = np.clip(np.round(np.asarray(image, np.float64) * 255.0), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(image)
+
+
+def to_float_rgb(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float32 RGB in [0, 1] from uint8 or float input (gray (H, W) is repeated)."""
+    image = rgb_channels(image)
+    if image.dtype == np.uint8:
+        return image.astype(np.float32) / 255.0
+    return np.clip(image.astype(np.float32), 0.0, 1.0)
 
 
 def landmarks_to_5(landmarks68: np.ndarray) -> np.ndarray:

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from occface_jax.faces.detect import Face
+from occface_jax.faces.detect import Face, to_float_rgb
 from occface_jax.models.face_mesh import INPUT_SIZE, load_face_mesh
 
 ROI_SCALE = 1.5
@@ -89,18 +89,6 @@ def roi_from_landmarks(landmarks: np.ndarray, scale: float = ROI_SCALE) -> FaceR
     return _square_region(box, _angle(points[EYE_CORNERS[0]], points[EYE_CORNERS[1]]), scale)
 
 
-def _float_rgb(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(image)
-    if image.ndim == 2:
-        image = np.repeat(image[..., None], 3, axis=-1)
-    if image.ndim != 3 or image.shape[-1] not in (3, 4):
-        raise ValueError(f"expected an (H, W, 3) RGB image, got shape {image.shape}")
-    image = image[..., :3]
-    if image.dtype == np.uint8:
-        return image.astype(np.float32) / 255.0
-    return np.clip(image.astype(np.float32), 0.0, 1.0)
-
-
 def crop_face(image: np.ndarray, region: FaceRegion, size: int = INPUT_SIZE) -> np.ndarray:
     """The (size, size, 3) float32 RGB [0, 1] crop of ``region`` (bilinear, replicated borders)."""
     matrix = region.crop_to_image(size)
@@ -108,7 +96,7 @@ def crop_face(image: np.ndarray, region: FaceRegion, size: int = INPUT_SIZE) -> 
     index_matrix = matrix.copy()
     index_matrix[:, 2] += matrix[:, :2] @ np.array([0.5, 0.5]) - 0.5
     return cv2.warpAffine(
-        _float_rgb(image),
+        to_float_rgb(image),
         index_matrix,
         (size, size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
