@@ -166,6 +166,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = load_config(args.stage, args.config_variant)
     _parse_overrides(args.set or [], config, f"configs/{args.stage}.py")
+    for folder in (Path(args.workdir), Path(args.workdir) / args.stage):
+        if folder.exists() and not folder.is_dir():
+            raise OccfaceError(f"--workdir: {folder} is a file, not a folder; name a folder")
     workdir = Path(args.workdir) / args.stage
     result = run_stage(args.stage, config, workdir, progress=not args.quiet)
     import jax

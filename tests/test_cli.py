@@ -107,3 +107,11 @@ def test_reconstruct_and_demo_type_their_overrides(capsys, tmp_path, override, e
         assert main([*args, "--out", str(tmp_path / "out"), *override]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expected in err, err
+
+
+def test_train_refuses_a_workdir_that_is_a_file(tmp_path, capsys):
+    afile = tmp_path / "runs"
+    afile.write_text("not a folder")
+    assert main(["train", "mask", "--workdir", str(afile), "--config-variant", "smoke"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is a file, not a folder" in err[0]
