@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from pathlib import Path
 
 import jax
@@ -29,6 +28,7 @@ from flax import nnx
 from occface_jax.errors import WeightsFileError
 from occface_jax.extras import dlib_model_path
 from occface_jax.models.dlib_weights import TAG_OR_SKIP, DlibNet, read_dlib_net
+from occface_jax.models.weight_cache import CACHE_FORMAT, read_weight_cache
 from occface_jax.paths import cache_dir
 
 CHIP_SIZE = 150
@@ -45,7 +45,6 @@ BLOCKS: tuple[tuple[int, int], ...] = (
     + ((256, 1),) * 2
     + ((256, 2),)
 )
-CACHE_FORMAT = 1
 CACHE_NAME = "dlib_face_recognition_resnet_model_v1.npz"
 
 
@@ -234,22 +233,6 @@ def convert_dlib_weights(
     return npz_path
 
 
-def _read_cache(npz_path: Path) -> dict[str, np.ndarray]:
-    try:
-        with np.load(npz_path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise WeightsFileError(
-            f"{npz_path}: corrupt weight cache ({type(err).__name__}); delete it to reconvert"
-        ) from err
-    version = int(arrays.get("format_version", -1))
-    if version != CACHE_FORMAT:
-        raise WeightsFileError(
-            f"{npz_path}: weight cache format {version}, expected {CACHE_FORMAT}; delete it to reconvert"
-        )
-    return arrays
-
-
 def load_face_id_net(
     weights: str | os.PathLike[str] | None = None, *, cache: bool = True
 ) -> FaceIdNet:
@@ -276,5 +259,5 @@ def load_face_id_net(
                 _assign(model, arrays_from_dlib(read_dlib_net(dat), str(dat)), str(dat))
                 return model
             convert_dlib_weights(dat, path)
-    _assign(model, _read_cache(path), str(path))
+    _assign(model, read_weight_cache(path), str(path))
     return model

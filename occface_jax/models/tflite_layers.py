@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,9 +30,9 @@ from flax import nnx
 
 from occface_jax.errors import WeightsFileError
 from occface_jax.models.tflite_graph import Graph, fold_constant_dequantize, read_tflite
+from occface_jax.models.weight_cache import CACHE_FORMAT, read_weight_cache  # noqa: F401 (re-exported)
 from occface_jax.paths import cache_dir
 
-CACHE_FORMAT = 1
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "NONE": lambda x: x,
     "RELU": jax.nn.relu,
@@ -272,27 +271,6 @@ def convert_tflite_weights(
     np.savez(tmp, **arrays)
     os.replace(tmp, npz_path)
     return npz_path
-
-
-def read_weight_cache(npz_path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
-    """The arrays of a converted npz cache; WeightsFileError (delete it to reconvert) when it is
-    corrupt or of another format version."""
-    npz_path = Path(npz_path)
-    if not npz_path.is_file():
-        raise WeightsFileError(f"{npz_path}: no such weight file")
-    try:
-        with np.load(npz_path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise WeightsFileError(
-            f"{npz_path}: corrupt weight cache ({type(err).__name__}); delete it to reconvert"
-        ) from err
-    version = int(arrays.get("format_version", -1))
-    if version != CACHE_FORMAT:
-        raise WeightsFileError(
-            f"{npz_path}: weight cache format {version}, expected {CACHE_FORMAT}; delete it to reconvert"
-        )
-    return arrays
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
