@@ -28,7 +28,7 @@ from flax import nnx
 from occface_jax.errors import WeightsFileError
 from occface_jax.extras import dlib_model_path
 from occface_jax.models.dlib_weights import TAG_OR_SKIP, DlibNet, read_dlib_net
-from occface_jax.models.weight_cache import CACHE_FORMAT, read_weight_cache
+from occface_jax.models.weight_cache import CACHE_FORMAT, assign_checked, read_weight_cache
 from occface_jax.paths import cache_dir
 
 CHIP_SIZE = 150
@@ -203,14 +203,7 @@ def _assign(model: FaceIdNet, arrays: dict[str, np.ndarray], source: str) -> Non
     if missing:
         raise WeightsFileError(f"{source}: missing arrays {missing[:3]}...; delete it to reconvert")
     for name, variable in targets.items():
-        value = np.asarray(arrays[name], np.float32)
-        expected = tuple(variable.get_value().shape)
-        if value.shape != expected:
-            raise WeightsFileError(
-                f"{source}: array {name} has shape {value.shape}, expected {expected}; "
-                "delete it to reconvert"
-            )
-        variable.set_value(jnp.asarray(value))
+        assign_checked(variable, arrays[name], source, name)
 
 
 def default_cache_path() -> Path:

@@ -30,7 +30,11 @@ from flax import nnx
 
 from occface_jax.errors import WeightsFileError
 from occface_jax.models.tflite_graph import Graph, fold_constant_dequantize, read_tflite
-from occface_jax.models.weight_cache import CACHE_FORMAT, read_weight_cache  # noqa: F401 (re-exported)
+from occface_jax.models.weight_cache import (  # noqa: F401 (read_weight_cache re-exported)
+    CACHE_FORMAT,
+    assign_checked,
+    read_weight_cache,
+)
 from occface_jax.paths import cache_dir
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -246,14 +250,7 @@ def assign_arrays(model: nnx.Module, arrays: dict[str, np.ndarray], source: str)
             key = f"{name}.{slot}"
             if key not in arrays:
                 raise WeightsFileError(f"{source}: array {key} is missing; delete it to reconvert")
-            value = np.asarray(arrays[key], np.float32)
-            expected = tuple(variable.get_value().shape)
-            if value.shape != expected:
-                raise WeightsFileError(
-                    f"{source}: array {key} has shape {value.shape}, expected {expected}; "
-                    "delete it to reconvert"
-                )
-            variable.set_value(jnp.asarray(value))
+            assign_checked(variable, arrays[key], source, key)
 
 
 def convert_tflite_weights(

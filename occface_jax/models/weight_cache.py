@@ -7,6 +7,7 @@ import os
 import zipfile
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 
 from occface_jax.errors import WeightsFileError
@@ -33,3 +34,16 @@ def read_weight_cache(npz_path: str | os.PathLike[str]) -> dict[str, np.ndarray]
             f"{npz_path}: weight cache format {version}, expected {CACHE_FORMAT}; delete it to reconvert"
         )
     return arrays
+
+
+def assign_checked(variable, array: np.ndarray, source: str, name: str) -> None:
+    """Set an nnx variable to ``array`` (float32) after checking its shape; WeightsFileError naming
+    ``source`` and ``name`` (delete it to reconvert) when they differ."""
+    value = np.asarray(array, np.float32)
+    expected = tuple(variable.get_value().shape)
+    if value.shape != expected:
+        raise WeightsFileError(
+            f"{source}: array {name} has shape {value.shape}, expected {expected}; "
+            "delete it to reconvert"
+        )
+    variable.set_value(jnp.asarray(value))
