@@ -7,7 +7,10 @@ to the fit are the true projected 68 landmarks plus Gaussian noise (sigma 1.5 px
 own error is measured on real photos in ``menpo_nme.py``. With ``--landmark-noise detector`` the
 noise has dlib's measured size instead (``occluded_landmarks.md``: RMS 3.0 px on clean crops; on
 occluded ones 7.7 px for the visible landmarks and 10.9 px for the hidden ones), independent per
-point, which real detector errors are not (an occluder shifts the whole shape).
+point, which real detector errors are not (an occluder shifts the whole shape). With
+``--landmark-noise mediapipe`` the landmarks are MediaPipe's face mesh (JAX, one refinement pass)
+run on each image itself, from the box around the true landmarks: its 68 (``faces/mesh68.py``)
+and, unless ``--no-dense``, its 468 points as the fit's dense landmark term.
 
 Conditions: clean image (robust fit on); occluded image with the robust fit (occluder estimated),
 without it (plain fit), with the true occlusion mask given (an upper bound: the data engine's mask,
@@ -38,6 +41,8 @@ from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.eval.metrics.segmentation import mask_iou
 from occface_jax.eval.metrics.surface import aligned_vertex_distances
+from occface_jax.faces.face_mesh import FaceMesh
+from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
 from occface_jax.render.camera import deng_camera, project_perspective, rigid_transform
@@ -87,9 +92,13 @@ def main() -> None:
     parser.add_argument("--checkpoints", help="trained networks (mask/) to evaluate as well")
     parser.add_argument(
         "--landmark-noise",
-        choices=("synthetic", "detector"),
+        choices=("synthetic", "detector", "mediapipe"),
         default="synthetic",
-        help="noise on the given landmarks: 1.5 px everywhere, or dlib's measured size",
+        help="noise on the given landmarks: 1.5 px everywhere, dlib's measured size, or "
+        "MediaPipe's face mesh run on the image",
+    )
+    parser.add_argument(
+        "--no-dense", action="store_true", help="mediapipe: its 68 points only, not the 468"
     )
     parser.add_argument(
         "--flip-average",
@@ -128,18 +137,27 @@ def main() -> None:
         from occface_jax.app.predictors import MaskPredictor
 
         predictor = MaskPredictor.from_checkpoints(args.checkpoints, args.flip_average)
+    mesh = FaceMesh(refine=1) if args.landmark_noise == "mediapipe" else None
     jface = face.to_jax()
     region = np.asarray(face.face_region)
     rows, times, ious, splits = [], [], [], []
     for i in range(args.n):
         s = synth[i]
         rng = np.random.default_rng([args.seed, i, 1])
-        lms_clean, lms = noisy_landmarks(
-            s["landmarks"],
-            s["landmarks_visible"] & ~s["landmarks_unoccluded"],  # under the occluder
-            args.landmark_noise,
-            rng,
-        )
+        dense = {"clean": {}, "occluded": {}}
+        if mesh is not None:
+            box = np.concatenate([s["landmarks"].min(0), s["landmarks"].max(0)])
+            found = {k: mesh.landmarks(s[k], box).landmarks for k in dense}
+            lms_clean, lms = (landmarks_from_mesh(found[k])[:, :2] for k in dense)
+            if not args.no_dense:
+                dense = {k: {"dense_landmarks": found[k]} for k in dense}
+        else:
+            lms_clean, lms = noisy_landmarks(
+                s["landmarks"],
+                s["landmarks_visible"] & ~s["landmarks_unoccluded"],  # under the occluder
+                args.landmark_noise,
+                rng,
+            )
         true_c = synth.layout.split(jnp.asarray(s["coeffs"]))
         truth = np.asarray(geometry.shape(jface, true_c["id"], true_c["exp"]))[region]
         hidden = hidden_vertices(jface, true_c, np.asarray(s["mask"]), region)
@@ -168,7 +186,9 @@ def main() -> None:
             runs["occluded, N_mask only"] = ("plain", "occluded", {"predicted": predicted})
         wanted = ["clean"] + (args.only or list(runs))
         fits = {
-            k: fitters[fitter](s[image], lms_clean if image == "clean" else lms, **kwargs)
+            k: fitters[fitter](
+                s[image], lms_clean if image == "clean" else lms, **kwargs, **dense[image]
+            )
             for k, (fitter, image, kwargs) in runs.items()
             if k in wanted
         }
@@ -197,7 +217,7 @@ def main() -> None:
     keys = [k for k in rows[0] if k != "coverage"]
     lines = [
         f"Synthetic fits: {args.n} faces, config {config_name(args)} "
-        f"and {args.landmark_noise} landmark noise "
+        f"and {args.landmark_noise} landmarks{' (68 only)' if args.no_dense else ''} "
         f"({config.landmark_steps} landmark + {config.steps} photometric steps), "
         f"mean occluder coverage {np.mean([r['coverage'] for r in rows]):.0%}; "
         f"{platform.processor() or platform.machine()}, {time.strftime('%Y-%m-%d')}.",

@@ -55,8 +55,23 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # (experiments/results/synthetic_fit.md, 2026-12-02), so off.
     c.use_identity = False
     c.weights = ml_collections.ConfigDict(
-        dict(feat=0.2, regu=3.6e-4, phot=1.4, land=1.6e-3, w_id=1.0, w_exp=1.75e-3, w_tex=1.75e-3)
+        dict(
+            feat=0.2,
+            regu=3.6e-4,
+            phot=1.4,
+            land=1.6e-3,
+            w_id=1.0,
+            w_exp=1.75e-3,
+            w_tex=1.75e-3,
+            # MediaPipe's 468 points through the model's dense correspondences
+            # (morphable/correspondence.py), when the fit is given them (landmarks=mediapipe468):
+            # a weighted mean over 468 points, counted as much as the 68-point term.
+            dense=1.6e-3,
+        )
     )
+    # A dense point whose surface turns away from the camera under the fitted pose weighs this
+    # much (self-occluded: the face mesh puts it on the silhouette, not on its 3-D spot).
+    c.dense_facing_weight = 0.2
     c.march_jaw = True  # the jaw landmarks follow the face's outline under the pose (as detected)
     # The jaw line (0-16) weighs less; 0.3 was chosen when its points were fixed vertices and has
     # not been re-tuned since they follow the outline (synthetic jaw points are too exact to tell).

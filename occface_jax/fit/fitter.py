@@ -41,6 +41,7 @@ from flax import nnx
 from occface_jax.fit.deocclusion import deocclusion_fill
 from occface_jax.fit.features import INNER_MOUTH, feature_masks
 from occface_jax.fit.objective import (
+    DenseLandmarks,
     FaceRenderer,
     IdentityTerm,
     fit_objective,
@@ -52,7 +53,8 @@ from occface_jax.fit.occlusion import estimate_occlusion
 from occface_jax.losses.recon import LossWeights
 from occface_jax.models.face_id import load_face_id_net
 from occface_jax.morphable import CoeffLayout, MorphableModel, contour
-from occface_jax.morphable.rendering import Rendering, render
+from occface_jax.morphable.correspondence import load_correspondence
+from occface_jax.morphable.rendering import Rendering, project_dense, render
 from occface_jax.render import camera as cam
 from occface_jax.render.antialias import mesh_adjacency
 from occface_jax.texture.vertex import vertex_texture
@@ -69,6 +71,8 @@ class FitResult:
     rendered: (H, W, 3) render of the fitted face; face_mask: (H, W) its coverage.
     landmarks: (68, 2) projected model landmarks. vertex_colors: (N, 3) output texture in [0, 1].
     vertex_visible: (N,) bool, vertices whose colour came from the photo. history: loss per step.
+    dense_landmarks: (468, 2) the fitted surface's points corresponding to MediaPipe's face mesh
+    (projected), when the fit was given dense landmarks, else None.
     fill_region: (H, W) float, the pixels a de-occluded photo repaints: the occlusion and, when
     that hides the inner mouth, the mouth opening the face region leaves (its render has no
     surface there). fill: (H, W, 3) their colours: the face render where it covers, else the
@@ -86,6 +90,7 @@ class FitResult:
     history: dict[str, np.ndarray]
     fill_region: np.ndarray
     fill: np.ndarray
+    dense_landmarks: np.ndarray | None = None
 
 
 TEX_LIMIT = 3.0  # albedo coefficients are N(0, 1): keep them within 3 standard deviations
@@ -118,17 +123,19 @@ def landmark_stage(
     exp_kind: str,
     camera: cam.PerspectiveCamera,
     jaw: contour.JawContour | None,
+    dense: DenseLandmarks | None = None,
+    dense_weight: jax.Array | float = 1.0,
 ) -> tuple[Coeffs, jax.Array]:
     """``steps`` Adam steps (rate ``lr``) of :func:`~occface_jax.fit.objective.landmark_stage_loss`
     on id, exp, angles and translation from ``coeffs``; returns the coefficients and the loss per
-    step (``steps``,)."""
+    step (``steps``,). With ``dense``, the dense term counts ``dense_weight`` times."""
     params = {k: coeffs[k] for k in ("id", "exp", "angles", "translation")}
     opt = optax.adam(lr)
 
     def step(carry, _):
         p, state = carry
         loss, grads = jax.value_and_grad(landmark_stage_loss)(
-            p, coeffs, model, target, weights, prior_weights, camera, jaw
+            p, coeffs, model, target, weights, prior_weights, camera, jaw, dense, dense_weight
         )
         updates, state = opt.update(grads, state, p)
         p = project_constraints(optax.apply_updates(p, updates), exp_kind)
@@ -142,7 +149,8 @@ class FitInputs(NamedTuple):
     """One crop prepared for the fit. photo: (S, S, 3) the crop; image: (R, R, 3) it at the render
     size; landmarks: (68, 2) at S; target: (68, 2) at R; features: (4, R, R) the feature masks
     (``features.feature_masks``) of the target; identity: (network state, the photo's descriptor)
-    when the identity term is on, else None."""
+    when the identity term is on, else None; dense_landmarks: (468, 2) MediaPipe's points at S and
+    dense_target at R, or None."""
 
     photo: jax.Array
     image: jax.Array
@@ -150,6 +158,8 @@ class FitInputs(NamedTuple):
     target: jax.Array
     features: jax.Array
     identity: tuple[Any, jax.Array] | None
+    dense_landmarks: jax.Array | None = None
+    dense_target: jax.Array | None = None
 
 
 class Fitter:
@@ -200,6 +210,10 @@ class Fitter:
             robust_scale=float(config.phot_robust_scale),
             identity=self.identity,
         )
+        self._dense_points = None  # the model's 468 correspondences, loaded on first use
+        self._project_dense = jax.jit(
+            lambda model, params, points: project_dense(model, params, self.camera, points)[0]
+        )
         self._chunk = jax.jit(self._chunk_impl)
         self._estimate = jax.jit(self._estimate_impl)
         self._texture = jax.jit(self._texture_impl)
@@ -210,13 +224,15 @@ class Fitter:
         )
 
     # -- jitted pieces, each compiled once ------------------------------------------------------
-    def _chunk_impl(self, params, opt_state, model, image, target, lm_weights, identity, occlusion):
+    def _chunk_impl(
+        self, params, opt_state, model, image, target, lm_weights, identity, occlusion, dense
+    ):
         """``robust_every`` Adam steps of the objective under a fixed ``occlusion`` map."""
 
         def step(carry, _):
             p, state = carry
             (loss, terms), grads = jax.value_and_grad(self._objective, has_aux=True)(
-                p, model, image, target, lm_weights, occlusion, identity
+                p, model, image, target, lm_weights, occlusion, identity, dense=dense
             )
             updates, state = self.optimizer.update(grads, state, p)
             p = project_constraints(optax.apply_updates(p, updates), self.model.exp_kind)
@@ -271,9 +287,31 @@ class Fitter:
         return deocclusion_fill(face_image, face_mask, head.image, head.mask, occlusion, mouth)
 
     # -- the steps of a fit ---------------------------------------------------------------------
-    def prepare(self, image: np.ndarray, landmarks: np.ndarray) -> FitInputs:
-        """The crop, its landmarks and feature masks at the render size (and the photo's identity
-        descriptor when the identity term is on)."""
+    def dense_points(self):
+        """The fitted model's ``SurfacePoints`` for MediaPipe's 468 (loaded once)."""
+        if self._dense_points is None:
+            corr = load_correspondence(self.model)
+            self._dense_points = (corr.surface_points(self.model), jnp.asarray(corr.weight))
+        return self._dense_points
+
+    def dense_term(self, inputs: FitInputs, occlusion: jax.Array | None) -> DenseLandmarks | None:
+        """The dense term's inputs: at the crop size S for the landmark stage (``occlusion``
+        None), else at the render size with points under ``occlusion`` down-weighted."""
+        if inputs.dense_landmarks is None:
+            return None
+        points, weights = self.dense_points()
+        floor = jnp.float32(self.config.dense_facing_weight)
+        if occlusion is None:
+            return DenseLandmarks(points, inputs.dense_landmarks, weights, floor)
+        hidden = float(self.config.hidden_landmark_weight)
+        weights = weights * hidden_landmark_weights(occlusion, inputs.dense_target, hidden)
+        return DenseLandmarks(points, inputs.dense_target, weights, floor)
+
+    def prepare(
+        self, image: np.ndarray, landmarks: np.ndarray, dense_landmarks: np.ndarray | None = None
+    ) -> FitInputs:
+        """The crop, its landmarks (and dense landmarks) and feature masks at the render size
+        (and the photo's identity descriptor when the identity term is on)."""
         size, small = self.size, self.render_size
         if image.shape[:2] != (size, size):
             raise ValueError(f"the fit needs a {size}x{size} aligned crop, got {image.shape[:2]}")
@@ -285,7 +323,14 @@ class Fitter:
         if self.identity is not None:
             embedding = self._embed(self.identity_state, resized, target)
             identity = (self.identity_state, embedding)
-        return FitInputs(photo, resized, landmarks, target, self._features(target), identity)
+        dense = dense_target = None
+        if dense_landmarks is not None:
+            dense = jnp.asarray(np.asarray(dense_landmarks)[:, :2], jnp.float32)
+            if dense.shape != (468, 2):
+                raise ValueError(f"dense landmarks must be (468, 2), got {dense.shape}")
+            dense_target = dense * (small / size)
+        features = self._features(target)
+        return FitInputs(photo, resized, landmarks, target, features, identity, dense, dense_target)
 
     def landmark_fit(self, inputs: FitInputs) -> tuple[Coeffs, jax.Array]:
         """Step 1: the landmark stage from the mean face (at the crop's own size)."""
@@ -301,6 +346,8 @@ class Fitter:
             self.model.exp_kind,
             self.camera,
             self.jaw,
+            self.dense_term(inputs, None),
+            jnp.float32(w.dense / w.land),
         )
 
     def initial_occlusion(
@@ -354,6 +401,7 @@ class Fitter:
                 weights,
                 inputs.identity,
                 occlusion,
+                self.dense_term(inputs, occlusion),
             )
             histories.append(history)
         return params, occlusion, histories
@@ -384,8 +432,11 @@ class Fitter:
         landmarks: np.ndarray,
         occlusion: np.ndarray | None = None,
         predicted: np.ndarray | None = None,
+        dense_landmarks: np.ndarray | None = None,
     ) -> FitResult:
-        """Fit an aligned crop ``image`` (S, S, 3) in [0, 1] with its 68 ``landmarks`` (pixels).
+        """Fit an aligned crop ``image`` (S, S, 3) in [0, 1] with its 68 ``landmarks`` (pixels)
+        and, when given, MediaPipe's 468 ``dense_landmarks`` (468, 2 or 3) pixels of the crop
+        (x, y used), a second landmark term through the model's dense correspondences.
 
         ``occlusion`` (S, S), if given, marks occluder pixels (1) and replaces the estimate.
         ``predicted`` (S, S), an occluder probability from a mask network (N_mask), is left out of
@@ -393,7 +444,7 @@ class Fitter:
         then keeps the network's pixels whose residual confirms them (see
         ``predicted_confirm_ratio``) and adds what the network missed."""
         config, size = self.config, self.size
-        inputs = self.prepare(image, landmarks)
+        inputs = self.prepare(image, landmarks, dense_landmarks)
         start, landmark_losses = self.landmark_fit(inputs)
         occ, proposed = self.initial_occlusion(occlusion, predicted)
         estimate = occlusion is None and bool(config.robust)
@@ -419,6 +470,11 @@ class Fitter:
         up = functools.partial(jax.image.resize, method="linear")
         face_image, face_mask = up(final.image, (size, size, 3)), up(final.mask, (size, size))
         fill_region, fill = self.fill(params, inputs, face_image, face_mask, occ_full)
+        dense_fitted = None
+        if inputs.dense_landmarks is not None:
+            dense_fitted = np.asarray(
+                self._project_dense(self.jmodel, params, self.dense_points()[0])
+            )
         return FitResult(
             coeffs={k: np.asarray(v) for k, v in params.items()},
             vertices=np.asarray(vertices),
@@ -431,6 +487,7 @@ class Fitter:
             history=history,
             fill_region=np.asarray(fill_region),
             fill=np.asarray(fill),
+            dense_landmarks=dense_fitted,
         )
 
 

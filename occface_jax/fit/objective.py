@@ -14,7 +14,7 @@ Images are (S, S, 3) RGB in [0, 1]; landmarks (68, 2) pixels (x right, y down) o
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +24,8 @@ from flax import nnx
 from occface_jax.losses import recon
 from occface_jax.losses.identity import embed_faces, identity_loss_to_embedding
 from occface_jax.morphable import MorphableModel, contour
-from occface_jax.morphable.rendering import Rendering, project_landmarks, render
+from occface_jax.morphable.correspondence import SurfacePoints
+from occface_jax.morphable.rendering import Rendering, project_dense, project_landmarks, render
 from occface_jax.render import camera as cam
 from occface_jax.texture.atlas import sample_nearest
 
@@ -48,6 +49,34 @@ def hidden_landmark_weights(
     return 1.0 - (1.0 - hidden_weight) * sample_nearest(occlusion, landmarks)
 
 
+class DenseLandmarks(NamedTuple):
+    """The dense landmark term's inputs: the model's ``points`` corresponding to MediaPipe's 468,
+    their ``target`` (468, 2) pixels in the fitted image, ``weights`` (468,) (the
+    correspondence's per-point weights times the hidden-landmark factor) and ``facing_floor``,
+    the weight factor of a point whose surface turns away from the camera."""
+
+    points: SurfacePoints
+    target: jax.Array
+    weights: jax.Array
+    facing_floor: jax.Array
+
+
+FULL_FACING = 0.3  # a surface point facing the camera at least this much (normal z) counts fully
+
+
+def dense_landmark_loss(
+    model: MorphableModel, params: Coeffs, camera: cam.PerspectiveCamera, dense: DenseLandmarks
+) -> jax.Array:
+    """Eq. 19 over the 468 dense points: weighted mean squared pixel distance. Points whose
+    surface turns away from the camera under the current pose (self-occluded: on a turned face
+    the mesh's far-side outline points sit on the silhouette, not on their 3-D spot) weigh down
+    to ``facing_floor`` (the facing is taken out of the gradient)."""
+    pixels, facing = project_dense(model, params, camera, dense.points)
+    visible = jnp.clip(jax.lax.stop_gradient(facing) / FULL_FACING, 0.0, 1.0)
+    factor = dense.facing_floor + (1.0 - dense.facing_floor) * visible
+    return recon.landmark_loss(dense.target, pixels, dense.weights * factor)
+
+
 def landmark_stage_loss(
     free: Coeffs,
     fixed: Coeffs,
@@ -57,15 +86,22 @@ def landmark_stage_loss(
     prior_weights: jax.Array,
     camera: cam.PerspectiveCamera,
     jaw: contour.JawContour | None,
+    dense: DenseLandmarks | None = None,
+    dense_weight: jax.Array | float = 1.0,
 ) -> jax.Array:
     """Eq. 19 + Eq. 17 for the ``free`` blocks (id, exp, angles, translation) over ``fixed``:
     the landmark loss of the projected landmark vertices against ``target`` (68, 2) with
-    ``weights`` (68,), plus ``prior_weights`` (w_id, w_exp) on the identity and expression."""
-    predicted = project_landmarks(model, dict(fixed, **free), camera, jaw)
+    ``weights`` (68,), plus ``prior_weights`` (w_id, w_exp) on the identity and expression, plus
+    ``dense_weight`` x the dense term when ``dense`` is given."""
+    params = dict(fixed, **free)
+    predicted = project_landmarks(model, params, camera, jaw)
     prior = recon.coefficient_prior(
         free["id"], free["exp"], jnp.zeros(1), prior_weights[0], prior_weights[1], 0.0
     )
-    return recon.landmark_loss(target, predicted, weights) + prior
+    loss = recon.landmark_loss(target, predicted, weights) + prior
+    if dense is not None:
+        loss = loss + dense_weight * dense_landmark_loss(model, params, camera, dense)
+    return loss
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -128,11 +164,13 @@ def fit_objective(
     weights: recon.LossWeights,
     robust_scale: float,
     identity: IdentityTerm | None = None,
+    dense: DenseLandmarks | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(total, terms) of the photometric stage for ``params`` on the crop ``image`` at the render
     size, with ``target`` landmarks (68, 2) of weights (68,) and the ``occlusion`` map (1 =
     occluder, out of the photometric term). ``identity_inputs`` = (network state, the photo's
-    descriptor) when ``identity`` is given (the 'feat' term), else None."""
+    descriptor) when ``identity`` is given (the 'feat' term), else None. ``dense``: the 468-point
+    term ('dense', weight ``weights.dense``), at the render size."""
     r = renderer(model, params, image)
     attention = recon.photometric_attention(jax.lax.stop_gradient(r.mask), occlusion)
     terms = {
@@ -145,5 +183,7 @@ def fit_objective(
     if identity is not None:
         state, embedding = identity_inputs
         terms["feat"] = identity(state, embedding, r.image, target)
+    if dense is not None:
+        terms["dense"] = dense_landmark_loss(model, params, renderer.camera, dense)
     total = sum(getattr(weights, name) * value for name, value in terms.items())
     return total, terms

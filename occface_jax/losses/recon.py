@@ -42,6 +42,7 @@ class LossWeights:
     w_id: float = 1.0
     w_exp: float = 1.75e-3
     w_tex: float = 1.75e-3
+    dense: float = 0.0  # the 468 dense landmarks (not the paper's; the fit's config sets it)
 
 
 def identity_loss(

@@ -15,6 +15,7 @@ import numpy as np
 
 from occface_jax.morphable import geometry
 from occface_jax.morphable.contour import JawContour, landmark_pixels
+from occface_jax.morphable.correspondence import SurfacePoints
 from occface_jax.morphable.model import MorphableModel
 from occface_jax.render import camera as cam
 from occface_jax.render.antialias import antialias, mesh_adjacency
@@ -108,17 +109,49 @@ def project_landmarks(
         ids = jnp.concatenate([ids, lines.reshape(-1)])
         sub_lines = 68 + np.arange(lines.size, dtype=np.int32).reshape(lines.shape)
         sub_jaw = JawContour(sub_lines, jaw.outward)
+    subset = vertex_subset(model, ids)
+    vertices = geometry.shape(subset, coeffs["id"], coeffs["exp"])
+    pixels = project(subset, vertices, coeffs, camera)[2]
+    rotation = cam.euler_to_rotation(coeffs["angles"])
+    return landmark_pixels(pixels, rotation, np.arange(68, dtype=np.int32), sub_jaw)
+
+
+def vertex_subset(model: MorphableModel, ids: jax.Array) -> MorphableModel:
+    """The shape part of ``model`` (mean shape, identity and expression bases) at vertices
+    ``ids`` (K,), repeats allowed: what a few points' geometry needs, not the whole mesh."""
+    ids = jnp.asarray(ids)
     rows = (3 * ids[:, None] + jnp.arange(3)).reshape(-1)
-    subset = dataclasses.replace(
+    return dataclasses.replace(
         model,
         mean_shape=model.mean_shape[ids],
         id_basis=model.id_basis[rows],
         exp_basis=model.exp_basis[rows],
     )
-    vertices = geometry.shape(subset, coeffs["id"], coeffs["exp"])
-    pixels = project(subset, vertices, coeffs, camera)[2]
+
+
+def project_dense(
+    model: MorphableModel,
+    coeffs: dict[str, jax.Array],
+    camera: cam.PerspectiveCamera,
+    points: SurfacePoints,
+) -> tuple[jax.Array, jax.Array]:
+    """Pixels (..., P, 2) of surface points (e.g. MediaPipe's 468 correspondences) under
+    ``coeffs``, and how much each faces the camera (..., P): the z component of its triangle's
+    outward unit normal in the camera frame (1 = towards the camera, <= 0 = turned away)."""
+    p = points.vertices.shape[0]
+    subset = vertex_subset(model, jnp.reshape(points.vertices, -1))
+    corners = geometry.shape(subset, coeffs["id"], coeffs["exp"])
+    corners = corners.reshape(corners.shape[:-2] + (p, 3, 3))
+    surface = jnp.einsum("pk,...pkd->...pd", points.barycentric, corners)
+    pixels = project(subset, surface, coeffs, camera)[2]
+    normal = jnp.cross(
+        corners[..., 1, :] - corners[..., 0, :], corners[..., 2, :] - corners[..., 0, :]
+    )
+    normal = normal * points.outward[:, None]
     rotation = cam.euler_to_rotation(coeffs["angles"])
-    return landmark_pixels(pixels, rotation, np.arange(68, dtype=np.int32), sub_jaw)
+    normal_cam = jnp.einsum("...ij,...pj->...pi", rotation, normal)
+    facing = normal_cam[..., 2] / jnp.maximum(jnp.linalg.norm(normal_cam, axis=-1), 1e-9)
+    return pixels, facing
 
 
 def render(
