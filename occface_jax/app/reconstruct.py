@@ -3,7 +3,8 @@
 For each input NAME: ``OUT/NAME/`` holds mesh.obj (+ mesh.mtl and texture.png when the model has
 UVs; vertex colours otherwise), mesh.ply, coeffs.npz, landmarks.json, mask.png, deoccluded.png,
 overlay.png and report.png (see ``pipeline.write_outputs``);
-``OUT/summary.json`` lists every input with its status, error message, seconds and files. A bad input
+``OUT/summary.json`` lists every input with its status, error message, seconds and, per face, the
+detector that found it, the landmark source and the files. A bad input
 (not an image, truncated, tiny, no face) is one line in the summary and on the console; the batch goes
 on. Exit status: 0 all succeeded, 1 any failed.
 """
@@ -78,7 +79,12 @@ def run(
             for k, rec in enumerate(results):
                 folder = out_dir / (name if k == 0 else f"{name}_face{k}")
                 entry["faces"].append(
-                    {"folder": str(folder), "files": write_outputs(rec, folder, model)}
+                    {
+                        "folder": str(folder),
+                        "detector": rec.detector,
+                        "landmarks": rec.landmark_source,
+                        "files": write_outputs(rec, folder, model),
+                    }
                 )
             entry["status"] = "ok"
         except OccfaceError as err:

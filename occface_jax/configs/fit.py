@@ -12,6 +12,12 @@ import ml_collections
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.image_size = 224  # Deng et al.'s aligned crop
+    # Face detectors tried in order until one finds a face (comma-separated): hog, cnn,
+    # blazeface_short, blazeface_full ("blazeface" = short then full).
+    c.detector = "hog,cnn"
+    # 68 landmarks from "dlib68" (dlib's predictor on the box) or "mediapipe468" (the face mesh,
+    # mapped to iBUG 68; its 468 points also go to the fit and landmarks.json).
+    c.landmarks = "dlib68"
     # Photometric fitting resolution (the crop is resized to it). 160 against 112 px on the seed-11
     # synthetic faces: occluded 2.39 -> 2.32 mm, clean 2.06 -> 2.10 mm (with the colour test
     # below, which keeps the demo's occluder out of the albedo at 160 px;

