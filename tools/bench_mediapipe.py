@@ -24,7 +24,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from flax import nnx  # noqa: E402
 
-from occface_jax.models import blazeface, face_mesh  # noqa: E402
+from occface_jax.models import blazeface, face_mesh, iris  # noqa: E402
 
 
 def time_call(fn, repeats: int) -> float:
@@ -73,6 +73,7 @@ def main() -> None:
         ("BlazeFace full (192)", blazeface.load_blazeface("full"), 192,
          blazeface.default_tflite_path("full")),
         ("face mesh (192)", face_mesh.load_face_mesh(), 192, face_mesh.default_tflite_path()),
+        ("iris (64)", iris.load_iris(), 64, iris.default_tflite_path()),
     ]  # fmt: skip
     print(
         f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}"
@@ -85,6 +86,11 @@ def main() -> None:
         many = jax_ms_per_face(net, size, args.batch, max(5, args.repeats // args.batch))
         lite = litert_ms_per_face(path, size, args.threads, args.repeats)
         print(f"| {name} | {one:.2f} | {many:.2f} | {lite:.2f} |")
+    # MediaPipe runs the iris network on both eyes of each face: one batch of 2 against 2 calls.
+    net = iris.load_iris()
+    pair = jax_ms_per_face(net, 64, 2, args.repeats) * 2
+    lite = 2 * litert_ms_per_face(iris.default_tflite_path(), 64, args.threads, args.repeats)
+    print(f"| iris, ms per eye pair (JAX batch 2, LiteRT 2 calls) | {pair:.2f} | | {lite:.2f} |")
 
 
 if __name__ == "__main__":
