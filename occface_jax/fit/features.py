@@ -67,3 +67,14 @@ def occlude_enclosed_features(
     share = jnp.sum(occlusion * band, axis=(-2, -1)) / jnp.maximum(count, 1)
     hidden = (share > ring_share) & (count >= 4 * ring)
     return jnp.maximum(occlusion, jnp.max(jnp.where(hidden[:, None, None], features, 0.0), 0))
+
+
+def eye_brow_regions(features: jax.Array) -> jax.Array:
+    """(4, H, W) in {0, 1}: the image-left eye, the image-right eye, the image-left brow and the
+    image-right brow of :func:`feature_masks` ``features`` (4, H, W); the brows map is split at
+    the column halfway between the two eyes' centroids, so each side is judged alone."""
+    cols = jnp.arange(features.shape[-1], dtype=jnp.float32) + 0.5
+    centre = [jnp.sum(f.sum(0) * cols) / jnp.maximum(f.sum(), 1.0) for f in features[:2]]
+    left = (cols < 0.5 * (centre[0] + centre[1]))[None, :]
+    brows = features[3]
+    return jnp.stack([features[0], features[1], brows * left, brows * ~left])

@@ -39,7 +39,7 @@ import optax
 from flax import nnx
 
 from occface_jax.fit.deocclusion import deocclusion_fill
-from occface_jax.fit.features import INNER_MOUTH, feature_masks
+from occface_jax.fit.features import INNER_MOUTH, eye_brow_regions, feature_masks
 from occface_jax.fit.objective import (
     DenseLandmarks,
     FaceRenderer,
@@ -259,6 +259,7 @@ class Fitter:
             float(c.predicted_confirm_ratio),
             features[INNER_MOUTH : INNER_MOUTH + 1],
             colour_share=float(c.robust_colour_share),
+            yielding=eye_brow_regions(features) if bool(c.feature_protect_yield) else None,
         )
         return r, occlusion
 

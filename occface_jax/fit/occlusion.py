@@ -27,6 +27,8 @@ def estimate_occlusion(
     ring: int = 3,
     ring_share: float = 0.5,
     colour_share: float = 0.0,
+    yielding: jax.Array | None = None,
+    yield_share: float = 0.5,
 ) -> jax.Array:
     """Occluded face pixels (H, W) in {0, 1}.
 
@@ -43,7 +45,12 @@ def estimate_occlusion(
     once the outliers are 2% of the face: the parts of an occluder the albedo has half absorbed.
     The ``enclosed`` features (K, H, W), e.g. the inner mouth, follow the ring rule of
     :func:`~occface_jax.fit.features.occlude_enclosed_features` (``ring``, ``ring_share``) over
-    the unprotected face. (Not the eyes: spectacle frames surround visible eyes.)"""
+    the unprotected face. The ``yielding`` regions (K, H, W), e.g. each eye and each brow of
+    :func:`~occface_jax.fit.features.eye_brow_regions`, are protected regions that yield to the
+    same ring rule, each alone, with ``yield_share``: a region whose ``ring``-pixel band of
+    unprotected face is more than ``yield_share`` occluded (the occluder continues across the
+    protection: sunglasses) is occluded whole; a frame that surrounds a visible eye (clear
+    spectacles) leaves the band next to the eye as skin, so that eye stays protected."""
     residual = jnp.linalg.norm(image - rendered, axis=-1)
     face = face_mask > 0.5
     median = jnp.nanmedian(jnp.where(face, residual, jnp.nan))
@@ -65,6 +72,8 @@ def estimate_occlusion(
     occluded = closing(jnp.where(face & outlier, 1.0, 0.0), close)
     if enclosed is not None:
         occluded = occlude_enclosed_features(occluded, enclosed, unprotected, ring, ring_share)
+    if yielding is not None:
+        occluded = occlude_enclosed_features(occluded, yielding, unprotected, ring, yield_share)
     return occluded * face
 
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-from occface_jax.fit.features import feature_mask, feature_masks, occlude_enclosed_features
+from occface_jax.fit.features import (
+    eye_brow_regions,
+    feature_mask,
+    feature_masks,
+    occlude_enclosed_features,
+)
 
 
 def test_feature_mask_covers_eyes_brows_and_inner_mouth_only():
@@ -51,3 +56,14 @@ def test_ring_rule_judges_each_feature_on_its_own_band():
     np.testing.assert_array_equal(
         np.asarray(occlude_enclosed_features(jnp.asarray(occlusion), features, skin, 0)), occlusion
     )
+
+
+def test_eye_brow_regions_split_the_brows_between_the_eyes():
+    features = np.zeros((4, 32, 32), np.float32)
+    features[0, 14:18, 4:10] = features[1, 14:18, 20:26] = 1
+    features[3, 8:10, 4:28] = 1  # one brow map, both sides (even across the middle)
+    regions = np.asarray(eye_brow_regions(jnp.asarray(features)))
+    assert regions.shape == (4, 32, 32)
+    np.testing.assert_array_equal(regions[:2], features[:2])
+    assert regions[2, 8:10, 4:15].all() and not regions[2, :, 15:].any()
+    assert regions[3, 8:10, 15:28].all() and not regions[3, :, :15].any()

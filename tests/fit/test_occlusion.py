@@ -6,6 +6,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
+from occface_jax.fit.features import eye_brow_regions
 from occface_jax.fit.occlusion import estimate_occlusion, occluder_colour_share
 
 
@@ -135,3 +136,51 @@ def test_a_feature_inside_an_occluder_is_occluded_one_beside_it_is_not():
     assert occ[10:20, 22:32].mean() == 1.0
     only_eye = np.asarray(estimate_occlusion(*args, 2.5, 0.15, protect, enclosed=eye[None]))
     assert only_eye[44:50, 24:40].sum() == 0  # the mouth is protected, not enclosed
+
+
+def _eyes_case(lenses: tuple[bool, bool], frames: bool = False):
+    """A 64 x 64 face with protected eyes (rows 20-27, columns 10-23 and 40-53), brows above them
+    and a mouth; sunglasses lenses (residual +0.5 over the eye and 6 px around it) on the chosen
+    eyes; with ``frames`` a 1-px spectacle rim 6 px outside each eye's protected region."""
+    rng = np.random.default_rng(3)
+    image = rng.uniform(0.4, 0.6, (64, 64, 3)).astype(np.float32)
+    rendered = image + rng.normal(0, 0.03, image.shape).astype(np.float32)
+    features = np.zeros((4, 64, 64), np.float32)
+    features[0, 20:28, 10:24] = 1
+    features[1, 20:28, 40:54] = 1
+    features[2, 46:52, 24:40] = 1
+    features[3, 14:18, 10:24] = features[3, 14:18, 40:54] = 1
+    for covered, (c0, c1) in zip(lenses, ((10, 24), (40, 54)), strict=True):
+        if covered:  # the lens covers the eye, its brow's lower half and the skin around the eye
+            rendered[16:34, c0 - 6 : c1 + 6] += 0.5
+        if frames:
+            rendered[13:35, c0 - 7] += 0.5
+            rendered[13:35, c1 + 6] += 0.5
+            rendered[34, c0 - 7 : c1 + 7] += 0.5
+    args = [jnp.asarray(a) for a in (image, rendered, np.ones((64, 64), np.float32))]
+    features = jnp.asarray(features)
+    return args, jnp.max(features, 0), eye_brow_regions(features)
+
+
+def test_sunglasses_over_both_eyes_make_the_protected_eyes_yield():
+    args, protect, regions = _eyes_case((True, True))
+    occ = np.asarray(estimate_occlusion(*args, 2.5, 0.15, protect, yielding=regions))
+    assert occ[20:28, 10:24].mean() == 1.0 and occ[20:28, 40:54].mean() == 1.0
+    assert occ[46:52, 24:40].sum() == 0  # the mouth stays protected
+    kept = np.asarray(estimate_occlusion(*args, 2.5, 0.15, protect))  # without the yielding
+    assert kept[20:28, 10:24].sum() == 0 and kept[20:28, 40:54].sum() == 0
+
+
+def test_visible_eyes_inside_spectacle_frames_stay_protected():
+    args, protect, regions = _eyes_case((False, False), frames=True)
+    occ = np.asarray(estimate_occlusion(*args, 2.5, 0.15, protect, yielding=regions))
+    assert occ[20:28, 10:24].sum() == 0 and occ[20:28, 40:54].sum() == 0
+    assert occ[14:18, 10:24].sum() == 0 and occ[14:18, 40:54].sum() == 0  # the brows too
+    assert occ[13:35, 3].mean() == 1.0  # the rim itself is occluded
+
+
+def test_one_covered_eye_yields_alone():
+    args, protect, regions = _eyes_case((False, True))
+    occ = np.asarray(estimate_occlusion(*args, 2.5, 0.15, protect, yielding=regions))
+    assert occ[20:28, 40:54].mean() == 1.0
+    assert occ[20:28, 10:24].sum() == 0 and occ[14:18, 10:24].sum() == 0
