@@ -115,10 +115,10 @@ def main() -> None:
             loaded = imageio.load_image(path)
             try:
                 faces = rec.detect(loaded.pixels)
-                landmarks, note = faces[0].landmarks, ""
+                landmarks, note = faces[0], ""
             except OccfaceError:
                 box = np.concatenate([lm2d.min(0), lm2d.max(0)])
-                landmarks, note = rec.detector.landmarks(loaded.pixels, box), " (landmark box)"
+                landmarks, note = rec.landmarks_in_box(loaded.pixels, box), " (landmark box)"
             result = rec.reconstruct_face(path, loaded, landmarks, start)
             fitted = result.fit.vertices
             recon_lms = np.asarray(geometry.landmarks3d(model, jnp.asarray(fitted)))

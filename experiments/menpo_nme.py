@@ -83,9 +83,9 @@ def main() -> None:
             # detector misses it, dlib's 68-point predictor runs in that box (noted in the table).
             best = max(faces, key=lambda f: box_iou(f.box, landmark_box(truth)), default=None)
             if best is not None and box_iou(best.box, landmark_box(truth)) > 0.3:
-                detected, note = best.landmarks, ""
+                detected, note = best, ""
             else:
-                detected = rec.detector.landmarks(loaded.pixels, landmark_box(truth))
+                detected = rec.landmarks_in_box(loaded.pixels, landmark_box(truth))
                 note = " (annotated box)"
             result = rec.reconstruct_face(path, loaded, detected, start)
             seconds = time.perf_counter() - start

@@ -19,7 +19,7 @@ import numpy as np
 
 from occface_jax.errors import OccfaceError
 from occface_jax.faces.align import align_face, map_points
-from occface_jax.faces.detect import FaceDetector
+from occface_jax.faces.detect import Face, FaceDetector
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.fit import FitResult, Fitter
@@ -216,6 +216,14 @@ class Reconstructor:
             landmark_source=self.landmark_source,
             dense_landmarks=dense,
         )
+
+    def landmarks_in_box(self, photo: np.ndarray, box: np.ndarray) -> DetectedFace:
+        """The configured landmarks of the face in a given box (x0, y0, x1, y1), photo pixels,
+        when no detector finds it (detector reported as 'given box')."""
+        box = np.asarray(box, np.float64)
+        dlib68 = self.landmark_source == "dlib68"
+        landmarks = self._dlib().landmarks(photo, box) if dlib68 else np.zeros((68, 2))
+        return self._landmark("given box", photo, Face(box, 0.0, landmarks))
 
     def reconstruct_face(
         self,
