@@ -143,7 +143,7 @@ def test_the_second_pass_starts_with_the_first_passs_mask(fitted_with_occluder):
     masks, chunk = [], fitter._chunk
 
     def recording_chunk(*args):
-        masks.append(np.asarray(args[-1]))
+        masks.append(np.asarray(args[7]))  # the occlusion map (then the dense term)
         return chunk(*args)
 
     fitter._chunk = recording_chunk
