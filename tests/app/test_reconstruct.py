@@ -62,8 +62,8 @@ def test_exit_status_and_summary(batch):
     assert summary["succeeded"] == 1 and summary["failed"] == 5
     # Per face, the detector of the chain that found it and the landmark source (fit defaults).
     face = status["lenna.png"]["faces"][0]
-    assert face["detector"] == "hog" and face["landmarks"] == "dlib68"
-    assert "detectors tried: hog, cnn" in status["blank.png"]["error"]
+    assert face["detector"] == "blazeface_short" and face["landmarks"] == "mediapipe468"
+    assert "detectors tried: blazeface_short, blazeface_full, hog, cnn" in status["blank.png"]["error"]
 
 
 def test_outputs_of_the_good_photo(batch):
