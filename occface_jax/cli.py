@@ -182,6 +182,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Trained stages of WORKDIR to OUT/<stage>/ (jax.export StableHLO + npz weights + manifest)."""
+    from occface_jax.app.export import export_stages
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
+    for stage, folder in export_stages(args.workdir, args.out, stages, platforms).items():
+        print(f"exported {stage} to {folder}")
+    print(f"  load with jax and numpy only: {Path(args.out) / 'loader.py'}")
+    return EXIT_OK
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workdir", default="runs", help="the --workdir of `occface train` (default: ./runs)"
+    )
+    p.add_argument("--out", required=True, help="export folder (one sub-folder per stage)")
+    p.add_argument(
+        "--stages", help="comma-separated stages (default: every trained one), e.g. mask"
+    )
+    p.add_argument(
+        "--platforms", default="cpu,cuda", help="jax.export platforms (default: cpu,cuda)"
+    )
+
+
 def _add_train(p: argparse.ArgumentParser) -> None:
     from occface_jax.train import STAGES
 
@@ -227,7 +252,8 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="morphable model path (default: the resolution order)")
     p.add_argument(
         "--checkpoints",
-        help="folder of trained networks (the --workdir of `occface train`: mask/, ...)",
+        help="folder of trained networks: the --workdir of `occface train` (mask/, ...) "
+        "or the --out of `occface export`",
     )
     p.add_argument(
         "--fit-steps", type=int, help="photometric fitting steps (configs/fit.py: steps)"
@@ -273,6 +299,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
     "reconstruct": ("photos in, textured 3D faces out", _add_reconstruct, cmd_reconstruct),
     "demo": ("reconstruct an occluded public-domain portrait", _add_demo, cmd_demo),
     "train": ("train a network of the system (checkpoints resume)", _add_train, cmd_train),
+    "export": (
+        "trained networks to StableHLO + weights for use elsewhere",
+        _add_export,
+        cmd_export,
+    ),
 }
 
 

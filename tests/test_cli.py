@@ -54,6 +54,7 @@ MINIMAL_ARGUMENTS = {
     "reconstruct": ["photo.jpg", "--out", "out"],
     "demo": [],
     "train": ["mask"],
+    "export": ["--out", "out"],
 }
 
 
