@@ -43,3 +43,13 @@ def pooled_rms(errors: Sequence[np.ndarray]) -> float:
     :func:`point_errors` of several images, some of them empty); nan when there is none."""
     pooled = np.concatenate([np.ravel(e) for e in errors]) if errors else np.zeros(0)
     return float(np.sqrt(np.mean(pooled**2))) if pooled.size else float("nan")
+
+
+def box_nme(predicted: Array, truth: Array, points: slice | Sequence[int] = slice(None)) -> Array:
+    """Mean point-to-point distance over ``points`` divided by sqrt(width x height) of the box
+    around all the ``truth`` points (AFLW2000-3D's normaliser). (..., N, 2) -> (...,)."""
+    truth = jnp.asarray(truth)
+    chosen = points if isinstance(points, slice) else jnp.asarray(points)
+    errors = point_errors(predicted, truth)[..., chosen].mean(axis=-1)
+    size = truth.max(axis=-2) - truth.min(axis=-2)
+    return errors / jnp.sqrt(size[..., 0] * size[..., 1])
