@@ -55,6 +55,7 @@ MINIMAL_ARGUMENTS = {
     "demo": [],
     "train": ["mask"],
     "export": ["--out", "out"],
+    "evaluate": ["micc", "--data", "d", "--out", "o"],
 }
 
 

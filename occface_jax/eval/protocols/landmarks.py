@@ -30,7 +30,9 @@ from occface_jax.eval.protocols.runner import (
 from occface_jax.faces.landmarks_io import read_pts
 from occface_jax.io.images import IMAGE_SUFFIXES
 
-LAYOUT = "ROOT/[<subset>/...]<name>.<jpg|png> beside <name>.pts (iBUG 68) or <name>.mat (AFLW2000-3D)"
+LAYOUT = (
+    "ROOT/[<subset>/...]<name>.<jpg|png> beside <name>.pts (iBUG 68) or <name>.mat (AFLW2000-3D)"
+)
 ANNOTATIONS = (".pts", ".mat")
 
 
@@ -57,7 +59,9 @@ def read_truth(path: Path) -> np.ndarray:
 def samples(root: Path) -> list[Sample]:
     out = []
     for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
-        note = next((image.with_suffix(s) for s in ANNOTATIONS if image.with_suffix(s).is_file()), None)
+        note = next(
+            (image.with_suffix(s) for s in ANNOTATIONS if image.with_suffix(s).is_file()), None
+        )
         if note is None:
             continue
         rel = image.relative_to(root)
@@ -102,13 +106,19 @@ def table(results: dict[str, Any]) -> str:
         for subset, m in results["subsets"].items()
     ]
     return markdown(
-        ("subset", "images", "NME inter-ocular", "NME inter-ocular, inner 51", "NME box"), rows,
+        ("subset", "images", "NME inter-ocular", "NME inter-ocular, inner 51", "NME box"),
+        rows,
         "Fitted model's projected landmarks against the truth; NME = mean point error / "
         "outer-eye-corner distance, or / sqrt(w h) of the true landmarks' box.",
     )
 
 
 PROTOCOL = Protocol(
-    "landmarks", "68-point landmark NME (300-W inter-ocular, AFLW2000-3D box)",
-    LAYOUT, samples, score, summarise, table,
+    "landmarks",
+    "68-point landmark NME (300-W inter-ocular, AFLW2000-3D box)",
+    LAYOUT,
+    samples,
+    score,
+    summarise,
+    table,
 )

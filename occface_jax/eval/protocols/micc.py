@@ -59,7 +59,9 @@ def samples(
 ) -> list[Sample]:
     """One sample per video (subject, setting) with its frame indices into ``MiccFlorence``."""
     try:
-        dataset = MiccFlorence(root, settings=tuple(settings.split(",")), frame_step=int(frame_step))
+        dataset = MiccFlorence(
+            root, settings=tuple(settings.split(",")), frame_step=int(frame_step)
+        )
     except DatasetLayoutError as err:
         raise layout_error(root, str(err).split(": ", 1)[-1], LAYOUT) from err
     groups: dict[tuple[str, str], list[int]] = defaultdict(list)
@@ -68,12 +70,22 @@ def samples(
     out = []
     for (subject, setting), indices in sorted(groups.items()):
         if dataset.scans[subject] is None:
-            raise layout_error(root / subject / "Model" / "frontal1" / "obj", "no scan .obj", LAYOUT)
+            raise layout_error(
+                root / subject / "Model" / "frontal1" / "obj", "no scan .obj", LAYOUT
+            )
         if len(indices) > int(max_frames):  # spread over the whole video
             indices = [indices[int(k)] for k in np.linspace(0, len(indices) - 1, int(max_frames))]
         out.append(
-            Sample(f"{subject}/{setting}", setting, {"root": str(root), "frames": indices,
-                                                     "settings": settings, "frame_step": frame_step})
+            Sample(
+                f"{subject}/{setting}",
+                setting,
+                {
+                    "root": str(root),
+                    "frames": indices,
+                    "settings": settings,
+                    "frame_step": frame_step,
+                },
+            )
         )
     if not out:
         raise layout_error(root, "no video or frame found under subject_*/Video/", LAYOUT)
@@ -95,7 +107,13 @@ def score_mesh(
     out: dict[str, Any] = {"scan_points": int(len(points))}
     for variant, scale in (("deng", True), ("genova", False)):
         sim = refine_similarity(
-            start, predicted.vertices, predicted.triangles, points, iterations, 95.0, scale,
+            start,
+            predicted.vertices,
+            predicted.triangles,
+            points,
+            iterations,
+            95.0,
+            scale,
             point_to_plane=True,
         )
         moved = apply_similarity(sim, predicted.vertices)
@@ -157,8 +175,15 @@ def table(results: dict[str, Any]) -> str:
     rows = []
     for subset, m in results["subsets"].items():
         d, g, p = m["deng_rmse"], m["genova_mean"], m["deng_p90"]
-        rows.append((subset, d["n"], f"{d['mean']:.2f} ± {d['std']:.2f}",
-                     f"{p['mean']:.2f}", f"{g['mean']:.2f} ± {g['std']:.2f}"))
+        rows.append(
+            (
+                subset,
+                d["n"],
+                f"{d['mean']:.2f} ± {d['std']:.2f}",
+                f"{p['mean']:.2f}",
+                f"{g['mean']:.2f} ± {g['std']:.2f}",
+            )
+        )
     return markdown(
         ("setting", "videos", "Deng RMSE (mm)", "Deng 90% (mm)", "Genova mean (mm)"),
         rows,
@@ -169,6 +194,11 @@ def table(results: dict[str, Any]) -> str:
 
 
 PROTOCOL = Protocol(
-    "micc", "MICC Florence scan-to-mesh error (Deng et al.'s and Genova et al.'s variants)",
-    LAYOUT, samples, score, summarise, table,
+    "micc",
+    "MICC Florence scan-to-mesh error (Deng et al.'s and Genova et al.'s variants)",
+    LAYOUT,
+    samples,
+    score,
+    summarise,
+    table,
 )

@@ -48,8 +48,18 @@ def samples(root: Path, split: str = "val", metrical: bool = False) -> list[Samp
     for i, line in enumerate(dataset.lines):
         parts = Path(line).parts
         subset = parts[-2] if len(parts) >= 3 else "?"
-        out.append(Sample(line, subset, {"root": str(root), "split": split, "index": i,
-                                         "metrical": bool(metrical)}))
+        out.append(
+            Sample(
+                line,
+                subset,
+                {
+                    "root": str(root),
+                    "split": split,
+                    "index": i,
+                    "metrical": str(metrical).lower() in ("1", "true", "yes"),
+                },
+            )
+        )
     return out
 
 
@@ -88,7 +98,12 @@ def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any
             [np.load(samples_dir / f"{safe_name(r['id'])}.npy") for r in rs] or [np.zeros(0)]
         ).astype(np.float64)
         if not pooled.size:
-            out[subset] = {"median": float("nan"), "mean": float("nan"), "std": float("nan"), "n": 0}
+            out[subset] = {
+                "median": float("nan"),
+                "mean": float("nan"),
+                "std": float("nan"),
+                "n": 0,
+            }
             continue
         out[subset] = {
             "median": float(np.median(pooled)),

@@ -12,6 +12,7 @@ the protocol, data and method, and a different one in the same OUT is refused.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import re
 import tempfile
@@ -129,7 +130,9 @@ class ReconstructorPredictor:
             image = imageio.save_image(self._tmp / "frame.png", np.asarray(image))
         start = time.perf_counter()
         loaded = imageio.load_image(image)
-        scaled = None if box is None or not np.isfinite(box).all() else np.asarray(box) * loaded.scale
+        scaled = (
+            None if box is None or not np.isfinite(box).all() else np.asarray(box) * loaded.scale
+        )
         try:
             faces = self.reconstructor.detect(loaded.pixels)
             if scaled is not None:
@@ -150,6 +153,19 @@ class ReconstructorPredictor:
             landmarks2d=np.asarray(rec.landmarks_model) / loaded.scale,
             identity=np.asarray(rec.fit.coeffs["id"]) if "id" in rec.fit.coeffs else None,
         )
+
+
+class LazyPredictor:
+    """A predictor built on its first call (``factory()``): a dataset's layout errors, and a run
+    with nothing left to score, cost no model loading."""
+
+    def __init__(self, factory: Callable[[], Predict]) -> None:
+        self._factory, self._predict = factory, None
+
+    def __call__(self, image: Any, box: np.ndarray | None = None) -> Predicted:
+        if self._predict is None:
+            self._predict = self._factory()
+        return self._predict(image, box)
 
 
 def make_predictor(
@@ -214,18 +230,37 @@ def evaluate(
     if not data.is_dir():
         raise layout_error(data, "no such folder", protocol.layout)
     options = dict(options or {})
+    accepted = [k for k in inspect.signature(protocol.samples).parameters if k != "root"]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise OccfaceError(
+            f"{protocol.name} has no option {unknown[0]!r}; options: {', '.join(accepted) or 'none'}"
+        )
     samples = protocol.samples(data, **options)
     if not samples:
         raise layout_error(data, "no samples found", protocol.layout)
     samples = samples[:limit] if limit else samples
-    _check_run(out, {"protocol": protocol.name, "data": str(data.absolute()), "method": method,
-                     "options": options})
+    _check_run(
+        out,
+        {
+            "protocol": protocol.name,
+            "data": str(data.absolute()),
+            "method": method,
+            "options": options,
+        },
+    )
     samples_dir = out / SAMPLES
     samples_dir.mkdir(exist_ok=True)
     done = read_scored(out)
     todo = [s for s in samples if s.id not in done]
-    bar = tqdm(todo, desc=f"evaluate {protocol.name}", unit="sample", disable=not progress,
-               initial=len(samples) - len(todo), total=len(samples))
+    bar = tqdm(
+        todo,
+        desc=f"evaluate {protocol.name}",
+        unit="sample",
+        disable=not progress,
+        initial=len(samples) - len(todo),
+        total=len(samples),
+    )
     with (out / SCORED).open("a") as log:
         for sample in bar:
             start = time.perf_counter()
@@ -247,7 +282,9 @@ def evaluate(
         "options": options,
         "samples": len(records),
         "failed": len(records) - len(ok),
-        "failures": [{"id": r["id"], "error": r["error"]} for r in records if r["status"] != "ok"][:20],
+        "failures": [{"id": r["id"], "error": r["error"]} for r in records if r["status"] != "ok"][
+            :20
+        ],
         **protocol.summarise(ok, samples_dir),
     }
     (out / RESULTS).write_text(json.dumps(results, indent=1))

@@ -6,6 +6,7 @@ import numpy as np
 
 from occface_jax.eval.metrics.landmarks import (
     INNER_POINTS,
+    box_nme,
     landmark_nme,
     point_errors,
     pooled_rms,
@@ -48,3 +49,12 @@ def test_point_errors_and_nme_over_a_subset_by_hand():
 def test_pooled_rms_by_hand():
     assert pooled_rms([np.array([3.0, 4.0]), np.array([]), np.array([[0.0]])]) == np.sqrt(25 / 3)
     assert np.isnan(pooled_rms([])) and np.isnan(pooled_rms([np.zeros(0)]))
+
+
+def test_box_nme_by_hand():
+    truth = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 9.0], [0.0, 9.0]])  # box 4 x 9: sqrt = 6
+    predicted = truth + np.array([[3.0, 4.0], [0, 0], [0, 0], [0, 0]])  # errors 5, 0, 0, 0
+    np.testing.assert_allclose(box_nme(predicted, truth), 1.25 / 6.0)
+    np.testing.assert_allclose(box_nme(predicted, truth, points=[0]), 5.0 / 6.0)
+    batch = box_nme(np.stack([predicted, truth]), np.stack([truth, truth]))
+    np.testing.assert_allclose(batch, [1.25 / 6.0, 0.0])

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from conftest import grid_mesh, inverse_apply, noisy_scan, similarity
 
+from occface_jax.errors import OccfaceError
 from occface_jax.eval.protocols import PROTOCOLS, micc
 from occface_jax.eval.protocols.runner import Predicted, evaluate
-from occface_jax.errors import OccfaceError
 from occface_jax.io import images as imageio
 from occface_jax.io.mesh import write_obj
 
@@ -38,7 +38,9 @@ def scan():
 
 
 def test_deng_rmse_is_the_noise_after_a_similarity(scan):
-    out = micc.score_mesh(_prediction(similarity(1.08, (4.0, -6.0, 3.0), (3.0, -4.0, 10.0))), scan[0])
+    out = micc.score_mesh(
+        _prediction(similarity(1.08, (4.0, -6.0, 3.0), (3.0, -4.0, 10.0))), scan[0]
+    )
     assert out["deng"]["scale"] == pytest.approx(1.08, rel=2e-3)
     assert out["deng"]["rmse"] == pytest.approx(SIGMA, rel=0.08)
     assert out["deng"]["p90"] == pytest.approx(1.645 * SIGMA, rel=0.1)  # |N(0, s^2)|'s 90th pct
@@ -101,9 +103,13 @@ def test_the_protocol_on_the_published_layout_averages_each_videos_frames(scan, 
 def test_wrong_layouts_are_one_line_naming_the_path(tmp_path):
     with pytest.raises(OccfaceError) as err:
         evaluate(PROTOCOLS["micc"], tmp_path, tmp_path / "out", None, progress=False)
-    assert str(tmp_path) in str(err.value) and "expected layout: ROOT/subject_<nn>" in str(err.value)
+    assert str(tmp_path) in str(err.value) and "expected layout: ROOT/subject_<nn>" in str(
+        err.value
+    )
     (tmp_path / "subject_01" / "Video" / "PTZ-Indoor").mkdir(parents=True)
-    imageio.save_image(tmp_path / "subject_01" / "Video" / "PTZ-Indoor" / "f.png", np.zeros((8, 8, 3)))
+    imageio.save_image(
+        tmp_path / "subject_01" / "Video" / "PTZ-Indoor" / "f.png", np.zeros((8, 8, 3))
+    )
     with pytest.raises(OccfaceError) as err:
         evaluate(PROTOCOLS["micc"], tmp_path, tmp_path / "out", None, progress=False)
     assert "subject_01/Model/frontal1/obj: no scan .obj" in str(err.value)
