@@ -1,11 +1,15 @@
 """68-point landmark accuracy of the reconstruction on 300-W / AFLW2000-3D layouts.
 
 Every image under ROOT (any depth) with a sibling annotation is one sample: iBUG ``.pts`` (300-W,
-menpo; 1-based pixels) or AFLW2000-3D's ``.mat`` (``pt3d_68`` (3, 68) or ``pt2d`` (2, 68), 0-based
-pixels). The face is detected (the detection that overlaps the box around the true landmarks; the
+menpo; 1-based pixels), menpo's ``.ljson``, or AFLW2000-3D's ``.mat`` (``pt3d_68`` (3, 68) or
+``pt2d`` (2, 68), 0-based pixels). With the option ``occluders=1`` each image is scored a second
+time with one of the data engine's occluders pasted over the face (placed from the true
+landmarks, 15-35% of the face, seeded by the file name: as ``experiments/menpo_nme.py``), under the
+subset ``<subset> occluded``. The face is detected (the detection that overlaps the box around the true landmarks; the
 landmarks inside that box when none does) and reconstructed; the fitted model's projected 68
 landmarks are compared with the truth: NME normalised by the outer-eye-corner distance (300-W's
-inter-ocular, all 68 and the inner 51) and by sqrt(w h) of the true landmarks' box (AFLW2000-3D's),
+inter-ocular, all 68 and the inner 51; also of the detector's landmarks the fit starts from) and by
+sqrt(w h) of the true landmarks' box (AFLW2000-3D's),
 mean per subset (the first folder under ROOT, e.g. ``clean/`` and ``occluded/``, or 300-W's
 ``helen``, ``ibug``) and overall. Metrics: ``occface_jax.eval.metrics.landmarks``.
 """
@@ -17,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from occface_jax.data.augment import occlude_photo
+from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import INNER_POINTS, box_nme, landmark_nme
 from occface_jax.eval.protocols.runner import (
@@ -26,20 +32,23 @@ from occface_jax.eval.protocols.runner import (
     layout_error,
     markdown,
     mean_std,
+    safe_name,
 )
-from occface_jax.faces.landmarks_io import read_pts
-from occface_jax.io.images import IMAGE_SUFFIXES
+from occface_jax.faces.landmarks_io import read_landmarks
+from occface_jax.io import images as imageio
 
 LAYOUT = (
-    "ROOT/[<subset>/...]<name>.<jpg|png> beside <name>.pts (iBUG 68) or <name>.mat (AFLW2000-3D)"
+    "ROOT/[<subset>/...]<name>.<jpg|png> beside <name>.pts (iBUG 68), <name>.ljson or "
+    "<name>.mat (AFLW2000-3D)"
 )
-ANNOTATIONS = (".pts", ".mat")
+ANNOTATIONS = (".pts", ".ljson", ".mat")
+OCCLUSION = OcclusionConfig(count=(1, 1), coverage=(0.15, 0.35))
 
 
 def read_truth(path: Path) -> np.ndarray:
     """The 68 true landmarks (68, 2), project pixels (centres at +0.5)."""
-    if path.suffix == ".pts":
-        points = read_pts(path)
+    if path.suffix != ".mat":
+        points = read_landmarks(path)
     else:
         import scipy.io  # only AFLW2000-3D's annotations need it
 
@@ -56,17 +65,21 @@ def read_truth(path: Path) -> np.ndarray:
     return points
 
 
-def samples(root: Path) -> list[Sample]:
+def samples(root: Path, occluders: str = "0") -> list[Sample]:
+    occluded = str(occluders).lower() in ("1", "true", "yes")
     out = []
-    for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+    for image in sorted(p for p in root.rglob("*") if p.suffix.lower() in imageio.IMAGE_SUFFIXES):
         note = next(
             (image.with_suffix(s) for s in ANNOTATIONS if image.with_suffix(s).is_file()), None
         )
         if note is None:
             continue
         rel = image.relative_to(root)
-        subset = rel.parts[0] if len(rel.parts) > 1 else "all images"
-        out.append(Sample(str(rel), subset, {"image": str(image), "truth": str(note)}))
+        subset = rel.parts[0] if len(rel.parts) > 1 else "images"
+        data = {"image": str(image), "truth": str(note), "occluded": False}
+        out.append(Sample(str(rel), subset, data))
+        if occluded:
+            out.append(Sample(f"{rel} occluded", f"{subset} occluded", {**data, "occluded": True}))
     if not out:
         raise layout_error(root, "no image with a .pts or .mat annotation beside it", LAYOUT)
     return out
@@ -79,24 +92,45 @@ def truth_box(points: np.ndarray) -> np.ndarray:
     return np.concatenate([centre - side / 2, centre + side / 2])
 
 
+def occluded_copy(image: Path, truth: np.ndarray, folder: Path) -> tuple[Path, float]:
+    """(the photo with an occluder pasted over the face, saved into ``folder``; its scale to the
+    original's pixels). Seeded by the file name, so every run pastes the same one."""
+    loaded = imageio.load_image(image)
+    pasted = occlude_photo(
+        loaded.pixels,
+        np.random.default_rng(sum(map(ord, image.stem))),
+        landmarks=truth * loaded.scale,
+        config=OCCLUSION,
+    )
+    path = folder / f"{safe_name(image.stem)}_occluded.png"
+    return imageio.save_image(path, pasted["occluded"]), loaded.scale
+
+
 def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]:
     truth = read_truth(Path(sample.data["truth"]))
-    predicted = predict(Path(sample.data["image"]), truth_box(truth)).landmarks2d
-    return {
-        "nme_io": float(landmark_nme(predicted, truth)),
-        "nme_io_inner": float(landmark_nme(predicted, truth, points=INNER_POINTS)),
-        "nme_box": float(box_nme(predicted, truth)),
+    image, scale = Path(sample.data["image"]), 1.0
+    if sample.data["occluded"]:
+        image, scale = occluded_copy(image, truth, samples_dir)
+    predicted = predict(image, truth_box(truth) * scale)
+    fitted = predicted.landmarks2d / scale
+    out = {
+        "nme_io": float(landmark_nme(fitted, truth)),
+        "nme_io_inner": float(landmark_nme(fitted, truth, points=INNER_POINTS)),
+        "nme_box": float(box_nme(fitted, truth)),
     }
+    if predicted.detected2d is not None:
+        out["nme_io_detector"] = float(landmark_nme(predicted.detected2d / scale, truth))
+    return out
 
 
-METRICS = ("nme_io", "nme_io_inner", "nme_box")
+METRICS = ("nme_io", "nme_io_inner", "nme_box", "nme_io_detector")
 
 
 def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for subset in [*sorted({r["subset"] for r in records}), "all"]:
         rs = [r for r in records if subset in ("all", r["subset"])]
-        out[subset] = {m: mean_std([r[m] for r in rs]) for m in METRICS}
+        out[subset] = {m: mean_std([r.get(m) for r in rs]) for m in METRICS}
     return {"subsets": out}
 
 

@@ -44,6 +44,7 @@ from occface_jax.eval.protocols.runner import (
     layout_error,
     markdown,
     mean_std,
+    plus_minus,
 )
 
 LAYOUT = (
@@ -128,7 +129,7 @@ def score_mesh(
         else:
             kept = dist[inside]
             out["genova"] = {
-                "mean": float(kept.mean()) if kept.size else float("nan"),
+                "mean": float(kept.mean()) if kept.size else None,
                 "inside": float(inside.mean()),
             }
     return out
@@ -172,18 +173,16 @@ def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any
 
 
 def table(results: dict[str, Any]) -> str:
-    rows = []
-    for subset, m in results["subsets"].items():
-        d, g, p = m["deng_rmse"], m["genova_mean"], m["deng_p90"]
-        rows.append(
-            (
-                subset,
-                d["n"],
-                f"{d['mean']:.2f} ± {d['std']:.2f}",
-                f"{p['mean']:.2f}",
-                f"{g['mean']:.2f} ± {g['std']:.2f}",
-            )
+    rows = [
+        (
+            subset,
+            m["deng_rmse"]["n"],
+            plus_minus(m["deng_rmse"]),
+            plus_minus(m["deng_p90"]),
+            plus_minus(m["genova_mean"]),
         )
+        for subset, m in results["subsets"].items()
+    ]
     return markdown(
         ("setting", "videos", "Deng RMSE (mm)", "Deng 90% (mm)", "Genova mean (mm)"),
         rows,

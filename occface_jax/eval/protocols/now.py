@@ -99,9 +99,9 @@ def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any
         ).astype(np.float64)
         if not pooled.size:
             out[subset] = {
-                "median": float("nan"),
-                "mean": float("nan"),
-                "std": float("nan"),
+                "median": None,
+                "mean": None,
+                "std": None,
                 "n": 0,
             }
             continue

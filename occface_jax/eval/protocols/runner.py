@@ -52,13 +52,15 @@ class Predicted:
     """A reconstruction as protocols see it: the face-region mesh of the morphable model
     (``vertices`` (N, 3) mm in the model frame, x left, y up, z to the camera; ``triangles`` (F, 3)
     into them), its 68 landmark vertices ``landmarks3d`` (68, 3) mm, the projected 68 landmarks
-    ``landmarks2d`` (68, 2) pixels of the image given, and the identity coefficients ``identity``."""
+    ``landmarks2d`` (68, 2) pixels of the image given, the identity coefficients ``identity`` and
+    the 68 landmarks the fit started from (the detector's, ``detected2d``, same pixels)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
     landmarks3d: np.ndarray
     landmarks2d: np.ndarray
     identity: np.ndarray | None = None
+    detected2d: np.ndarray | None = None
 
 
 #: predict(image path or (H, W, 3) float [0, 1], face box (x0, y0, x1, y1) px or None) -> Predicted
@@ -90,19 +92,26 @@ def safe_name(sample_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", sample_id)
 
 
-def mean_std(values: Sequence[float]) -> dict[str, float]:
-    """{mean, std, n} of finite ``values`` (nan when none)."""
+def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
+    """{mean, std, n} of the finite ``values`` (mean and std None when there is none)."""
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], np.float64)
     if not v.size:
-        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+        return {"mean": None, "std": None, "n": 0}
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
+
+
+def plus_minus(stats: Mapping[str, Any], digits: int = 2) -> str:
+    """``mean ± std`` of a :func:`mean_std` result ("-" when empty)."""
+    if stats["mean"] is None:
+        return "-"
+    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 
 def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> str:
     """A markdown table (floats to 3 decimals) with an optional note line above."""
 
     def cell(x: Any) -> str:
-        return f"{x:.3f}" if isinstance(x, float) else str(x)
+        return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
     lines = [note, ""] if note else []
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
@@ -152,6 +161,7 @@ class ReconstructorPredictor:
             landmarks3d=np.asarray(geometry.landmarks3d(self._model, vertices)),
             landmarks2d=np.asarray(rec.landmarks_model) / loaded.scale,
             identity=np.asarray(rec.fit.coeffs["id"]) if "id" in rec.fit.coeffs else None,
+            detected2d=np.asarray(rec.landmarks_detected) / loaded.scale,
         )
 
 

@@ -55,7 +55,7 @@ def test_an_interrupted_evaluation_resumes_where_it_stopped(tmp_path):
 
 def test_mean_std_ignores_missing_values():
     assert mean_std([1.0, 3.0, float("nan"), None]) == {"mean": 2.0, "std": 1.0, "n": 2}
-    assert mean_std([])["n"] == 0
+    assert mean_std([]) == {"mean": None, "std": None, "n": 0}
 
 
 def test_occface_evaluate_errors_are_one_line_before_any_model_loads(tmp_path, capsys):
