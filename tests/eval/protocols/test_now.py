@@ -84,22 +84,18 @@ def test_metrical_now_keeps_the_predictions_scale(dataset, tmp_path):
     root, landmarks = dataset
     rigid = similarity(1.0, (5.0, 10.0, -4.0), (2.0, -3.0, 20.0))
     scaled = similarity(0.9, (5.0, 10.0, -4.0), (2.0, -3.0, 20.0))
-    got = evaluate(
-        PROTOCOLS["now_metrical"],
-        root,
-        tmp_path / "a",
-        _predictor(rigid, landmarks),
-        progress=False,
-    )
-    assert got["subsets"]["all"]["mean"] == pytest.approx(SIGMA * np.sqrt(2 / np.pi), rel=0.1)
-    off = evaluate(
-        PROTOCOLS["now_metrical"],
-        root,
-        tmp_path / "b",
-        _predictor(scaled, landmarks),
-        progress=False,
-    )
-    assert off["subsets"]["all"]["mean"] > 2.5 * SIGMA * np.sqrt(2 / np.pi)
+    means = {
+        name: evaluate(
+            PROTOCOLS["now_metrical"],
+            root,
+            tmp_path / name,
+            _predictor(sim, landmarks),
+            progress=False,
+        )["subsets"]["all"]["mean"]
+        for name, sim in (("a", rigid), ("b", scaled))
+    }
+    assert means["a"] == pytest.approx(SIGMA * np.sqrt(2 / np.pi), rel=0.1)
+    assert means["b"] > 2.5 * SIGMA * np.sqrt(2 / np.pi)
     assert "rigid, metrical" in (tmp_path / "b" / "results.md").read_text()
 
 
