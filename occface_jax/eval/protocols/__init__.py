@@ -5,7 +5,7 @@ shared run (progress, resume, outputs) and the predictor around ``app.pipeline.R
 in ``runner``. Metrics come from ``eval.metrics``; no protocol re-implements one.
 """
 
-from occface_jax.eval.protocols import landmarks, micc, now
+from occface_jax.eval.protocols import landmarks, lfw, micc, now
 from occface_jax.eval.protocols.runner import Protocol
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -13,4 +13,5 @@ PROTOCOLS: dict[str, Protocol] = {
     "now": now.PROTOCOL,
     "now_metrical": now.METRICAL,
     "landmarks": landmarks.PROTOCOL,
+    "lfw": lfw.PROTOCOL,
 }
