@@ -107,11 +107,13 @@ def plus_minus(stats: Mapping[str, Any], digits: int = 2) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 
-def markdown(header: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "") -> str:
-    """A markdown table (floats to 3 decimals) with an optional note line above."""
+def markdown(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], note: str = "", digits: int = 3
+) -> str:
+    """A markdown table (floats to ``digits`` decimals) with an optional note line above."""
 
     def cell(x: Any) -> str:
-        return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+        return "-" if x is None else f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
     lines = [note, ""] if note else []
     lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]

