@@ -17,6 +17,7 @@ the spec of its inputs and outputs (``app.export`` serialises it).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -126,6 +127,33 @@ def mask_function(
         (0.0, 1.0),
     )
     return StageFunction(apply, weights, (crops,), (probability,))
+
+
+def morphable_manifest(model: Any, layout: Any = None) -> dict[str, Any]:
+    """What an export manifest records of the morphable model a stage's outputs refer to: name,
+    sizes and a SHA-256 over every array field (shape, dtype and bytes, in field order), and the
+    ``CoeffLayout``'s blocks when given. For a stage's ``StageFunction.extra["morphable_model"]``."""
+    digest = hashlib.sha256()
+    for name, value in model.arrays().items():
+        array = np.ascontiguousarray(np.asarray(value))
+        digest.update(f"{name}{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    out: dict[str, Any] = {
+        "name": str(model.name),
+        "sha256": digest.hexdigest(),
+        "n_vertices": int(model.n_vertices),
+        "n_id": int(model.n_id),
+        "n_exp": int(model.n_exp),
+        "n_tex": int(model.n_tex),
+        "exp_kind": str(model.exp_kind),
+    }
+    if layout is not None:
+        out["coeff_layout"] = {
+            "blocks": [[n, int(k)] for n, k in layout.blocks],
+            "light": layout.light,
+            "pose": layout.pose,
+        }
+    return out
 
 
 #: What a stage exports and how its predictor runs it: stage -> (models, config) -> StageFunction.

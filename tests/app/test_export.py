@@ -208,3 +208,16 @@ def test_cli_errors(workdir, tmp_path, capsys):
     assert main(["export", "--workdir", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "no trained stage to export" in capsys.readouterr().err
     assert not exported.is_export(tmp_path)
+
+
+def test_the_morphable_model_digest_names_the_models_content(toy_model):
+    from occface_jax.app.predictors import morphable_manifest
+    from occface_jax.morphable import CoeffLayout
+
+    layout = CoeffLayout.for_model(toy_model)
+    first = morphable_manifest(toy_model, layout)
+    assert first == morphable_manifest(toy_model.to_numpy(), layout)  # same content, same digest
+    assert first["coeff_layout"]["blocks"][0] == ["id", toy_model.n_id]
+    changed = toy_model.replace(mean_shape=np.asarray(toy_model.mean_shape) + 1e-3)
+    assert morphable_manifest(changed)["sha256"] != first["sha256"]
+    json.dumps(first)  # goes into manifest.json as it is
