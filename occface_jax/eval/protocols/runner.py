@@ -53,7 +53,9 @@ class Predicted:
     (``vertices`` (N, 3) mm in the model frame, x left, y up, z to the camera; ``triangles`` (F, 3)
     into them), its 68 landmark vertices ``landmarks3d`` (68, 3) mm, the projected 68 landmarks
     ``landmarks2d`` (68, 2) pixels of the image given, the identity coefficients ``identity`` and
-    the 68 landmarks the fit started from (the detector's, ``detected2d``, same pixels)."""
+    the 68 landmarks the fit started from (the detector's, ``detected2d``, same pixels) and the
+    de-occluded photo ``deoccluded`` (H, W, 3) in [0, 1], the image given with the occluded face
+    repainted (as ``deoccluded.png`` of ``occface reconstruct``)."""
 
     vertices: np.ndarray
     triangles: np.ndarray
@@ -61,6 +63,7 @@ class Predicted:
     landmarks2d: np.ndarray
     identity: np.ndarray | None = None
     detected2d: np.ndarray | None = None
+    deoccluded: np.ndarray | None = None
 
 
 #: predict(image path or (H, W, 3) float [0, 1], face box (x0, y0, x1, y1) px or None) -> Predicted
@@ -157,6 +160,8 @@ class ReconstructorPredictor:
             face = self.reconstructor.landmarks_in_box(loaded.pixels, scaled)
         rec = self.reconstructor.reconstruct_face(Path(image), loaded, face, start)
         vertices = np.asarray(rec.fit.vertices, np.float64)
+        region = rec.fill_region_original[..., None]
+        deoccluded = rec.photo * (1 - region) + rec.fill_original * region
         return Predicted(
             vertices=vertices,
             triangles=self.triangles,
@@ -164,6 +169,7 @@ class ReconstructorPredictor:
             landmarks2d=np.asarray(rec.landmarks_model) / loaded.scale,
             identity=np.asarray(rec.fit.coeffs["id"]) if "id" in rec.fit.coeffs else None,
             detected2d=np.asarray(rec.landmarks_detected) / loaded.scale,
+            deoccluded=np.asarray(deoccluded, np.float32),
         )
 
 
