@@ -16,6 +16,10 @@ Two published variants, both from the same start (nose tips together, prediction
   the mean point-to-plane error over the scan points inside the two surfaces' intersection
   (whose closest prediction point is not on the prediction's open boundary).
 
+With ``occluders=glasses`` (kinds of ``data.occluders``, comma-separated) every frame is also
+reconstructed with one occluder pasted from its clean reconstruction's detected landmarks, and the
+occluded videos are reported beside the clean ones (``<setting> occluded``).
+
 Layout: ``ROOT/subject_<nn>/Model/frontal1/obj/*.obj`` and ``ROOT/subject_<nn>/Video/<setting>/``
 (videos or extracted frames), as ``occface_jax.data.scans.MiccFlorence`` reads it.
 """
@@ -29,8 +33,11 @@ from typing import Any
 
 import numpy as np
 
+from occface_jax.data.augment import occlude_photo
 from occface_jax.data.errors import DatasetLayoutError
+from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.data.scans import MICC_SETTINGS, MiccFlorence, load_scan
+from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.surface import (
     apply_similarity,
     point_to_plane_distances,
@@ -56,9 +63,20 @@ CROP_MM = 95.0
 
 
 def samples(
-    root: Path, frame_step: int = 50, max_frames: int = 20, settings: str = ",".join(MICC_SETTINGS)
+    root: Path,
+    frame_step: int = 50,
+    max_frames: int = 20,
+    settings: str = ",".join(MICC_SETTINGS),
+    occluders: str = "",
 ) -> list[Sample]:
-    """One sample per video (subject, setting) with its frame indices into ``MiccFlorence``."""
+    """One sample per video (subject, setting) with its frame indices into ``MiccFlorence``;
+    ``occluders`` (occluder kinds, e.g. "glasses") scores each video a second time occluded."""
+    kinds = tuple(k.strip() for k in occluders.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(OCCLUDERS))
+    if unknown:
+        raise OccfaceError(
+            f"micc: occluders={occluders!r}: unknown {unknown[0]!r}; known: {', '.join(OCCLUDERS)}"
+        )
     try:
         dataset = MiccFlorence(
             root, settings=tuple(settings.split(",")), frame_step=int(frame_step)
@@ -85,6 +103,7 @@ def samples(
                     "frames": indices,
                     "settings": settings,
                     "frame_step": frame_step,
+                    "occluders": list(kinds),
                 },
             )
         )
@@ -140,35 +159,58 @@ def _dataset(root: str, settings: str, frame_step: int) -> MiccFlorence:
     return MiccFlorence(root, settings=tuple(settings.split(",")), frame_step=frame_step)
 
 
-def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]:
-    """Reconstruct the video's frames, average the meshes, score against the subject's scan."""
-    data = sample.data
-    dataset = _dataset(data["root"], data["settings"], int(data["frame_step"]))
-    predictions = []
-    for index in data["frames"]:
-        record = dataset[index]
-        predictions.append(predict(record["image"], None))
-    mean = Predicted(
+def _mean(predictions: list[Predicted]) -> Predicted:
+    return Predicted(
         vertices=np.mean([p.vertices for p in predictions], axis=0),
         triangles=predictions[0].triangles,
         landmarks3d=np.mean([p.landmarks3d for p in predictions], axis=0),
         landmarks2d=predictions[0].landmarks2d,
     )
+
+
+def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]:
+    """Reconstruct the video's frames, average the meshes, score against the subject's scan; with
+    occluders, again on each frame with one pasted from the clean frame's detected landmarks
+    (seeded by video and frame; 5-35% of the face), as the paper's Sec. 5.3.1 adds eyeglasses."""
+    data = sample.data
+    dataset = _dataset(data["root"], data["settings"], int(data["frame_step"]))
+    kinds = tuple(data.get("occluders", ()))
+    clean, occluded = [], []
+    for index in data["frames"]:
+        record = dataset[index]
+        clean.append(predict(record["image"], None))
+        if kinds and clean[-1].detected2d is not None:
+            rng = np.random.default_rng([sum(map(ord, sample.id)), int(index)])
+            config = OcclusionConfig(kinds=kinds, count=(1, 1), coverage=(0.05, 0.35))
+            pasted = occlude_photo(
+                record["image"], rng, landmarks=clean[-1].detected2d, config=config
+            )
+            occluded.append(predict(pasted["occluded"], None))
     scan, _ = load_scan(record["scan_path"])
-    return {"frames": len(predictions), **score_mesh(mean, scan)}
+    out = {"frames": len(clean), **score_mesh(_mean(clean), scan)}
+    if occluded:
+        out["occluded"] = score_mesh(_mean(occluded), scan)
+    return out
 
 
 def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any]:
-    """Deng's RMSE and p90, Genova's mean: mean +/- std over videos, per setting and overall."""
+    """Deng's RMSE and p90, Genova's mean: mean +/- std over videos, per setting and overall
+    (``subsets``; with occluders the same of the occluded frames, ``subsets`` "<setting>
+    occluded")."""
     subsets = sorted({r["subset"] for r in records})
     out: dict[str, Any] = {}
-    for subset in [*subsets, "all"]:
-        rs = [r for r in records if subset in ("all", r["subset"])]
-        out[subset] = {
-            "deng_rmse": mean_std([r["deng"]["rmse"] for r in rs]),
-            "deng_p90": mean_std([r["deng"]["p90"] for r in rs]),
-            "genova_mean": mean_std([r["genova"]["mean"] for r in rs]),
-        }
+    for condition in ("clean", "occluded"):
+        for subset in [*subsets, "all"]:
+            rs = [r for r in records if subset in ("all", r["subset"])]
+            rs = [r if condition == "clean" else r.get("occluded") for r in rs]
+            rs = [r for r in rs if r is not None]
+            if not rs:
+                continue
+            out[subset if condition == "clean" else f"{subset} occluded"] = {
+                "deng_rmse": mean_std([r["deng"]["rmse"] for r in rs]),
+                "deng_p90": mean_std([r["deng"]["p90"] for r in rs]),
+                "genova_mean": mean_std([r["genova"]["mean"] for r in rs]),
+            }
     return {"subsets": out}
 
 

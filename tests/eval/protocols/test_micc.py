@@ -5,6 +5,7 @@ whole protocol on a folder in MICC's published layout, with the frames' meshes a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -114,3 +115,75 @@ def test_wrong_layouts_are_one_line_naming_the_path(tmp_path):
         evaluate(PROTOCOLS["micc"], tmp_path, tmp_path / "out", None, progress=False)
     assert "subject_01/Model/frontal1/obj: no scan .obj" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+def _face_landmarks(size: int = 64) -> np.ndarray:
+    """A plausible iBUG-68 layout filling a ``size`` frame (jaw, brows, nose, eyes, mouth)."""
+    c, r = size / 2, size * 0.3
+    jaw = np.stack(
+        [
+            c - r * np.cos(np.linspace(0, np.pi, 17)),
+            c + r * np.sin(np.linspace(0, np.pi, 17)) * 0.9,
+        ],
+        1,
+    )
+    brows = np.stack([np.linspace(c - r * 0.8, c + r * 0.8, 10), np.full(10, c - r * 0.55)], 1)
+    nose = np.stack(
+        [
+            np.r_[np.full(4, c), np.linspace(c - r * 0.2, c + r * 0.2, 5)],
+            np.r_[np.linspace(c - r * 0.4, c, 4), np.full(5, c + r * 0.1)],
+        ],
+        1,
+    )
+    eye = np.stack(
+        [
+            np.cos(np.linspace(0, 2 * np.pi, 6, endpoint=False)) * r * 0.15,
+            np.sin(np.linspace(0, 2 * np.pi, 6, endpoint=False)) * r * 0.07,
+        ],
+        1,
+    )
+    eyes = np.r_[eye + [c - r * 0.4, c - r * 0.35], eye + [c + r * 0.4, c - r * 0.35]]
+    a = np.linspace(0, 2 * np.pi, 20, endpoint=False)
+    mouth = np.stack([c + r * 0.35 * np.cos(a), c + r * 0.45 + r * 0.1 * np.sin(a)], 1)
+    return np.concatenate([jaw, brows, nose, eyes, mouth])
+
+
+def test_occluders_score_each_video_again_with_one_pasted(scan, tmp_path):
+    root = tmp_path / "MICC"
+    _write_micc(root, scan)
+    sim = similarity(1.0, (2.0, -3.0, 1.0), (1.0, 2.0, -3.0))
+    xy = grid_mesh(161, 130.0)[2]
+    ripple = 3.0 * np.sin(xy[:, :1] / 15.0) * np.cos(xy[:, 1:] / 20.0) * np.array([0, 0, 1.0])
+    calls = []
+
+    def predict(image, box):  # clean frames are constant grey; an occluded one is not
+        occluded = float(np.std(image)) > 1e-6
+        calls.append(occluded)
+        good = _prediction(sim, jitter=ripple if occluded else None)
+        return dataclasses.replace(good, detected2d=_face_landmarks())
+
+    options = {"occluders": "glasses,sunglasses"}
+    results = evaluate(
+        PROTOCOLS["micc"], root, tmp_path / "out", predict, options=options, progress=False
+    )
+    assert calls == [False, True] * 4  # each frame clean, then occluded
+    subsets = results["subsets"]
+    assert set(subsets) == {
+        "Indoor-Cooperative",
+        "PTZ-Outdoor",
+        "all",
+        "Indoor-Cooperative occluded",
+        "PTZ-Outdoor occluded",
+        "all occluded",
+    }
+    assert subsets["all"]["deng_rmse"]["mean"] == pytest.approx(SIGMA, rel=0.08)
+    assert subsets["all occluded"]["deng_rmse"]["mean"] > 2 * SIGMA
+    with pytest.raises(OccfaceError, match="unknown 'scarf'"):
+        evaluate(
+            PROTOCOLS["micc"],
+            root,
+            tmp_path / "o2",
+            predict,
+            options={"occluders": "scarf"},
+            progress=False,
+        )
