@@ -5,7 +5,7 @@ shared run (progress, resume, outputs) and the predictor around ``app.pipeline.R
 in ``runner``. Metrics come from ``eval.metrics``; no protocol re-implements one.
 """
 
-from occface_jax.eval.protocols import inpainting, landmarks, lfw, micc, now
+from occface_jax.eval.protocols import inpainting, landmarks, lfw, micc, now, synthetic
 from occface_jax.eval.protocols.runner import Protocol
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -15,4 +15,5 @@ PROTOCOLS: dict[str, Protocol] = {
     "landmarks": landmarks.PROTOCOL,
     "lfw": lfw.PROTOCOL,
     "inpainting": inpainting.PROTOCOL,
+    "synthetic": synthetic.PROTOCOL,
 }

@@ -66,8 +66,9 @@ class Predicted:
     deoccluded: np.ndarray | None = None
 
 
-#: predict(image path or (H, W, 3) float [0, 1], face box (x0, y0, x1, y1) px or None) -> Predicted
-Predict = Callable[[Any, "np.ndarray | None"], Predicted]
+#: predict(image path or (H, W, 3) float [0, 1], face box (x0, y0, x1, y1) px or None) -> Predicted;
+#: a protocol with known landmarks passes ``landmarks=`` (68, 2) px, used instead of detection.
+Predict = Callable[..., Predicted]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,9 +129,9 @@ def markdown(
 
 
 class ReconstructorPredictor:
-    """``predict(image, box)`` through ``app.pipeline.Reconstructor``: detection (the face whose
-    box overlaps ``box`` most, or the largest), or the landmarks in ``box`` when no detector finds
-    one; then the fit. Arrays are written to a temporary PNG and loaded as a photo would be."""
+    """``predict(image, box, landmarks=None)`` through ``app.pipeline.Reconstructor``: the given
+    68 landmarks, else detection (the face whose box overlaps ``box`` most, or the largest), or the
+    landmarks in ``box`` when no detector finds one; then the fit. Arrays are written to a temporary PNG and loaded as a photo would be."""
 
     def __init__(self, reconstructor: Any) -> None:
         self.reconstructor = reconstructor
@@ -139,11 +140,17 @@ class ReconstructorPredictor:
         self._model = model
         self._tmp = Path(tempfile.mkdtemp(prefix="occface_eval_"))
 
-    def __call__(self, image: Any, box: np.ndarray | None = None) -> Predicted:
+    def __call__(
+        self, image: Any, box: np.ndarray | None = None, landmarks: np.ndarray | None = None
+    ) -> Predicted:
         if not isinstance(image, (str, Path)):
             image = imageio.save_image(self._tmp / "frame.png", np.asarray(image))
         start = time.perf_counter()
         loaded = imageio.load_image(image)
+        if landmarks is not None:  # given: no detection
+            given = np.asarray(landmarks, np.float64) * loaded.scale
+            rec = self.reconstructor.reconstruct_face(Path(image), loaded, given, start)
+            return self._predicted(rec, loaded.scale)
         scaled = (
             None if box is None or not np.isfinite(box).all() else np.asarray(box) * loaded.scale
         )
@@ -159,6 +166,9 @@ class ReconstructorPredictor:
                 raise
             face = self.reconstructor.landmarks_in_box(loaded.pixels, scaled)
         rec = self.reconstructor.reconstruct_face(Path(image), loaded, face, start)
+        return self._predicted(rec, loaded.scale)
+
+    def _predicted(self, rec: Any, scale: float) -> Predicted:
         vertices = np.asarray(rec.fit.vertices, np.float64)
         region = rec.fill_region_original[..., None]
         deoccluded = rec.photo * (1 - region) + rec.fill_original * region
@@ -166,9 +176,9 @@ class ReconstructorPredictor:
             vertices=vertices,
             triangles=self.triangles,
             landmarks3d=np.asarray(geometry.landmarks3d(self._model, vertices)),
-            landmarks2d=np.asarray(rec.landmarks_model) / loaded.scale,
+            landmarks2d=np.asarray(rec.landmarks_model) / scale,
             identity=np.asarray(rec.fit.coeffs["id"]) if "id" in rec.fit.coeffs else None,
-            detected2d=np.asarray(rec.landmarks_detected) / loaded.scale,
+            detected2d=np.asarray(rec.landmarks_detected) / scale,
             deoccluded=np.asarray(deoccluded, np.float32),
         )
 
@@ -180,10 +190,10 @@ class LazyPredictor:
     def __init__(self, factory: Callable[[], Predict]) -> None:
         self._factory, self._predict = factory, None
 
-    def __call__(self, image: Any, box: np.ndarray | None = None) -> Predicted:
+    def __call__(self, image: Any, box: np.ndarray | None = None, **kwargs: Any) -> Predicted:
         if self._predict is None:
             self._predict = self._factory()
-        return self._predict(image, box)
+        return self._predict(image, box, **kwargs)
 
 
 def make_predictor(
