@@ -84,6 +84,7 @@ class Protocol:
     score: Callable[[Sample, Predict, Path], dict[str, Any]]
     summarise: Callable[[list[dict[str, Any]], Path], dict[str, Any]]
     table: Callable[[dict[str, Any]], str]
+    writes_data: bool = False  # samples() writes the dataset into an empty --data folder
 
 
 def layout_error(path: Path, what: str, layout: str) -> DatasetLayoutError:
@@ -255,6 +256,8 @@ def evaluate(
     then write ``results.json`` and ``results.md`` over all scored ones; returns the results. A
     sample that fails (no face, unreadable file) is a failed record, counted in the results."""
     data, out = Path(data), Path(out)
+    if protocol.writes_data:
+        data.mkdir(parents=True, exist_ok=True)
     if not data.is_dir():
         raise layout_error(data, "no such folder", protocol.layout)
     options = dict(options or {})

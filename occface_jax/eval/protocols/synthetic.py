@@ -136,4 +136,5 @@ PROTOCOL = Protocol(
     score,
     summarise,
     table,
+    writes_data=True,
 )
