@@ -138,7 +138,12 @@ class ExportedStage:
             odd = sorted(set(declared) ^ set(weights))[:3]
             raise OccfaceError(f"{path}: arrays {odd} differ between the file and the manifest")
         # The function's own parameter avals (its first argument is the weights dict, sorted keys).
-        avals = self.exported.in_avals[: len(weights)]
+        takes = len(self.exported.in_avals) - len(self.manifest["inputs"])
+        if takes != len(weights):
+            raise OccfaceError(
+                f"{path}: holds {len(weights)} arrays, the exported function takes {takes} weights"
+            )
+        avals = self.exported.in_avals[:takes]
         for (name, array), aval in zip(sorted(weights.items()), avals, strict=True):
             spec = declared[name]
             if list(array.shape) != list(spec["shape"]) or str(array.dtype) != spec["dtype"]:

@@ -194,6 +194,15 @@ def test_missing_files_and_weights_of_another_shape_are_one_line(export_dir, tmp
     assert f"{name} is float32(1, " in _one_line(err) and "the exported function takes" in str(
         err.value
     )
+    # One array fewer, the manifest made consistent again: the function takes one more.
+    del weights[name]
+    np.savez(folder / "weights.npz", **weights)
+    manifest["weights"]["sha256"] = exported.sha256(folder / "weights.npz")
+    del manifest["weights"]["arrays"][name]
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(OccfaceError) as err:
+        exported.load_exported(folder)
+    assert "the exported function takes" in _one_line(err) and "weights" in str(err.value)
     (folder / "function.jax").unlink()
     with pytest.raises(OccfaceError) as err:
         exported.load_exported(folder)
