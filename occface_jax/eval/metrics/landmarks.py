@@ -38,18 +38,23 @@ def landmark_nme(
     return errors / jnp.linalg.norm(truth[..., i, :] - truth[..., j, :], axis=-1)
 
 
+def box_size(truth: Array) -> Array:
+    """sqrt(width x height) of the points' bounding box: (..., N, 2) -> (...,)."""
+    truth = jnp.asarray(truth)
+    extent = truth.max(axis=-2) - truth.min(axis=-2)
+    return jnp.sqrt(extent[..., 0] * extent[..., 1])
+
+
+def box_nme(predicted: Array, truth: Array, points: slice | Sequence[int] = slice(None)) -> Array:
+    """Box-normalised NME (as 3DDFA_V2 and AFLW2000-3D reports): mean point-to-point distance over
+    ``points``, divided by :func:`box_size` of all of ``truth``'s points. (..., N, 2) -> (...,)."""
+    chosen = points if isinstance(points, slice) else jnp.asarray(points)
+    errors = point_errors(predicted, truth)[..., chosen].mean(axis=-1)
+    return errors / box_size(truth)
+
+
 def pooled_rms(errors: Sequence[np.ndarray]) -> float:
     """Root mean square of point errors pooled over ``errors`` (arrays of any shape, e.g. the
     :func:`point_errors` of several images, some of them empty); nan when there is none."""
     pooled = np.concatenate([np.ravel(e) for e in errors]) if errors else np.zeros(0)
     return float(np.sqrt(np.mean(pooled**2))) if pooled.size else float("nan")
-
-
-def box_nme(predicted: Array, truth: Array, points: slice | Sequence[int] = slice(None)) -> Array:
-    """Mean point-to-point distance over ``points`` divided by sqrt(width x height) of the box
-    around all the ``truth`` points (AFLW2000-3D's normaliser). (..., N, 2) -> (...,)."""
-    truth = jnp.asarray(truth)
-    chosen = points if isinstance(points, slice) else jnp.asarray(points)
-    errors = point_errors(predicted, truth)[..., chosen].mean(axis=-1)
-    size = truth.max(axis=-2) - truth.min(axis=-2)
-    return errors / jnp.sqrt(size[..., 0] * size[..., 1])

@@ -51,10 +51,17 @@ def test_pooled_rms_by_hand():
     assert np.isnan(pooled_rms([])) and np.isnan(pooled_rms([np.zeros(0)]))
 
 
-def test_box_nme_by_hand():
-    truth = np.array([[0.0, 0.0], [4.0, 0.0], [4.0, 9.0], [0.0, 9.0]])  # box 4 x 9: sqrt = 6
-    predicted = truth + np.array([[3.0, 4.0], [0, 0], [0, 0], [0, 0]])  # errors 5, 0, 0, 0
-    np.testing.assert_allclose(box_nme(predicted, truth), 1.25 / 6.0)
-    np.testing.assert_allclose(box_nme(predicted, truth, points=[0]), 5.0 / 6.0)
-    batch = box_nme(np.stack([predicted, truth]), np.stack([truth, truth]))
-    np.testing.assert_allclose(batch, [1.25 / 6.0, 0.0])
+def test_box_nme_by_hand_and_batched():
+    # Truth spans a 10 x 40 box (sqrt area 20); every point 5 px off (3, 4): NME 5 / 20.
+    rng = np.random.default_rng(2)
+    truth = np.concatenate([[[0.0, 0.0], [10.0, 40.0]], rng.uniform([0, 0], [10, 40], (66, 2))])
+    predicted = truth + np.array([3.0, 4.0])
+    assert np.isclose(float(box_nme(predicted, truth)), 0.25)
+    # Only the first two points moved (by 10): mean error over those two is 10 -> 0.5; the box
+    # stays that of all the true points.
+    moved = truth.copy()
+    moved[:2] += [6.0, 8.0]
+    assert np.isclose(float(box_nme(moved, truth, points=[0, 1])), 0.5)
+    assert np.isclose(float(box_nme(moved, truth)), 20.0 / 68 / 20.0)
+    batch = np.stack([predicted, moved])
+    np.testing.assert_allclose(box_nme(batch, np.stack([truth, truth])), [0.25, 1 / 68], rtol=1e-6)
