@@ -23,6 +23,7 @@ from occface_jax.eval.protocols.runner import (
     Predict,
     Protocol,
     Sample,
+    by_subset,
     layout_error,
     markdown,
     mean_std,
@@ -103,12 +104,12 @@ def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]
 
 def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any]:
     bins = [ratio_bin((lo + hi) / 2) for lo, hi in zip(EDGES[:-1], EDGES[1:], strict=True)]
-    out: dict[str, Any] = {}
-    for label in [*bins, "all"]:
-        rs = [r for r in records if label in ("all", r["bin"])]
-        if rs:
-            out[label] = {m: mean_std([r[m] for r in rs]) for m in METRICS}
-    return {"bins": out}
+    return {
+        "bins": {
+            label: {m: mean_std([r[m] for r in rs]) for m in METRICS}
+            for label, rs in by_subset(records, "bin", bins)
+        }
+    }
 
 
 def table(results: dict[str, Any]) -> str:

@@ -29,6 +29,7 @@ from occface_jax.eval.protocols.runner import (
     Predict,
     Protocol,
     Sample,
+    by_subset,
     layout_error,
     markdown,
     mean_std,
@@ -127,11 +128,12 @@ METRICS = ("nme_io", "nme_io_inner", "nme_box", "nme_io_detector")
 
 
 def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for subset in [*sorted({r["subset"] for r in records}), "all"]:
-        rs = [r for r in records if subset in ("all", r["subset"])]
-        out[subset] = {m: mean_std([r.get(m) for r in rs]) for m in METRICS}
-    return {"subsets": out}
+    return {
+        "subsets": {
+            subset: {m: mean_std([r.get(m) for r in rs]) for m in METRICS}
+            for subset, rs in by_subset(records)
+        }
+    }
 
 
 def table(results: dict[str, Any]) -> str:

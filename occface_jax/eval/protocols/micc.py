@@ -48,6 +48,7 @@ from occface_jax.eval.protocols.runner import (
     Predicted,
     Protocol,
     Sample,
+    by_subset,
     layout_error,
     markdown,
     mean_std,
@@ -197,11 +198,9 @@ def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any
     """Deng's RMSE and p90, Genova's mean: mean +/- std over videos, per setting and overall
     (``subsets``; with occluders the same of the occluded frames, ``subsets`` "<setting>
     occluded")."""
-    subsets = sorted({r["subset"] for r in records})
     out: dict[str, Any] = {}
     for condition in ("clean", "occluded"):
-        for subset in [*subsets, "all"]:
-            rs = [r for r in records if subset in ("all", r["subset"])]
+        for subset, rs in by_subset(records):
             rs = [r if condition == "clean" else r.get("occluded") for r in rs]
             rs = [r for r in rs if r is not None]
             if not rs:

@@ -26,6 +26,7 @@ from occface_jax.eval.protocols.runner import (
     Predict,
     Protocol,
     Sample,
+    by_subset,
     layout_error,
     markdown,
     safe_name,
@@ -92,19 +93,10 @@ def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]
 def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any]:
     """Median, mean, std of the distances pooled per subset and overall (mm)."""
     out: dict[str, Any] = {}
-    for subset in [*sorted({r["subset"] for r in records}), "all"]:
-        rs = [r for r in records if subset in ("all", r["subset"])]
+    for subset, rs in by_subset(records):
         pooled = np.concatenate(
-            [np.load(samples_dir / f"{safe_name(r['id'])}.npy") for r in rs] or [np.zeros(0)]
+            [np.load(samples_dir / f"{safe_name(r['id'])}.npy") for r in rs]
         ).astype(np.float64)
-        if not pooled.size:
-            out[subset] = {
-                "median": None,
-                "mean": None,
-                "std": None,
-                "n": 0,
-            }
-            continue
         out[subset] = {
             "median": float(np.median(pooled)),
             "mean": float(pooled.mean()),

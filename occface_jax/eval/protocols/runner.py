@@ -105,6 +105,16 @@ def mean_std(values: Sequence[float | None]) -> dict[str, Any]:
     return {"mean": float(v.mean()), "std": float(v.std()), "n": int(v.size)}
 
 
+def by_subset(
+    records: Sequence[dict[str, Any]], key: str = "subset", order: Sequence[str] | None = None
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """(label, records) per value of ``records[i][key]`` (in ``order``, default sorted; empty
+    groups left out), then ("all", every record) when there is any."""
+    labels = order if order is not None else sorted({r[key] for r in records})
+    groups = [(label, [r for r in records if r[key] == label]) for label in labels]
+    return [(k, rs) for k, rs in groups if rs] + ([("all", list(records))] if records else [])
+
+
 def plus_minus(stats: Mapping[str, Any], digits: int = 2) -> str:
     """``mean ± std`` of a :func:`mean_std` result ("-" when empty)."""
     if stats["mean"] is None:

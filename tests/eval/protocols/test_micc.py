@@ -66,6 +66,12 @@ def test_genova_mean_is_the_mean_absolute_noise_after_a_rigid_motion(scan):
     assert small["genova"]["mean"] == pytest.approx(SIGMA * np.sqrt(2 / np.pi), rel=0.15)
 
 
+def _ripple() -> np.ndarray:
+    """A smooth 3 mm ripple along z over the prediction's grid vertices (N, 3)."""
+    xy = grid_mesh(161, 130.0)[2]
+    return 3.0 * np.sin(xy[:, :1] / 15.0) * np.cos(xy[:, 1:] / 20.0) * np.array([0, 0, 1.0])
+
+
 def _write_micc(root, scan):
     for subject in ("subject_01",):
         write_obj(root / subject / "Model" / "frontal1" / "obj" / "scan.obj", *scan)
@@ -80,8 +86,7 @@ def test_the_protocol_on_the_published_layout_averages_each_videos_frames(scan, 
     _write_micc(root, scan)
     sim = similarity(1.05, (2.0, -3.0, 1.0), (1.0, 2.0, -3.0))
     # Frames disagree by a smooth +/- 3 mm ripple (dark frame +, light frame -): the average is exact.
-    xy = grid_mesh(161, 130.0)[2]
-    wobble = 3.0 * np.sin(xy[:, :1] / 15.0) * np.cos(xy[:, 1:] / 20.0) * np.array([0, 0, 1.0])
+    wobble = _ripple()
     calls = []
 
     def predict(image, box):
@@ -152,8 +157,7 @@ def test_occluders_score_each_video_again_with_one_pasted(scan, tmp_path):
     root = tmp_path / "MICC"
     _write_micc(root, scan)
     sim = similarity(1.0, (2.0, -3.0, 1.0), (1.0, 2.0, -3.0))
-    xy = grid_mesh(161, 130.0)[2]
-    ripple = 3.0 * np.sin(xy[:, :1] / 15.0) * np.cos(xy[:, 1:] / 20.0) * np.array([0, 0, 1.0])
+    ripple = _ripple()
     calls = []
 
     def predict(image, box):  # clean frames are constant grey; an occluded one is not
