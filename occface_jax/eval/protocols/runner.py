@@ -194,6 +194,11 @@ class ReconstructorPredictor:
         )
 
 
+class PredictorSetupError(OccfaceError):
+    """The predictor could not be built (a bad --checkpoints, no model): the whole run stops,
+    it is not one sample's failure."""
+
+
 class LazyPredictor:
     """A predictor built on its first call (``factory()``): a dataset's layout errors, and a run
     with nothing left to score, cost no model loading."""
@@ -203,7 +208,10 @@ class LazyPredictor:
 
     def __call__(self, image: Any, box: np.ndarray | None = None, **kwargs: Any) -> Predicted:
         if self._predict is None:
-            self._predict = self._factory()
+            try:
+                self._predict = self._factory()
+            except OccfaceError as err:
+                raise PredictorSetupError(str(err)) from err
         return self._predict(image, box, **kwargs)
 
 
@@ -307,6 +315,8 @@ def evaluate(
             start = time.perf_counter()
             try:
                 record = {"status": "ok", **protocol.score(sample, predict, samples_dir)}
+            except PredictorSetupError:
+                raise
             except OccfaceError as err:
                 record = {"status": "failed", "error": str(err).splitlines()[0]}
             record.update(id=sample.id, subset=sample.subset, seconds=time.perf_counter() - start)

