@@ -209,7 +209,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoints is not None and not Path(args.checkpoints).is_dir():
         raise UsageError(f"--checkpoints {args.checkpoints}: no such folder")
     method = f"checkpoints {args.checkpoints}" if args.checkpoints else "fit"
-    method += f" ({args.config_variant or 'default'} fit config{', ' + ' '.join(args.set) if args.set else ''})"
+    overrides = ", " + " ".join(args.set) if args.set else ""
+    method += f" ({args.config_variant or 'default'} fit config{overrides})"
     config = _fit_config(args)
     predictor = LazyPredictor(lambda: make_predictor(config, args.checkpoints, args.model))
     results = evaluate(

@@ -222,9 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     m = stage.manifest
-    print(
-        f"{stage.stage} (step {m.get('step')}, platforms {', '.join(m['function'].get('platforms', []))})"
-    )
+    platforms = ", ".join(m["function"].get("platforms", []))
+    print(f"{stage.stage} (step {m.get('step')}, platforms {platforms})")
     for kind, specs in (("in", stage.inputs), ("out", stage.outputs)):
         for s in specs:
             print(

@@ -5,8 +5,8 @@ menpo; 1-based pixels), menpo's ``.ljson``, or AFLW2000-3D's ``.mat`` (``pt3d_68
 ``pt2d`` (2, 68), 0-based pixels). With the option ``occluders=1`` each image is scored a second
 time with one of the data engine's occluders pasted over the face (placed from the true
 landmarks, 15-35% of the face, seeded by the file name: as ``experiments/menpo_nme.py``), under the
-subset ``<subset> occluded``. The face is detected (the detection that overlaps the box around the true landmarks; the
-landmarks inside that box when none does) and reconstructed; the fitted model's projected 68
+subset ``<subset> occluded``. The face is detected (the detection that overlaps the box around
+the true landmarks; the landmarks inside that box when none does) and reconstructed; the fitted model's projected 68
 landmarks are compared with the truth: NME normalised by the outer-eye-corner distance (300-W's
 inter-ocular, all 68 and the inner 51; also of the detector's landmarks the fit starts from) and by
 sqrt(w h) of the true landmarks' box (AFLW2000-3D's),

@@ -5,10 +5,11 @@ reconstructed once (one sample; its identity coefficients in ``OUT/samples/<id>.
 score is the cosine similarity of its two images' coefficients. Accuracy: for each fold, the
 threshold of best accuracy on the other nine, applied to this one; mean +/- std over the folds.
 Also 100% - EER and the area under the ROC curve over all pairs (``eval.metrics.verification``),
-and the ROC curve itself (``results.json``). A pair whose image failed (no face) is left out and
-counted (``pairs_missing``).
+and the ROC curve itself (``results.json``; drawn in ``OUT/roc.png``). A pair whose image failed
+(no face) is left out and counted (``pairs_missing``).
 
-Layout: ``occface_jax.data.lfw.LFWPairs`` (``ROOT/pairs.txt``, ``ROOT/lfw/<Name>/<Name>_<nnnn>.jpg``).
+Layout: ``occface_jax.data.lfw.LFWPairs`` (``ROOT/pairs.txt``,
+``ROOT/lfw/<Name>/<Name>_<nnnn>.jpg``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageDraw
 
 from occface_jax.data.errors import DatasetLayoutError
 from occface_jax.data.lfw import LFWPairs
@@ -36,6 +38,7 @@ from occface_jax.eval.protocols.runner import (
     markdown,
     safe_name,
 )
+from occface_jax.io import images as imageio
 
 LAYOUT = "ROOT/pairs.txt (View 2) and ROOT/lfw/<Name>/<Name>_<nnnn>.jpg (or ROOT/<Name>/...)"
 
@@ -97,6 +100,7 @@ def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any
         return {"pairs": len(scores), "pairs_missing": missing, "accuracy": None}
     accuracies, thresholds = fold_accuracies(scores_a, same_a, np.asarray(folds))
     fpr, tpr = roc_curve(scores_a, same_a)
+    imageio.save_image(samples_dir.parent / "roc.png", roc_picture(fpr, tpr))
     keep = np.unique(np.linspace(0, len(fpr) - 1, min(len(fpr), 201)).astype(int))
     return {
         "pairs": len(scores),
@@ -111,6 +115,24 @@ def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any
         "auc": roc_auc(scores_a, same_a),
         "roc": {"fpr": fpr[keep].tolist(), "tpr": tpr[keep].tolist()},
     }
+
+
+def roc_picture(fpr: np.ndarray, tpr: np.ndarray, size: int = 320) -> np.ndarray:
+    """The ROC curve drawn as an (S, S, 3) float image: white, the chance diagonal grey, the curve
+    black, false positive rate to the right, true positive rate up."""
+    image = Image.new("RGB", (size, size), "white")
+    draw = ImageDraw.Draw(image)
+    m = size // 10  # margin
+
+    def xy(x: float, y: float) -> tuple[float, float]:
+        return m + x * (size - 2 * m), size - m - y * (size - 2 * m)
+
+    draw.rectangle([xy(0, 1), xy(1, 0)], outline=(0, 0, 0))
+    draw.line([xy(0, 0), xy(1, 1)], fill=(170, 170, 170))
+    draw.line(
+        [xy(float(a), float(b)) for a, b in zip(fpr, tpr, strict=True)], fill=(0, 0, 0), width=2
+    )
+    return np.asarray(image, np.float32) / 255.0
 
 
 def table(results: dict[str, Any]) -> str:

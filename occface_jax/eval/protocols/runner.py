@@ -142,7 +142,8 @@ def markdown(
 class ReconstructorPredictor:
     """``predict(image, box, landmarks=None)`` through ``app.pipeline.Reconstructor``: the given
     68 landmarks, else detection (the face whose box overlaps ``box`` most, or the largest), or the
-    landmarks in ``box`` when no detector finds one; then the fit. Arrays are written to a temporary PNG and loaded as a photo would be."""
+    landmarks in ``box`` when no detector finds one; then the fit. Arrays are written to a
+    temporary PNG and loaded as a photo would be."""
 
     def __init__(self, reconstructor: Any) -> None:
         self.reconstructor = reconstructor
@@ -253,7 +254,8 @@ def _check_run(out: Path, run: dict[str, Any]) -> None:
         differ = [k for k in run if before.get(k) != run[k]]
         if differ:
             raise OccfaceError(
-                f"{out} holds another evaluation ({', '.join(f'{k} {before.get(k)!r}' for k in differ)}); "
+                f"{out} holds another evaluation "
+                f"({', '.join(f'{k} {before.get(k)!r}' for k in differ)}); "
                 "use another --out to keep both"
             )
     out.mkdir(parents=True, exist_ok=True)

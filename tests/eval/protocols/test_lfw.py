@@ -73,6 +73,13 @@ def test_separable_identities_verify_perfectly(tmp_path):
     assert results["accuracy"]["folds"] == [1.0, 1.0]
     assert results["one_minus_eer"] == 1.0 and results["auc"] == 1.0
     assert results["roc"]["fpr"][0] == 0.0 and results["roc"]["tpr"][-1] == 1.0
+    roc = imageio.load_image(tmp_path / "out" / "roc.png").pixels
+    # A perfect verifier: the curve runs up the left edge and along the top (dark pixels there).
+    assert (
+        roc.shape == (320, 320, 3)
+        and roc[32:288, 31:35].min() < 0.2
+        and roc[30:34, 32:288].min() < 0.2
+    )
     assert (
         "| 12 | 0 | 100.00 ± 0.00 | 100.00 | 100.00 |"
         in (tmp_path / "out" / "results.md").read_text()
