@@ -10,7 +10,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import grid_mesh, inverse_apply, noisy_scan, similarity
+from face_surface import grid_mesh, inverse_apply, noisy_scan, similarity
 
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.protocols import PROTOCOLS, micc

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import grid_mesh, inverse_apply, noisy_scan, similarity
+from face_surface import grid_mesh, inverse_apply, noisy_scan, similarity
 
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.protocols import PROTOCOLS, now
@@ -41,7 +41,7 @@ def _write_now(root, scan_vertices, scan_triangles, scan_landmarks):
 
 @pytest.fixture()
 def dataset(tmp_path):
-    from conftest import height
+    from face_surface import height
 
     vertices, triangles = noisy_scan(61, 80.0, SIGMA, seed=3)
     landmarks = np.column_stack([LANDMARK_XY, height(LANDMARK_XY[:, 0], LANDMARK_XY[:, 1])])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import similarity
+from face_surface import similarity
 
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.surface import apply_similarity
