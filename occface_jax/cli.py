@@ -182,6 +182,84 @@ def cmd_train(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Trained stages of WORKDIR to OUT/<stage>/ (jax.export StableHLO + npz weights + manifest)."""
+    from occface_jax.app.export import export_stages
+
+    stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
+    platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
+    for stage, folder in export_stages(args.workdir, args.out, stages, platforms).items():
+        print(f"exported {stage} to {folder}")
+    print(f"  load with jax and numpy only: {Path(args.out) / 'loader.py'}")
+    return EXIT_OK
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """One published protocol on a dataset: OUT/results.json, OUT/results.md (resumes)."""
+    from occface_jax.eval.protocols import PROTOCOLS
+    from occface_jax.eval.protocols.runner import LazyPredictor, evaluate, make_predictor
+
+    protocol = PROTOCOLS[args.protocol]
+    options = {}
+    for pair in args.option or []:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise UsageError(f"--option {pair!r}: expected KEY=VALUE")
+        options[key.strip()] = value.strip()
+    if args.checkpoints is not None and not Path(args.checkpoints).is_dir():
+        raise UsageError(f"--checkpoints {args.checkpoints}: no such folder")
+    method = f"checkpoints {args.checkpoints}" if args.checkpoints else "fit"
+    overrides = ", " + " ".join(args.set) if args.set else ""
+    method += f" ({args.config_variant or 'default'} fit config{overrides})"
+    config = _fit_config(args)
+    predictor = LazyPredictor(lambda: make_predictor(config, args.checkpoints, args.model))
+    results = evaluate(
+        protocol, args.data, args.out, predictor, method, options, args.limit, not args.quiet
+    )
+    print(f"{results['samples'] - results['failed']} of {results['samples']} samples scored")
+    print(f"  {Path(args.out) / 'results.md'}")
+    return EXIT_OK
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
+    from occface_jax.eval.protocols import PROTOCOLS
+
+    p.add_argument("protocol", choices=list(PROTOCOLS), help="which published protocol")
+    p.add_argument("--data", required=True, help="dataset root in the protocol's published layout")
+    p.add_argument("--out", required=True, help="results folder (an interrupted run resumes)")
+    how = p.add_mutually_exclusive_group()
+    how.add_argument(
+        "--checkpoints",
+        help="trained networks: a training --workdir or an `occface export` folder",
+    )
+    how.add_argument("--fit", action="store_true", help="the fit alone, no networks (default)")
+    p.add_argument("--model", help="morphable model path (default: the resolution order)")
+    p.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="protocol option, e.g. micc frame_step=25, now split=test (repeatable)",
+    )
+    p.add_argument("--limit", type=int, help="score only the first N samples")
+    p.add_argument(
+        "--fit-steps", type=int, help="photometric fitting steps (configs/fit.py: steps)"
+    )
+    _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
+
+
+def _add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--workdir", default="runs", help="the --workdir of `occface train` (default: ./runs)"
+    )
+    p.add_argument("--out", required=True, help="export folder (one sub-folder per stage)")
+    p.add_argument(
+        "--stages", help="comma-separated stages (default: every trained one), e.g. mask"
+    )
+    p.add_argument(
+        "--platforms", default="cpu,cuda", help="jax.export platforms (default: cpu,cuda)"
+    )
+
+
 def _add_train(p: argparse.ArgumentParser) -> None:
     from occface_jax.train import STAGES
 
@@ -227,7 +305,8 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="morphable model path (default: the resolution order)")
     p.add_argument(
         "--checkpoints",
-        help="folder of trained networks (the --workdir of `occface train`: mask/, ...)",
+        help="folder of trained networks: the --workdir of `occface train` (mask/, ...) "
+        "or the --out of `occface export`",
     )
     p.add_argument(
         "--fit-steps", type=int, help="photometric fitting steps (configs/fit.py: steps)"
@@ -273,6 +352,12 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
     "reconstruct": ("photos in, textured 3D faces out", _add_reconstruct, cmd_reconstruct),
     "demo": ("reconstruct an occluded public-domain portrait", _add_demo, cmd_demo),
     "train": ("train a network of the system (checkpoints resume)", _add_train, cmd_train),
+    "export": (
+        "trained networks to StableHLO + weights for use elsewhere",
+        _add_export,
+        cmd_export,
+    ),
+    "evaluate": ("a published benchmark protocol on a dataset", _add_evaluate, cmd_evaluate),
 }
 
 

@@ -54,6 +54,8 @@ MINIMAL_ARGUMENTS = {
     "reconstruct": ["photo.jpg", "--out", "out"],
     "demo": [],
     "train": ["mask"],
+    "export": ["--out", "out"],
+    "evaluate": ["micc", "--data", "d", "--out", "o"],
 }
 
 

@@ -7,10 +7,18 @@ A checkpoints folder is the ``--workdir`` of ``occface train``: one sub-folder p
 checkpoint, a config that differs from the one the checkpoint was trained with, weights of another
 shape, a truncated or corrupted file) is one clear :class:`~occface_jax.errors.OccfaceError`.
 Checkpoints written before the task contract (items ``model``/``optimizer``/``data``) still load.
+
+A checkpoints folder may also be an export folder (``occface export``): its stages are read by
+``occface_jax.io.exported`` (no model code) and run through the same predictors. What a stage
+exports is its entry of :data:`STAGE_FUNCTIONS`: the inference function of arrays, its weights and
+the spec of its inputs and outputs (``app.export`` serialises it).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +29,7 @@ import numpy as np
 from flax import nnx
 
 from occface_jax.errors import OccfaceError
+from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
 from occface_jax.models.unet import build_unet
 
@@ -44,6 +53,115 @@ def load_stage(
     )
 
 
+def is_export(checkpoints: str | Path, stage: str) -> bool:
+    """Whether ``checkpoints/<stage>`` is an exported stage (``occface export``) rather than a
+    training run."""
+    return exported.is_export(Path(checkpoints) / stage)
+
+
+@dataclasses.dataclass(frozen=True)
+class TensorSpec:
+    """One input or output of a stage's inference function: ``shape`` with ``"batch"`` for the
+    batch dimension, ``units`` in words, ``range`` (low, high) of valid values or None."""
+
+    name: str
+    shape: tuple[int | str, ...]
+    dtype: str
+    units: str
+    range: tuple[float, float] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class StageFunction:
+    """A stage's inference as a pure function of arrays: ``apply(weights, *inputs) -> output``
+    (one array or a tuple, as ``outputs``), ``weights`` a flat dict name -> array; ``extra``
+    goes into the export manifest as is (e.g. the morphable model's name and digest, the
+    ``CoeffLayout``)."""
+
+    apply: Callable[..., Any]
+    weights: dict[str, jax.Array]
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def flat_weights(model: nnx.Module) -> tuple[dict[str, jax.Array], Callable[[dict], nnx.Module]]:
+    """(the model's state as a flat dict of dotted names -> arrays, a function rebuilding the model
+    from such a dict; traceable)."""
+    graphdef, state = nnx.split(model)
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(state)
+    names = [
+        jax.tree_util.keystr(path, simple=True, separator=".").removesuffix(".value")
+        for path, _ in leaves
+    ]
+    weights = dict(zip(names, (leaf for _, leaf in leaves), strict=True))
+
+    def rebuild(flat: dict[str, jax.Array]) -> nnx.Module:
+        return nnx.merge(graphdef, jax.tree_util.tree_unflatten(treedef, [flat[n] for n in names]))
+
+    return weights, rebuild
+
+
+def mask_function(
+    models: dict[str, nnx.Module], config: ml_collections.ConfigDict
+) -> StageFunction:
+    """N_mask: aligned crops at the network's input size -> occluder probabilities."""
+    weights, rebuild = flat_weights(models["unet"])
+    size = int(config.model.input_size)
+
+    def apply(flat: dict[str, jax.Array], crops: jax.Array) -> jax.Array:
+        return jax.nn.sigmoid(rebuild(flat)(crops))
+
+    crops = TensorSpec(
+        "crops",
+        ("batch", size, size, 3),
+        "float32",
+        f"RGB in [0, 1], HWC, an aligned face crop (Deng et al.'s 224 alignment) resized to {size}",
+        (0.0, 1.0),
+    )
+    probability = TensorSpec(
+        "occluder_probability",
+        ("batch", size, size),
+        "float32",
+        "probability that the pixel is an occluder over the face (> 0.5: occluded)",
+        (0.0, 1.0),
+    )
+    return StageFunction(apply, weights, (crops,), (probability,))
+
+
+def morphable_manifest(model: Any, layout: Any = None) -> dict[str, Any]:
+    """What an export manifest records of the morphable model a stage's outputs refer to: name,
+    sizes and a SHA-256 over every array field (shape, dtype and bytes, in field order), and the
+    ``CoeffLayout``'s blocks when given. For a stage's ``StageFunction.extra["morphable_model"]``."""
+    digest = hashlib.sha256()
+    for name, value in model.arrays().items():
+        array = np.ascontiguousarray(np.asarray(value))
+        digest.update(f"{name}{array.shape}{array.dtype}".encode())
+        digest.update(array.tobytes())
+    out: dict[str, Any] = {
+        "name": str(model.name),
+        "sha256": digest.hexdigest(),
+        "n_vertices": int(model.n_vertices),
+        "n_id": int(model.n_id),
+        "n_exp": int(model.n_exp),
+        "n_tex": int(model.n_tex),
+        "exp_kind": str(model.exp_kind),
+    }
+    if layout is not None:
+        out["coeff_layout"] = {
+            "blocks": [[n, int(k)] for n, k in layout.blocks],
+            "light": layout.light,
+            "pose": layout.pose,
+        }
+    return out
+
+
+#: What a stage exports and how its predictor runs it: stage -> (models, config) -> StageFunction.
+STAGE_FUNCTIONS: dict[str, Callable[[dict, ml_collections.ConfigDict], StageFunction]] = {
+    "mask": mask_function
+}
+
+
 class MaskPredictor:
     """N_mask on aligned crops: ``predictor(crop (S, S, 3) in [0, 1]) -> (S, S)`` occluder
     probability. The crop is resized to the network's input size and the map back to S x S. With
@@ -51,28 +169,42 @@ class MaskPredictor:
     averaged (the network was trained with random flips); on synthetic fits it made no reliable
     difference (``experiments/results/synthetic_fit.md``), so it is off by default."""
 
-    def __init__(self, model: nnx.Module, input_size: int, flip_average: bool = False) -> None:
+    def __init__(
+        self,
+        model: nnx.Module | exported.ExportedStage,
+        input_size: int,
+        flip_average: bool = False,
+    ) -> None:
+        """``model``: the U-Net, or the exported mask stage (``io.exported``)."""
         self.input_size = int(input_size)
-        graphdef, state = nnx.split(model)
+        if isinstance(model, exported.ExportedStage):
+            weights, probabilities = model.weights, model.exported.call
+        else:
+            sizes = ml_collections.ConfigDict({"model": {"input_size": self.input_size}})
+            function = mask_function({"unet": model}, sizes)
+            weights, probabilities = function.weights, function.apply
 
-        def run(state: Any, crop: jax.Array) -> jax.Array:
-            net = nnx.merge(graphdef, state)
+        def run(weights: Any, crop: jax.Array) -> jax.Array:
             size = crop.shape[:2]
             small = jax.image.resize(
                 crop, (self.input_size, self.input_size, 3), "linear", antialias=True
             )
             if flip_average:
-                both = jax.nn.sigmoid(net(jnp.stack([small, small[:, ::-1]])))
+                both = probabilities(weights, jnp.stack([small, small[:, ::-1]]))
                 prob = 0.5 * (both[0] + both[1][:, ::-1])
             else:
-                prob = jax.nn.sigmoid(net(small[None]))[0]
+                prob = probabilities(weights, small[None])[0]
             return jax.image.resize(prob, size, "linear")
 
-        self._state = state
+        self._weights = weights
         self._run = jax.jit(run)
 
     @classmethod
     def from_checkpoints(cls, checkpoints: str | Path, flip_average: bool = False) -> MaskPredictor:
+        """From a training workdir or an export folder (``occface export``)."""
+        if is_export(checkpoints, "mask"):
+            stage = exported.load_exported(checkpoints, "mask")
+            return cls(stage, int(stage.manifest["config"]["model"]["input_size"]), flip_average)
         models, config, _ = load_stage(checkpoints, "mask")
         return cls(models["unet"], int(config.model.input_size), flip_average)
 
@@ -80,4 +212,4 @@ class MaskPredictor:
         crop = np.asarray(crop, np.float32)
         if crop.ndim != 3 or crop.shape[-1] != 3:
             raise ValueError(f"the mask network takes an (S, S, 3) RGB crop, got {crop.shape}")
-        return np.asarray(self._run(self._state, jnp.asarray(crop)))
+        return np.asarray(self._run(self._weights, jnp.asarray(crop)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from scipy.spatial.transform import Rotation
 
 from occface_jax.eval.metrics import surface
@@ -68,3 +69,35 @@ def test_aligned_vertex_distances_remove_only_the_pose():
     # point 1 off; with scale, none.
     pair = np.array([[-1.0, 0, 0], [1.0, 0, 0], [0, 0, 0]])
     np.testing.assert_allclose(surface.aligned_vertex_distances(2 * pair, pair), [1, 1, 0])
+
+
+def test_point_to_plane_distances_and_the_open_boundary_by_hand():
+    # The unit square in z = 0 (two triangles): its four outer edges are open, the diagonal not.
+    verts = np.array([[0.0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]])
+    tris = np.array([[0, 1, 2], [0, 2, 3]])
+    assert surface.boundary_edges(tris).tolist() == [[True, True, False], [False, True, True]]
+    pts = np.array([[0.3, 0.2, 0.5], [0.5, 0.5, -0.25], [2.0, 0.5, 1.0], [0.5, -1.0, 0.0]])
+    dist, inside = surface.point_to_plane_distances(pts, verts, tris)
+    # Above the square: the height; beyond an edge: the residual along the normal only.
+    np.testing.assert_allclose(dist, [0.5, 0.25, 1.0, 0.0], atol=1e-12)
+    assert inside.tolist() == [True, True, False, False]
+
+
+def test_point_to_plane_icp_recovers_a_similarity_in_few_rounds():
+    verts, tris = sphere_mesh(12, 16, radius=50.0)
+    verts = verts * np.array([1.0, 1.3, 0.8])
+    rot = Rotation.from_euler("xyz", [0.1, -0.15, 0.05]).as_matrix()
+    truth = (1.2, rot, np.array([5.0, -3.0, 2.0]))
+    scan = surface.apply_similarity(truth, verts)[::3]
+    start = (1.0, np.eye(3), np.zeros(3))
+    for scale in (True, False):
+        sim = surface.refine_similarity(start, verts, tris, scan, 8, 100.0, scale, True)
+        if scale:
+            assert sim[0] == pytest.approx(1.2, rel=1e-3)
+            np.testing.assert_allclose(sim[1], rot, atol=2e-3)
+        else:
+            assert sim[0] == 1.0  # rigid: the scale never moves
+    moved = surface.apply_similarity(
+        surface.refine_similarity(start, verts, tris, scan, 8, 100.0, True, True), verts
+    )
+    assert surface.closest_points_on_mesh(scan, moved, tris)[1].max() < 0.05
