@@ -21,12 +21,12 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
+from _faces import synthetic_benchmark  # experiments/_faces.py
 from _tables import emit  # experiments/_tables.py
 
 from occface_jax.app.predictors import RegressorPredictor
 from occface_jax.config import load_config
 from occface_jax.data.occluders import OcclusionConfig
-from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.eval.metrics.surface import aligned_vertex_distances
 from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
@@ -46,17 +46,8 @@ def main() -> None:
     face = full.face_only()
     jface = face.to_jax()
     region = np.asarray(face.face_region)
-    synth = SyntheticFaces(
-        full,
-        SynthConfig(
-            image_size=224,
-            focal_jitter=0.0,
-            max_angles_deg=(12.0, 30.0, 8.0),
-            translation_dm=(0.05, 0.05, 0.4),
-            occlusion=OcclusionConfig(coverage=(0.15, 0.4), count=(1, 1)),
-        ),
-        seed=args.seed,
-    )
+    occlusion = OcclusionConfig(coverage=(0.15, 0.4), count=(1, 1))
+    synth = synthetic_benchmark(full, args.seed, occlusion)
     predictor = (
         RegressorPredictor.from_checkpoints(args.checkpoints, face) if args.checkpoints else None
     )
