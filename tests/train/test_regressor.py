@@ -45,6 +45,9 @@ def toy():
     return model, config, task, batch, frozen
 
 
+@pytest.mark.slow(
+    reason="compiles the renderer's forward and backward pass: 25 s CPU, 40-80 s loaded"
+)
 def test_loss_is_finite_and_its_gradient_matches_finite_differences(toy):
     """Eq. 15 of the fit over a batch of 2 rendered faces: finite, with every term; d term /
     d coefficients (through the renderer) agrees with central differences of the same term along
@@ -88,6 +91,9 @@ def test_loss_is_finite_and_its_gradient_matches_finite_differences(toy):
         assert float(analytic[name]) == pytest.approx(float(numeric[name]), rel=tolerance), name
 
 
+@pytest.mark.slow(
+    reason="compiles the ResNet and two renders (evaluate, images): 25 s CPU, 80 s loaded"
+)
 def test_a_fresh_network_scores_as_the_mean_face(toy):
     """Zero head at initialisation: the predicted shape is the mean face, so the vertex error
     equals the mean face's, and that equals a numpy computation from the ground truth."""
@@ -106,6 +112,9 @@ def test_a_fresh_network_scores_as_the_mean_face(toy):
     assert metrics["vertex_error_mm"].shape == (2,)
     np.testing.assert_allclose(
         metrics["vertex_error_mm"], metrics["mean_face_vertex_error_mm"], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        metrics["landmark_error_px"], metrics["mean_face_landmark_error_px"], rtol=1e-6
     )
     face = model.face_only()
     truth = task.layout(config).split(jnp.asarray(batch["coeffs"]))

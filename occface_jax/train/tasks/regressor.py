@@ -22,8 +22,9 @@ The network's raw outputs are rendered in training (a blendshape weight below 0 
 extrapolates linearly); evaluation and inference apply the fit's bounds
 (``fit.fitter.project_constraints``: blendshapes in [0, 1], albedo in [-3, 3]). Evaluation: mean
 per-vertex distance (mm, face region, model frame: shape only, no pose) to the ground-truth shape,
-for the prediction and for the mean face; landmark error (pixels at S) of the prediction's
-projected landmarks against the noise-free ones; the loss terms. Images: input | render over it.
+for the prediction and for the mean face; landmark error (pixels at S) of the projected landmarks
+against the noise-free ones, for the prediction and for the mean face at the default pose; the
+loss terms. Images: input | render over it.
 """
 
 from __future__ import annotations
@@ -227,14 +228,18 @@ class RegressorTask(Task):
         shape = geometry.shape(model, params["id"], params["exp"])
         mean_face = jnp.broadcast_to(jnp.asarray(model.mean_shape), true_shape.shape)
         renderer = self.renderer(config)
-        landmarks = project_landmarks(model, params, renderer.camera, renderer.jaw)
+        start = jax.tree.map(jnp.zeros_like, params)  # the mean face at the default pose
+
+        def landmark_error(coeffs: dict) -> jax.Array:
+            landmarks = project_landmarks(model, coeffs, renderer.camera, renderer.jaw)
+            return jnp.mean(point_errors(landmarks, batch["clean_landmarks"]), axis=-1)
+
         total, terms = self.objective(params, frozen, batch, config)
         return {
             "vertex_error_mm": jnp.mean(point_errors(shape, true_shape), axis=-1),
             "mean_face_vertex_error_mm": jnp.mean(point_errors(mean_face, true_shape), axis=-1),
-            "landmark_error_px": jnp.mean(
-                point_errors(landmarks, batch["clean_landmarks"]), axis=-1
-            ),
+            "landmark_error_px": landmark_error(params),
+            "mean_face_landmark_error_px": landmark_error(start),
             "loss": total,
             **terms,
         }
