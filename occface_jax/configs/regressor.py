@@ -8,8 +8,9 @@ Default data: the data engine's synthetic occluded faces (``synthetic_cached``, 
 the cache; their ground truth only scores the evaluation), landmarks = the projected ones plus
 ``loss.landmark_noise_px`` of detector-like noise, occlusion = the engine's occluder mask.
 
-Variants: ``''`` (CPU: ResNet-18 at half width, 128 px, batch 8: about an hour here for 2000 steps
-without the identity term), ``'paper'`` (ResNet-50, 224, batch 32, identity term on: the
+Variants: ``''`` (CPU: ResNet-18 at half width, 128 px, batch 8, 9000 steps: about an hour on
+the 2-core CPU at the measured 0.3-0.4 s per step without the identity term, plus ~10 minutes
+once to generate the 8000 records; ``experiments/results/regressor.md``), ``'paper'`` (ResNet-50, 224, batch 32, identity term on: the
 accelerator config), ``'smoke'`` (tiny, for tests). Override from the command line, e.g.
 ``occface train regressor --set train.steps=500 --set loss.use_identity=True``.
 """
@@ -32,7 +33,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.data = load_config("data", "smoke" if variant == "smoke" else "")
     if variant != "smoke":
         c.data.source = "synthetic_cached"
-        c.data.size = 4000  # generated once, then epochs over it
+        c.data.size = 8000  # generated once, then epochs (9 at 9000 steps of 8) over it
         c.data.seed = 2  # N_mask trains on seed 1; experiments draw from other seeds
     c.data.occlusion.p_clean = 0.3  # clean faces too: the regressor sees both
     c.data.occlusion.coverage = (0.05, 0.4)
@@ -69,7 +70,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(
         dict(
             batch_size=8,  # global: split over the devices of the ('data',) mesh
-            steps=2000,
+            steps=9000,
             lr=3e-4,
             warmup_steps=100,
             weight_decay=1e-4,
