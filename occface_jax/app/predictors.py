@@ -29,15 +29,24 @@ import numpy as np
 from flax import nnx
 
 from occface_jax.errors import OccfaceError
+from occface_jax.fit.fitter import project_constraints
 from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
+from occface_jax.models.resnet import build_resnet
 from occface_jax.models.unet import build_unet
+from occface_jax.morphable import CoeffLayout, MorphableModel
 
 #: What inference rebuilds per stage: model name -> (builder in ``models/``, config section). The
 #: same specs as the stage's training task (``train/tasks/<stage>.py``), which app/ never imports.
-STAGE_MODELS: dict[str, dict[str, ModelSpec]] = {"mask": {"unet": (build_unet, "model")}}
+STAGE_MODELS: dict[str, dict[str, ModelSpec]] = {
+    "mask": {"unet": (build_unet, "model")},
+    "regressor": {"resnet": (build_resnet, "model")},
+}
 #: The config sections that define a stage's networks (checked against the checkpoint's).
-STAGE_ARCHITECTURE: dict[str, tuple[str, ...]] = {"mask": ("model",)}
+STAGE_ARCHITECTURE: dict[str, tuple[str, ...]] = {
+    "mask": ("model",),
+    "regressor": ("model", "morphable"),
+}
 
 
 def load_stage(
@@ -213,3 +222,47 @@ class MaskPredictor:
         if crop.ndim != 3 or crop.shape[-1] != 3:
             raise ValueError(f"the mask network takes an (S, S, 3) RGB crop, got {crop.shape}")
         return np.asarray(self._run(self._weights, jnp.asarray(crop)))
+
+
+class RegressorPredictor:
+    """The coefficient regressor on aligned crops: ``predictor(crop (S, S, 3) in [0, 1]) ->``
+    coefficient blocks (numpy, ``CoeffLayout.split`` keys) of ``model``, in the crop's Deng
+    camera (the crop is resized to the network's input; the camera scales with the size, so the
+    coefficients hold for any S). The fit's bounds apply (``fit.fitter.project_constraints``:
+    blendshape weights in [0, 1], albedo in [-3, 3]). ``model`` must have the layout the network
+    was trained for (one clear error otherwise)."""
+
+    def __init__(
+        self, net: nnx.Module, input_size: int, model: MorphableModel, light: str = "rgb"
+    ) -> None:
+        self.input_size = int(input_size)
+        self.layout = CoeffLayout.for_model(model, light=light)
+        outputs = int(net.head.kernel.shape[-1])
+        if outputs != self.layout.size:
+            raise OccfaceError(
+                f"the regressor predicts {outputs} coefficients, the morphable model "
+                f"{model.name!r} has {self.layout.size}: trained for another model"
+            )
+        exp_kind = model.exp_kind
+        graphdef, state = nnx.split(net)
+
+        def run(state: Any, crop: jax.Array) -> dict[str, jax.Array]:
+            network = nnx.merge(graphdef, state)
+            size = (self.input_size, self.input_size, 3)
+            small = jax.image.resize(crop, size, "linear", antialias=True)
+            return project_constraints(self.layout.split(network(small[None])[0]), exp_kind)
+
+        self._state = state
+        self._run = jax.jit(run)
+
+    @classmethod
+    def from_checkpoints(cls, checkpoints: str | Path, model: MorphableModel) -> RegressorPredictor:
+        models, config, _ = load_stage(checkpoints, "regressor")
+        light = str(config.get("morphable", {}).get("light", "rgb"))
+        return cls(models["resnet"], int(config.model.input_size), model, light)
+
+    def __call__(self, crop: np.ndarray) -> dict[str, np.ndarray]:
+        crop = np.asarray(crop, np.float32)
+        if crop.ndim != 3 or crop.shape[-1] != 3:
+            raise ValueError(f"the regressor takes an (S, S, 3) RGB crop, got {crop.shape}")
+        return {k: np.asarray(v) for k, v in self._run(self._state, jnp.asarray(crop)).items()}

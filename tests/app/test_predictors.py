@@ -147,3 +147,51 @@ def test_a_checkpoint_of_the_old_format_still_loads(tmp_path):
     records = [{"occluded": crop, "mask": crop[..., 0]}] * 8
     with pytest.raises(OccfaceError, match="old format"):
         train(get_task("mask"), config, tmp_path / "mask", records, progress=False)
+
+
+def _regressor_checkpoint(root, bias):
+    """A regressor stage folder (toy model's layout, head bias = ``bias``) written as the loop
+    writes it."""
+    from occface_jax.config import load_config
+    from occface_jax.io import checkpoints as ckpt
+    from occface_jax.models.resnet import build_resnet
+    from occface_jax.morphable import CoeffLayout
+    from occface_jax.morphable.synthetic import toy_model
+
+    model = toy_model()
+    config = load_config("regressor", "smoke")
+    config.model.outputs = CoeffLayout.for_model(model).size
+    net = build_resnet(config.model, nnx.Rngs(0))
+    net.head.bias[...] = bias(config.model.outputs)
+    manager = ckpt.manager(root / "regressor" / "checkpoints")
+    meta = dict(format=ckpt.FORMAT, stage="regressor", step=1, config=ckpt.plain(config))
+    ckpt.save(manager, 1, {"resnet": nnx.state(net)}, {ckpt.META: meta, ckpt.DATA: {}})
+    (root / "regressor" / "config.json").write_text(config.to_json_best_effort())
+    return model
+
+
+def test_the_regressor_predicts_its_layout_within_the_fits_bounds(tmp_path):
+    """A stored regressor loads for inference and predicts, for any crop size, its head's output
+    split into the model's blocks, blendshape weights clipped into [0, 1] as the fit does; a
+    model of another layout is one clear error."""
+    from occface_jax.app.predictors import RegressorPredictor
+    from occface_jax.fit.fitter import project_constraints
+    from occface_jax.morphable import CoeffLayout
+    from occface_jax.morphable.synthetic import toy_model
+
+    values = np.linspace(-4.0, 4.0, 200).astype(np.float32)
+    model = _regressor_checkpoint(tmp_path, lambda n: values[:n])
+    predictor = RegressorPredictor.from_checkpoints(tmp_path, model)
+    layout = CoeffLayout.for_model(model)
+    expected = layout.split(values[: layout.size])
+    crop = np.random.default_rng(0).uniform(0, 1, (224, 224, 3)).astype(np.float32)
+    out = predictor(crop)  # the head's kernel is zero: the bias alone
+    assert set(out) == set(layout.names)
+    for k, v in project_constraints(expected, model.exp_kind).items():
+        np.testing.assert_allclose(out[k], v, atol=1e-6, err_msg=k)
+    assert np.abs(out["tex"]).max() == pytest.approx(3.0)  # the albedo's bound applied
+    small = predictor(crop[:100, :100])  # another crop size goes through the resize
+    assert all(np.allclose(small[k], out[k], atol=1e-6) for k in out)
+    other = toy_model(n_id=9)
+    with pytest.raises(OccfaceError, match="another model"):
+        RegressorPredictor.from_checkpoints(tmp_path, other)

@@ -1,5 +1,6 @@
 """Training stages: one module per stage, listed in :data:`TASKS` (name -> task class)."""
 
 from occface_jax.train.tasks.mask import MaskTask
+from occface_jax.train.tasks.regressor import RegressorTask
 
-TASKS = {"mask": MaskTask}
+TASKS = {"mask": MaskTask, "regressor": RegressorTask}

@@ -1,0 +1,255 @@
+"""The coefficient regressor (the paper's ResNet-50, Deng et al.'s R-Net): an aligned face crop in,
+every morphable-model coefficient out, trained weakly supervised through the renderer.
+
+One model (``resnet``, :func:`occface_jax.models.resnet.build_resnet`), one phase. The loss is the
+fit's own photometric-stage objective, :func:`occface_jax.fit.objective.fit_objective` (Eq. 15 =
+feat 0.2 x Eq. 16 + regu 3.6e-4 x Eq. 17 + phot 1.4 x Eq. 18 with the attention Z and the occlusion
+mask + land 1.6e-3 x Eq. 19, weights in ``config.loss.weights``), called on the whole batch at
+once: the face region of the morphable model is rendered for every example of the batch
+(``morphable.rendering.render`` through the fit's ``FaceRenderer``, batched over the leading axis)
+inside the jitted, data-parallel step. No ground-truth coefficient enters the loss.
+
+Batch (``make_batch``, numpy): ``image`` (B, S, S, 3) the occluded synthetic face, RGB in [0, 1];
+``landmarks`` (B, 68, 2) pixels: the synthetic face's projected landmarks (jaw on the outline, as
+a detector marks them) plus Gaussian noise of ``loss.landmark_noise_px`` pixels at 224 (a
+detector's error, drawn once per sample index, so a sample keeps its noise across epochs);
+``occlusion`` (B, S, S) the data engine's occluder mask (what N_mask predicts on a photo);
+``coeffs`` (B, K) and ``clean_landmarks`` the ground truth, used only by :meth:`evaluate`.
+S = ``config.model.input_size`` (records are resized to it) and the renderer's camera is Deng
+et al.'s at S (``render.camera.deng_camera``).
+
+The network's raw outputs are rendered in training (a blendshape weight below 0 or above 1
+extrapolates linearly); evaluation and inference apply the fit's bounds
+(``fit.fitter.project_constraints``: blendshapes in [0, 1], albedo in [-3, 3]). Evaluation: mean
+per-vertex distance (mm, face region, model frame: shape only, no pose) to the ground-truth shape,
+for the prediction and for the mean face; landmark error (pixels at S) of the projected landmarks
+against the noise-free ones, for the prediction and for the mean face at the default pose; the
+loss terms. Images: input | render over it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import cv2
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from flax import nnx
+
+from occface_jax.errors import OccfaceError
+from occface_jax.eval.metrics.landmarks import point_errors
+from occface_jax.fit.fitter import project_constraints
+from occface_jax.fit.objective import (
+    FaceRenderer,
+    fit_objective,
+    hidden_landmark_weights,
+    landmark_weights,
+)
+from occface_jax.losses.identity import embed_faces, identity_loss_to_embedding
+from occface_jax.losses.recon import LossWeights
+from occface_jax.models.face_id import load_face_id_net
+from occface_jax.models.resnet import build_resnet
+from occface_jax.morphable import CoeffLayout, MorphableModel, contour, geometry
+from occface_jax.morphable import load_model as load_morphable
+from occface_jax.morphable.model import ARRAY_FIELDS
+from occface_jax.morphable.rendering import project_landmarks
+from occface_jax.render import camera as cam
+from occface_jax.render.antialias import mesh_adjacency
+from occface_jax.train.task import Phase, Task
+
+DETECTOR_SIZE = 224  # ``loss.landmark_noise_px`` is in pixels of a 224 crop
+
+
+class Constant(nnx.Variable):
+    """An array a loss reads but never trains (not an ``nnx.Param``, no optimizer state)."""
+
+
+class MorphableArrays(nnx.Module):
+    """A :class:`MorphableModel` as a frozen module, so that its arrays travel into the jitted step
+    as arguments (replicated over the mesh) rather than as compile-time constants (folding the
+    topology as constants made XLA's compile take minutes, ``fit/fitter.py``)."""
+
+    def __init__(self, model: MorphableModel) -> None:
+        self.arrays = nnx.data({k: Constant(jnp.asarray(getattr(model, k))) for k in ARRAY_FIELDS})
+        self.static = (model.name, model.exp_kind, model.albedo_kind)
+
+    def model(self) -> MorphableModel:
+        """The model (without its UV map: rendering does not use it)."""
+        name, exp_kind, albedo_kind = self.static
+        arrays = {k: v[...] for k, v in self.arrays.items()}
+        return MorphableModel(**arrays, name=name, exp_kind=exp_kind, albedo_kind=albedo_kind)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class BatchIdentityTerm:
+    """Eq. 16 for a batch, with the signature ``fit_objective`` gives its identity term: 1 - cos
+    between the face-ID descriptors (B, 128) of the photos and of the renders, both chips cut with
+    the photos' landmarks (as ``fit.objective.IdentityTerm`` does for one image)."""
+
+    graphdef: Any
+
+    def __call__(
+        self, state: Any, embedding: jax.Array, rendered: jax.Array, landmarks: jax.Array
+    ) -> jax.Array:
+        net = nnx.merge(self.graphdef, state)
+        return identity_loss_to_embedding(net, embedding, rendered, landmarks)
+
+
+class RegressorTask(Task):
+    """The regressor stage: one model (``resnet``), one phase (Eq. 15 through the renderer).
+
+    ``model`` (a :class:`MorphableModel`) replaces the one ``config.morphable.path`` names (the
+    default model when empty), e.g. a toy model in tests; its face region is what is rendered."""
+
+    name = "regressor"
+    models = {"resnet": (build_resnet, "model")}
+    architecture = ("model", "morphable")
+
+    def __init__(self, model: MorphableModel | None = None) -> None:
+        self._given = model
+        self._face: MorphableModel | None = None
+
+    # -- the morphable model and what depends on it ---------------------------------------------
+    def face_model(self, config: ml_collections.ConfigDict) -> MorphableModel:
+        """The model that is rendered (its face region when ``morphable.face_only``)."""
+        if self._face is None:
+            model = self._given
+            if model is None:
+                model = load_morphable(str(config.morphable.path) or None)
+            if bool(config.morphable.face_only):
+                model = model.face_only()
+            self._face = model
+            self._layout = CoeffLayout.for_model(model, light=str(config.morphable.light))
+            self._jaw = contour.for_model(model) if bool(config.loss.march_jaw) else None
+            self._adjacency = mesh_adjacency(model.triangles)
+        size = self._layout.size
+        if int(config.model.outputs) != size:
+            raise OccfaceError(
+                f"model.outputs {int(config.model.outputs)} is not the morphable model's "
+                f"{size} coefficients; --set model.outputs={size}"
+            )
+        return self._face
+
+    def layout(self, config: ml_collections.ConfigDict) -> CoeffLayout:
+        self.face_model(config)
+        return self._layout
+
+    def renderer(self, config: ml_collections.ConfigDict) -> FaceRenderer:
+        self.face_model(config)
+        size = int(config.model.input_size)
+        return FaceRenderer(
+            cam.deng_camera(size), float(config.loss.ambient), self._adjacency, self._jaw
+        )
+
+    # -- the contract ---------------------------------------------------------------------------
+    def phases(self, config: ml_collections.ConfigDict) -> list[Phase]:
+        return [Phase(self.loss, updates="resnet")]
+
+    def frozen(self, config: ml_collections.ConfigDict, upstream: dict) -> dict[str, nnx.Module]:
+        out: dict[str, nnx.Module] = {"morphable": MorphableArrays(self.face_model(config))}
+        if bool(config.loss.use_identity):
+            out["face_id"] = load_face_id_net()
+        return out
+
+    def make_batch(self, records: dict[str, Any], config: ml_collections.ConfigDict) -> dict:
+        size = int(config.model.input_size)
+        image = np.asarray(records["occluded"], np.float32)
+        mask = np.asarray(records["mask"], np.float32)
+        clean = np.asarray(records["landmarks"], np.float32)
+        scale = size / image.shape[2]
+        if image.shape[1:3] != (size, size):
+            image = np.stack([_resize(x, size) for x in image])
+            mask = (np.stack([_resize(x, size) for x in mask]) > 0.5).astype(np.float32)
+            clean = clean * scale
+        sigma = float(config.loss.landmark_noise_px) * size / DETECTOR_SIZE
+        seed = int(config.loss.noise_seed)
+        noise = np.stack(
+            [
+                np.random.default_rng([seed, int(i)]).normal(0.0, sigma, (68, 2))
+                for i in np.asarray(records["index"]).reshape(-1)
+            ]
+        ).astype(np.float32)
+        return {
+            "image": image,
+            "landmarks": clean + noise,
+            "occlusion": mask,
+            "coeffs": np.asarray(records["coeffs"], np.float32),
+            "clean_landmarks": clean,
+        }
+
+    def predict(self, models: dict, batch: dict, config) -> dict[str, jax.Array]:
+        """The coefficient blocks the network predicts for ``batch['image']`` (raw outputs)."""
+        return self.layout(config).split(models["resnet"](batch["image"]))
+
+    def objective(
+        self, params: dict, frozen: dict, batch: dict, config
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """Eq. 15 per example (B,) and its terms, each (B,): the fit's objective over the batch."""
+        lc = config.loss
+        model = frozen["morphable"].model()
+        image, target, occlusion = batch["image"], batch["landmarks"], batch["occlusion"]
+        base = jnp.asarray(landmark_weights(float(lc.jaw_landmark_weight)))
+        hidden = jax.vmap(hidden_landmark_weights, in_axes=(0, 0, None))
+        weights = base * hidden(occlusion, target, float(lc.hidden_landmark_weight))
+        identity, identity_inputs = None, None
+        if "face_id" in frozen:
+            graphdef, state = nnx.split(frozen["face_id"])
+            embedding = jax.lax.stop_gradient(embed_faces(frozen["face_id"], image, target))
+            identity, identity_inputs = BatchIdentityTerm(graphdef), (state, embedding)
+        return fit_objective(
+            params,
+            model,
+            image,
+            target,
+            weights,
+            occlusion,
+            identity_inputs,
+            renderer=self.renderer(config),
+            weights=LossWeights(**{k: float(v) for k, v in lc.weights.items()}),
+            robust_scale=float(lc.robust_scale),
+            identity=identity,
+        )
+
+    def loss(
+        self, models: dict, frozen: dict, batch: dict, key: jax.Array, config
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        total, terms = self.objective(self.predict(models, batch, config), frozen, batch, config)
+        return jnp.mean(total), {k: jnp.mean(v) for k, v in terms.items()}
+
+    def evaluate(self, models: dict, frozen: dict, batch: dict, config) -> dict:
+        model = frozen["morphable"].model()
+        layout = self.layout(config)
+        params = project_constraints(self.predict(models, batch, config), model.exp_kind)
+        truth = layout.split(batch["coeffs"])
+        true_shape = geometry.shape(model, truth["id"], truth["exp"])
+        shape = geometry.shape(model, params["id"], params["exp"])
+        mean_face = jnp.broadcast_to(jnp.asarray(model.mean_shape), true_shape.shape)
+        renderer = self.renderer(config)
+        start = jax.tree.map(jnp.zeros_like, params)  # the mean face at the default pose
+
+        def landmark_error(coeffs: dict) -> jax.Array:
+            landmarks = project_landmarks(model, coeffs, renderer.camera, renderer.jaw)
+            return jnp.mean(point_errors(landmarks, batch["clean_landmarks"]), axis=-1)
+
+        total, terms = self.objective(params, frozen, batch, config)
+        return {
+            "vertex_error_mm": jnp.mean(point_errors(shape, true_shape), axis=-1),
+            "mean_face_vertex_error_mm": jnp.mean(point_errors(mean_face, true_shape), axis=-1),
+            "landmark_error_px": landmark_error(params),
+            "mean_face_landmark_error_px": landmark_error(start),
+            "loss": total,
+            **terms,
+        }
+
+    def images(self, models: dict, frozen: dict, batch: dict, config) -> dict:
+        model = frozen["morphable"].model()
+        params = project_constraints(self.predict(models, batch, config), model.exp_kind)
+        rendered = self.renderer(config)(model, params, batch["image"])
+        return {"input": batch["image"], "render": jnp.clip(rendered.image, 0.0, 1.0)}
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    return cv2.resize(x, (size, size), interpolation=cv2.INTER_AREA)

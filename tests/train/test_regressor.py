@@ -1,0 +1,213 @@
+"""The regressor stage: the fit's objective through the renderer for a batch (finite, gradients
+that match finite differences), the mean-face start, detector-like landmark noise, 8 faked devices
+= 1 device (BatchNorm statistics over the global batch), and ``occface train regressor``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from gan_task import run_with_devices, subprocess_env
+
+from occface_jax.config import load_config
+from occface_jax.data.synth import SynthConfig, SyntheticFaces
+from occface_jax.errors import OccfaceError
+from occface_jax.io import checkpoints as ckpt
+from occface_jax.morphable import CoeffLayout, geometry
+from occface_jax.morphable.synthetic import toy_model
+from occface_jax.train.tasks.regressor import RegressorTask
+
+SIZE = 32
+
+
+def toy_config(model):
+    config = load_config("regressor", "smoke")
+    config.model.outputs = CoeffLayout.for_model(model.face_only()).size
+    config.model.input_size = SIZE
+    return config
+
+
+@pytest.fixture(scope="module")
+def toy():
+    model = toy_model()
+    config = toy_config(model)
+    task = RegressorTask(model=model)
+    source = SyntheticFaces(model, SynthConfig(image_size=SIZE), seed=0, size=8)
+    records = [source[i] for i in range(2)]
+    batch = task.make_batch({k: np.stack([r[k] for r in records]) for k in records[0]}, config)
+    frozen = task.frozen(config, {})
+    return model, config, task, batch, frozen
+
+
+@pytest.mark.slow(
+    reason="compiles the renderer's forward and backward pass: 25 s CPU, 40-80 s loaded"
+)
+def test_loss_is_finite_and_its_gradient_matches_finite_differences(toy):
+    """Eq. 15 of the fit over a batch of 2 rendered faces: finite, with every term; d term /
+    d coefficients (through the renderer) agrees with central differences of the same term along
+    a random direction; the network's head gets that gradient."""
+    _, config, task, batch, frozen = toy
+    layout = task.layout(config)
+    batch = {k: jnp.asarray(v) for k, v in batch.items()}
+
+    rng = np.random.default_rng(0)
+    flat = jnp.asarray(rng.normal(0, 0.05, (2, layout.size)), jnp.float32)
+    direction = jnp.asarray(rng.normal(0, 1, flat.shape), jnp.float32)
+    direction = direction / jnp.linalg.norm(direction)
+    eps = 1e-2
+    names = ("land", "phot", "regu")
+    # One forward and one backward pass (each compile of the renderer costs): the loss is per
+    # example, so a batch of 10 holds the 2 examples once per term (rows 2i, 2i + 1: term i's
+    # gradient) and at flat +/- eps direction (rows 6-9: the central differences).
+    stacked = jnp.concatenate([flat] * 3 + [flat + eps * direction, flat - eps * direction])
+    tiled = {k: jnp.concatenate([v] * 5) for k, v in batch.items()}
+
+    @jax.jit
+    def check(x):
+        def per_example(x):
+            return task.objective(layout.split(x), frozen, tiled, config)
+
+        (total, terms), vjp = jax.vjp(per_example, x)
+        rows = jnp.arange(10) // 2
+        cotangent = {k: (rows == i).astype(jnp.float32) / 2 for i, k in enumerate(names)}
+        grad = vjp((jnp.zeros_like(total), cotangent))[0]
+        analytic = {k: jnp.sum(grad[2 * i : 2 * i + 2] * direction) for i, k in enumerate(names)}
+        numeric = {k: (terms[k][6:8].mean() - terms[k][8:].mean()) / (2 * eps) for k in names}
+        return total[:2].mean(), {k: v[:2] for k, v in terms.items()}, grad, analytic, numeric
+
+    value, terms, grad, analytic, numeric = check(stacked)
+    assert set(terms) == set(names)
+    assert np.isfinite(float(value)) and all(np.all(np.isfinite(v)) for v in terms.values())
+    assert np.all(np.isfinite(np.asarray(grad))) and float(jnp.abs(grad[:6]).max()) > 0
+    # the photometric gradient is the renderer's (barycentrics + antialiased silhouette, as
+    # nvdiffrast): it omits the colour jumps of pixels whose triangle changes, 12 % here
+    for name, tolerance in (("land", 1e-3), ("regu", 1e-3), ("phot", 0.25)):
+        assert float(analytic[name]) == pytest.approx(float(numeric[name]), rel=tolerance), name
+
+
+@pytest.mark.slow(
+    reason="compiles the ResNet and two renders (evaluate, images): 25 s CPU, 80 s loaded"
+)
+def test_a_fresh_network_scores_as_the_mean_face(toy):
+    """Zero head at initialisation: the predicted shape is the mean face, so the vertex error
+    equals the mean face's, and that equals a numpy computation from the ground truth."""
+    model, config, task, batch, frozen = toy
+    net = task.models["resnet"][0](config.model, nnx.Rngs(0))
+    net.eval()
+
+    @nnx.jit
+    def run(net, frozen, batch):
+        models = {"resnet": net}
+        return task.evaluate(models, frozen, batch, config), task.images(
+            models, frozen, batch, config
+        )
+
+    metrics, pictures = run(net, frozen, jax.tree.map(jnp.asarray, batch))
+    assert metrics["vertex_error_mm"].shape == (2,)
+    np.testing.assert_allclose(
+        metrics["vertex_error_mm"], metrics["mean_face_vertex_error_mm"], rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        metrics["landmark_error_px"], metrics["mean_face_landmark_error_px"], rtol=1e-6
+    )
+    face = model.face_only()
+    truth = task.layout(config).split(jnp.asarray(batch["coeffs"]))
+    shape = np.asarray(geometry.shape(face, truth["id"], truth["exp"]))
+    expected = np.linalg.norm(shape - np.asarray(face.mean_shape), axis=-1).mean(-1)
+    np.testing.assert_allclose(metrics["mean_face_vertex_error_mm"], expected, rtol=1e-5)
+    assert np.all(expected > 0.5)
+    assert pictures["render"].shape == pictures["input"].shape == (2, SIZE, SIZE, 3)
+
+
+def test_landmark_noise_is_per_sample_and_of_the_configured_size():
+    """The noise on the synthetic landmarks is fixed per sample index (a detector errs the same
+    way on the same photo) and has the configured standard deviation (pixels at 224)."""
+    model = toy_model()
+    config = toy_config(model)
+    config.loss.landmark_noise_px = 7.0
+    task = RegressorTask(model=model)
+    n = 40
+    records = {
+        "occluded": np.zeros((n, SIZE, SIZE, 3), np.float32),
+        "mask": np.zeros((n, SIZE, SIZE), np.float32),
+        "landmarks": np.full((n, 68, 2), 10.0, np.float32),
+        "coeffs": np.zeros((n, 5), np.float32),
+        "index": np.arange(n),
+    }
+    batch = task.make_batch(records, config)
+    noise = batch["landmarks"] - batch["clean_landmarks"]
+    assert np.std(noise) == pytest.approx(7.0 * SIZE / 224, rel=0.05)
+    again = task.make_batch({**records, "index": records["index"][::-1]}, config)
+    np.testing.assert_array_equal(again["landmarks"], batch["landmarks"][::-1])
+
+
+def test_a_layout_that_is_not_the_models_is_one_clear_error():
+    model = toy_model()
+    config = toy_config(model)
+    config.model.outputs += 1
+    with pytest.raises(OccfaceError, match="model.outputs"):
+        RegressorTask(model=model).face_model(config)
+
+
+SHARDED = textwrap.dedent(
+    """
+    import sys, numpy as np, jax
+    from flax import nnx
+    sys.path.insert(0, sys.argv[2])
+    from test_regressor import toy_config, SIZE
+    from occface_jax.data.synth import SynthConfig, SyntheticFaces
+    from occface_jax.morphable.synthetic import toy_model
+    from occface_jax.train import restore_models, train
+    from occface_jax.train.tasks.regressor import RegressorTask
+    assert jax.device_count() == 8, jax.devices()
+    model = toy_model()
+    source = SyntheticFaces(model, SynthConfig(image_size=SIZE), seed=0, size=16)
+    out, logged = {}, {}
+    for name, devices in (("one", jax.devices()[:1]), ("eight", jax.devices())):
+        config = toy_config(model)
+        config.train.update(steps=2, log_every=1, checkpoint_every=2, eval_every=100)
+        task = RegressorTask(model=model)
+        r = train(task, config, sys.argv[1] + "/" + name, source, devices=devices, progress=False)
+        models, _ = restore_models(task, config, sys.argv[1] + "/" + name)
+        out[name] = [np.asarray(x) for x in jax.tree.leaves(nnx.state(models))]
+        logged[name] = {k: v for k, v in r.metrics.items() if k != "examples_per_second"}
+    stats = nnx.state(models, nnx.BatchStat)
+    assert jax.tree.leaves(stats), "BatchNorm expected"
+    worst = max(float(np.max(np.abs(a - b))) for a, b in zip(out["one"], out["eight"]))
+    scale = max(float(np.max(np.abs(a))) for a in out["one"])
+    print("worst", worst, "scale", scale, logged)
+    assert worst < 1e-4 * scale, worst
+    for k, v in logged["one"].items():
+        np.testing.assert_allclose(logged["eight"][k], v, rtol=1e-4, atol=1e-5, err_msg=k)
+    """
+)
+
+
+@pytest.mark.slow(reason="two training runs in a subprocess, each compiling the rendered step")
+def test_eight_device_steps_equal_one_device(tmp_path):
+    """2 steps on 8 faked CPU devices (1 example each) give the 1-device weights and BatchNorm
+    running statistics: the batch statistics are computed over the global batch."""
+    proc = run_with_devices(SHARDED, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "worst" in proc.stdout
+
+
+@pytest.mark.slow(reason="renders synthetic faces of the default model and compiles the step")
+def test_occface_train_regressor_smoke_runs_end_to_end(tmp_path):
+    """The CLI trains the smoke variant on the default model's synthetic faces, evaluates, and
+    leaves a checkpoint with the network's weights and running statistics."""
+    cmd = [sys.executable, "-m", "occface_jax.cli", "train", "regressor", "--workdir"]
+    cmd += [str(tmp_path), "--config-variant", "smoke", "--quiet"]
+    proc = subprocess.run(cmd, env=subprocess_env(1), capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "trained regressor to step 4" in proc.stdout
+    assert "vertex_error_mm" in proc.stdout
+    manager = ckpt.manager(tmp_path / "regressor" / "checkpoints")
+    assert manager.latest_step() == 4
+    assert {"resnet", "resnet_optimizer", "meta", "data"} <= ckpt.items(manager, 4)
