@@ -259,3 +259,29 @@ def test_every_file_of_a_folder_is_accounted_for(tmp_path, photos, toy_npz, shar
     assert (out / "photo with spaces ñé 顔" / "mesh.obj").is_file()
     assert "b.ppm" in captured.err and "2 file(s) skipped (not images)" in captured.out
     assert "4 of 5 image(s) reconstructed" in captured.out
+
+
+def test_shards_cover_every_input_once_and_summarize_merges_them(tmp_path, photos, toy_npz, capsys):
+    for name in ("d", "e"):
+        (photos / f"{name}.ppm").write_bytes((photos / "a.ppm").read_bytes())
+    out = tmp_path / "out"
+    for k in (1, 2, 3):  # three shards into one folder, each with its own summary
+        assert _main(_toy_args(photos, out, toy_npz, "--shard", f"{k}/3")) == 0
+    per_shard = [
+        json.loads((out / f"summary.shard-{k}-of-3.json").read_text())["images"] for k in (1, 2, 3)
+    ]
+    names = [Path(e["input"]).name for images in per_shard for e in images]
+    assert sorted(names) == ["a.ppm", "b.ppm", "c.ppm", "d.ppm", "e.ppm", "notes.txt"]
+    assert all(len(images) == 2 for images in per_shard)  # 6 entries interleaved over 3
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == list("abcde")
+    capsys.readouterr()
+    assert main(["summarize", str(out)]) == 0
+    line = capsys.readouterr().out
+    assert "5 of 5 image(s) reconstructed, 0 failed, 1 skipped, from 3 summaries" in line
+    merged = json.loads((out / "summary.json").read_text())
+    assert merged["succeeded"] == 5 and merged["missing_shards"] == []
+    assert sorted(Path(e["input"]).name for e in merged["images"]) == sorted(names)
+    # A missing shard is named, and the exit status says the merge is incomplete.
+    (out / "summary.shard-2-of-3.json").unlink()
+    assert main(["summarize", str(out), "--out", str(tmp_path / "m.json")]) == 1
+    assert "missing shard(s) 2/3" in capsys.readouterr().out
