@@ -1,13 +1,16 @@
 """The ``occface`` command line: one entry point, one subcommand per job.
 
 Exit codes: 0 success, 1 the job failed, 2 usage error (bad arguments; for ``reconstruct`` also an
-input path that does not exist or a folder without images). Errors print as one line on stderr;
+input path that does not exist, a folder without images or an unusable ``--out``), 130 / 143
+stopped by SIGINT / SIGTERM (``reconstruct`` writes the summary of what finished). Errors print as
+one line on stderr;
 ``--debug`` (before or after the subcommand) shows the full traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
@@ -20,6 +23,7 @@ from occface_jax.errors import OccfaceError
 # Subcommands import their rooms inside the function: `occface --help` and argument errors stay
 # instant instead of importing JAX (~3 s) first.
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # as a shell reports a process ended by SIGINT (143: SIGTERM)
 
 
 class UsageError(OccfaceError):
@@ -105,28 +109,12 @@ def _fit_config(args: argparse.Namespace):
     return config
 
 
-def _check_inputs(inputs: Sequence[str]) -> None:
-    """UsageError for an input path (not a glob pattern) that does not exist or a folder without
-    images; a pattern that matches nothing is one failed entry of the batch's summary instead."""
-    import glob
-
-    from occface_jax.io.images import IMAGE_SUFFIXES
-
-    for item in inputs:
-        path = Path(item)
-        if glob.has_magic(item):
-            continue
-        if not path.exists():
-            raise UsageError(f"{item}: no such file or folder")
-        if path.is_dir() and not any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.iterdir()):
-            raise UsageError(f"{item}: folder holds no images ({', '.join(IMAGE_SUFFIXES)})")
-
-
 def cmd_reconstruct(args: argparse.Namespace) -> int:
-    """Reconstruct every input photo into OUT/NAME/; a bad input is reported and skipped."""
+    """Reconstruct every input photo into OUT/NAME/; a bad input is reported and skipped; a rerun
+    skips what is done; SIGINT / SIGTERM stop it (exit 130 / 143) with a summary."""
     from occface_jax.app import reconstruct
 
-    _check_inputs(args.inputs)
+    shard = reconstruct.parse_shard(args.shard)  # a usage error before the config and JAX
     return reconstruct.run(
         inputs=args.inputs,
         out_dir=Path(args.out),
@@ -136,7 +124,16 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         checkpoints=args.checkpoints,
         progress=not args.quiet,
         debug=args.debug,
+        overwrite=args.overwrite,
+        shard=shard,
     )
+
+
+def cmd_summarize(args: argparse.Namespace) -> int:
+    """Merge the summaries of ``occface reconstruct --shard K/N`` runs into one."""
+    from occface_jax.app import reconstruct
+
+    return reconstruct.summarize(args.dirs, Path(args.out) if args.out else None)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -318,7 +315,24 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="+", help="image files, folders or glob patterns")
     p.add_argument("--out", required=True, help="output folder (one sub-folder per image)")
     p.add_argument("--all-faces", action="store_true", help="every detected face, not the largest")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="redo photos whose result is already in OUT (default: skip them)",
+    )
+    p.add_argument(
+        "--shard",
+        metavar="K/N",
+        help="reconstruct only shard K of N (1 <= K <= N) of the inputs; merge with `summarize`",
+    )
     _add_fit_options(p)
+
+
+def _add_summarize(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "dirs", nargs="+", metavar="DIR", help="output folders (or summary files) of the shards"
+    )
+    p.add_argument("--out", help="merged summary file (default: the first DIR's summary.json)")
 
 
 def _add_demo(p: argparse.ArgumentParser) -> None:
@@ -350,6 +364,11 @@ COMMANDS: dict[str, tuple[str, Callable, Callable[[argparse.Namespace], int]]] =
         cmd_fetch_model,
     ),
     "reconstruct": ("photos in, textured 3D faces out", _add_reconstruct, cmd_reconstruct),
+    "summarize": (
+        "merge the summaries of `reconstruct --shard` runs",
+        _add_summarize,
+        cmd_summarize,
+    ),
     "demo": ("reconstruct an occluded public-domain portrait", _add_demo, cmd_demo),
     "train": ("train a network of the system (checkpoints resume)", _add_train, cmd_train),
     "export": (
@@ -385,15 +404,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def enable_compilation_cache() -> None:
-    """Keep compiled XLA programs (those taking over 1 s to compile) in ``<cache>/xla``, so later
-    runs, and later processes, start fast. Process-wide; never fails."""
+    """Keep compiled XLA programs (those taking over 1 s to compile, or
+    ``$JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS``) in ``<cache>/xla``, so later runs, and later
+    processes, start fast. Process-wide; never fails."""
     try:
         import jax
 
         from occface_jax.paths import cache_dir
 
         jax.config.update("jax_compilation_cache_dir", str(cache_dir() / "xla"))
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+        if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:  # else JAX reads it
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
     except Exception:  # noqa: BLE001 - a cache is an optimisation, never a failure
         pass
 
@@ -413,14 +434,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except KeyboardInterrupt:
         print("occface: interrupted", file=sys.stderr)
-        return EXIT_FAILURE
+        return EXIT_INTERRUPTED
     except Exception as err:  # one clear line unless --debug
         if args.debug:
             raise
         message = str(err) if isinstance(err, OccfaceError) else f"{type(err).__name__}: {err}"
         first_line = (message.strip().splitlines() or [repr(err)])[0]
         print(f"occface {args.command}: error: {first_line}", file=sys.stderr)
-        return EXIT_USAGE if isinstance(err, UsageError) else EXIT_FAILURE
+        # An error may carry its own status (app.reconstruct.InputError: 2, a usage problem).
+        return (
+            EXIT_USAGE if isinstance(err, UsageError) else getattr(err, "exit_status", EXIT_FAILURE)
+        )
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ MINIMAL_ARGUMENTS = {
     "info": [],
     "fetch-model": [],
     "reconstruct": ["photo.jpg", "--out", "out"],
+    "summarize": ["out"],
     "demo": [],
     "train": ["mask"],
     "export": ["--out", "out"],
@@ -117,3 +118,23 @@ def test_train_refuses_a_workdir_that_is_a_file(tmp_path, capsys):
     assert main(["train", "mask", "--workdir", str(afile), "--config-variant", "smoke"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "is a file, not a folder" in err[0]
+
+
+def test_reconstruct_checks_out_and_shard_before_any_work(capsys, tmp_path):
+    """--out naming a file, or under a file, and a bad --shard: one line, exit 2, before the model
+    is even looked for (no model exists at --model)."""
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.zeros((80, 80, 3), np.uint8)).save(photo)
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    cases = {
+        ("--out", str(afile)): "is a file, not a folder",
+        ("--out", str(afile / "sub")): "cannot write there",
+        ("--out", str(tmp_path / "o"), "--shard", "3/2"): "expected K/N with 1 <= K <= N",
+        ("--out", str(tmp_path / "o"), "--shard", "x"): "expected K/N",
+    }
+    for extra, expected in cases.items():
+        args = ["reconstruct", str(photo), *extra, "--model", str(tmp_path / "none.npz")]
+        assert main(args) == 2, extra
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and expected in err and "Traceback" not in err, err

@@ -3,14 +3,19 @@
 ``load_image`` returns float32 RGB in [0, 1], (H, W, 3), top-left origin, with EXIF orientation
 applied. Grayscale is replicated to RGB, alpha is composited over white, 16-bit and float images are
 scaled to [0, 1]. Images smaller than ``MIN_SIDE`` pixels are refused; larger than ``MAX_SIDE`` are
-downscaled (area filter) so their longer side is ``MAX_SIDE``, and the scale is reported.
+downscaled (area filter) so their longer side is ``MAX_SIDE``, and the scale is reported. A JPEG is
+decoded at a reduced size (1/2, 1/4 or 1/8, libjpeg's DCT scaling via Pillow's draft mode) when that
+still covers ``MAX_SIDE``; a photo whose decoded size would exceed ``MAX_DECODE_PIXELS`` is refused
+(one line) before any pixel is decoded.
+
+``find_inputs`` expands files, folders and glob patterns into one ``Found`` per entry: a candidate
+image, or a file skipped as not an image (with why), or an input that names nothing.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +24,16 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from occface_jax.errors import OccfaceError
 
 MIN_SIDE = 64
+ORIENTATION_TAG = 0x0112  # EXIF
 MAX_SIDE = 8000
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+# The most pixels decoded at once (after any JPEG draft reduction): 16384 x 16384, 0.8 GB as 8-bit
+# RGB, plus the float32 copy at MAX_SIDE (0.77 GB). Pillow's own bomb limit (89 MP) would refuse a
+# 10000 x 10000 photo the README promises to downscale, so it is replaced by this bound.
+MAX_DECODE_PIXELS = 16384 * 16384
+IMAGE_SUFFIXES = (
+    *(".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".ppm", ".pgm", ".pbm", ".pnm"),
+    *(".tif", ".tiff", ".webp", ".gif"),
+)
 
 
 class ImageError(OccfaceError):
@@ -55,36 +68,69 @@ def _to_float_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), np.float32) / 255.0
 
 
-def load_image(path: str | Path, max_side: int = MAX_SIDE, min_side: int = MIN_SIDE) -> LoadedImage:
-    """Load ``path`` as RGB float32 [0, 1]; ImageError for a missing, non-image, truncated or tiny file."""
+def _open_within_bound(
+    path: Path, max_side: int, max_pixels: int
+) -> tuple[Image.Image, tuple[int, int]]:
+    """Open ``path`` (header only), in JPEG draft mode when a reduced decode still covers
+    ``max_side``; ImageError when the decoded size would exceed ``max_pixels``. Returns the image
+    and the file's (width, height) after EXIF orientation."""
+    previous = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None  # our own bound below (Pillow's global; restored at once)
+    try:
+        img = Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous
+    width, height = img.size
+    swapped = img.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8)  # a quarter turn
+    if img.format == "JPEG" and max(width, height) > max_side:
+        factor = max_side / max(width, height)  # the largest DCT reduction still >= this
+        img.draft(img.mode, (max(1, round(width * factor)), max(1, round(height * factor))))
+    if img.size[0] * img.size[1] > max_pixels:
+        img.close()
+        raise ImageError(
+            f"{path}: {width}x{height} pixels is above the memory-safe bound of "
+            f"{max_pixels / 1e6:.0f} megapixels decoded at once; downscale it first"
+        )
+    return img, ((height, width) if swapped else (width, height))
+
+
+def load_image(
+    path: str | Path,
+    max_side: int = MAX_SIDE,
+    min_side: int = MIN_SIDE,
+    max_pixels: int = MAX_DECODE_PIXELS,
+) -> LoadedImage:
+    """Load ``path`` as RGB float32 [0, 1]; ImageError for a missing, non-image, truncated, tiny
+    or too large (``max_pixels`` decoded) file. ``original_size`` is the file's size after EXIF
+    orientation, ``scale`` the loaded size over it."""
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                img = ImageOps.exif_transpose(img)
-                img.load()
+        opened, (file_width, file_height) = _open_within_bound(path, max_side, max_pixels)
+        with opened:
+            img = ImageOps.exif_transpose(opened)
+            img.load()
     except UnidentifiedImageError as err:
         raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise ImageError(f"{path}: corrupt or truncated image ({err})") from err
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{path}: image too large to decode safely ({err})") from err
-    width, height = img.size
-    if min(width, height) < min_side:
-        raise ImageError(f"{path}: {width}x{height} pixels is too small (need at least {min_side})")
-    scale = 1.0
-    if max(width, height) > max_side:
-        scale = max_side / max(width, height)
-        img = (
-            img.convert("RGBA" if "A" in img.mode else "RGB")
-            if img.mode not in ("RGB", "RGBA")
-            else img
+    if min(file_width, file_height) < min_side:
+        raise ImageError(
+            f"{path}: {file_width}x{file_height} pixels is too small (need at least {min_side})"
         )
-        img = img.resize((round(width * scale), round(height * scale)), Image.Resampling.BOX)
-    return LoadedImage(_to_float_rgb(img), path, (height, width), scale)
+    width, height = img.size
+    if max(width, height) > max_side:
+        factor = max_side / max(width, height)
+        if img.mode not in ("RGB", "RGBA", "L", "I", "F", "I;16"):
+            img = img.convert("RGBA" if _has_alpha(img) else "RGB")
+        img = img.resize((round(width * factor), round(height * factor)), Image.Resampling.BOX)
+    scale = img.size[0] / file_width
+    return LoadedImage(_to_float_rgb(img), path, (file_height, file_width), scale)
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return "A" in img.mode or (img.mode == "P" and "transparency" in img.info)
 
 
 def to_uint8(image: np.ndarray) -> np.ndarray:
@@ -103,27 +149,82 @@ def save_image(path: str | Path, image: np.ndarray) -> Path:
     return path
 
 
-def find_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Expand files, folders (their image files, sorted) and glob patterns.
+@dataclasses.dataclass(frozen=True)
+class Found:
+    """One entry of the inputs: ``path`` is an image to try (``reason`` empty), a file or folder
+    skipped as not an image (``skipped``, with ``reason``), or ``path`` None: ``given`` names
+    nothing (``reason`` says so)."""
 
-    Returns (paths, problems); a problem is (the input as given, what is wrong with it)."""
+    given: str  # the input as given (a file, folder or pattern)
+    path: Path | None
+    reason: str = ""
+    skipped: bool = False
 
-    paths: list[Path] = []
-    problems: list[tuple[str, str]] = []
+
+def looks_like_image(path: Path) -> bool:
+    """An image suffix, or a header Pillow identifies (reads a few bytes, decodes nothing)."""
+    if path.suffix.lower() in IMAGE_SUFFIXES:
+        return True
+    try:
+        previous = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with Image.open(path):
+                return True
+        finally:
+            Image.MAX_IMAGE_PIXELS = previous
+    except (OSError, SyntaxError, ValueError):  # UnidentifiedImageError is an OSError
+        return False
+
+
+def _folder_entry(given: str, q: Path) -> Found:
+    if q.is_dir():
+        return Found(given, q, "a folder (not searched: name it to include it)", skipped=True)
+    if not q.is_file():
+        return Found(given, q, "not a regular file", skipped=True)
+    if looks_like_image(q):
+        return Found(given, q)
+    return Found(given, q, "not an image", skipped=True)
+
+
+def find_inputs(inputs: list[str], exclude: tuple[Path, ...] = ()) -> list[Found]:
+    """Every entry named by ``inputs``, in order: a file as given (tried whatever its suffix), a
+    folder's entries sorted (images to try, everything else skipped with its reason; sub-folders
+    are not searched), a glob pattern's matches sorted the same way. The same file reached twice
+    counts once; folders in ``exclude`` (resolved) are left out (an output folder inside an
+    input folder)."""
+    found: list[Found] = []
+    excluded = {p.resolve() for p in exclude}
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(q for q in p.iterdir() if q.suffix.lower() in IMAGE_SUFFIXES)
-            if not found:
-                problems.append((item, "folder holds no images"))
-            paths.extend(found)
+            entries = sorted(p.iterdir())
         elif p.exists():
-            paths.append(p)
+            found.append(Found(item, p))
+            continue
         else:
-            matches = sorted(Path(m) for m in glob.glob(item))
-            if not matches:
-                problems.append((item, "no such file, folder or pattern"))
-            paths.extend(m for m in matches if m.is_file())
+            entries = sorted(Path(m) for m in glob.glob(item))
+            if not entries:
+                found.append(Found(item, None, "no such file, folder or pattern"))
+        found.extend(_folder_entry(item, q) for q in entries if q.resolve() not in excluded)
     seen: set[Path] = set()
-    unique = [p for p in paths if not (p.resolve() in seen or seen.add(p.resolve()))]
-    return unique, problems
+    unique = []
+    for f in found:
+        key = f.path.resolve() if f.path is not None else None
+        if key is None or key not in seen:
+            unique.append(f)
+            if key is not None:
+                seen.add(key)
+    return unique
+
+
+def find_images(inputs: list[str]) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Images to try among ``inputs`` (see ``find_inputs``) and the problems, (input, why): an
+    input naming nothing, or a folder holding no images."""
+    found = find_inputs(inputs)
+    paths = [f.path for f in found if f.path is not None and not f.skipped]
+    problems = [(f.given, f.reason) for f in found if f.path is None]
+    for item in dict.fromkeys(f.given for f in found):
+        if Path(item).is_dir() and not any(f.given == item and not f.skipped for f in found):
+            problems.append((item, "folder holds no images"))
+    return paths, problems

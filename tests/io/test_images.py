@@ -58,3 +58,53 @@ def test_find_images_and_save(tmp_path):
     paths, problems = find_images([str(tmp_path), str(tmp_path / "sub" / "*.jpg"), "nope*.png"])
     assert [p.name for p in paths] == ["a.png", "b.jpg"]
     assert problems == [("nope*.png", "no such file, folder or pattern")]
+
+
+@pytest.fixture(scope="module")
+def jpeg_10000(tmp_path_factory):
+    """A 10000 x 10000 JPEG, a left-to-right gradient (made by Pillow in ~1 s)."""
+    path = tmp_path_factory.mktemp("huge") / "big.jpg"
+    gradient = Image.linear_gradient("L").rotate(90).resize((10000, 10000))  # dark on the left
+    gradient.convert("RGB").save(path, quality=80)
+    return path
+
+
+def _check_gradient(loaded, side):
+    row = loaded.pixels[side // 2, :, 0]
+    expected = (np.arange(side) + 0.5) / side  # the rotated gradient: dark on the left
+    assert np.abs(row - expected).max() < 0.03
+
+
+def test_a_10000_px_jpeg_is_decoded_in_draft_mode_and_downscaled(jpeg_10000):
+    """Over Pillow's 89-megapixel bomb limit, under ours; at a 2500 px limit libjpeg decodes 1/4."""
+    loaded = load_image(jpeg_10000, max_side=2500)
+    assert loaded.pixels.shape == (2500, 2500, 3)
+    assert loaded.original_size == (10000, 10000) and loaded.scale == pytest.approx(0.25)
+    _check_gradient(loaded, 2500)
+
+
+@pytest.mark.slow(reason="decodes 100 megapixels and area-filters them to 8000 px: 20-35 s")
+def test_a_10000_px_jpeg_is_downscaled_to_the_8000_px_limit(jpeg_10000):
+    from occface_jax.io.images import MAX_SIDE
+
+    loaded = load_image(jpeg_10000)
+    assert loaded.pixels.shape == (MAX_SIDE, MAX_SIDE, 3) and loaded.scale == pytest.approx(0.8)
+    _check_gradient(loaded, MAX_SIDE)
+
+
+def test_jpeg_draft_decodes_at_reduced_size_and_the_bound_refuses_in_one_line(tmp_path):
+    """A JPEG 4x the target decodes at 1/4 (libjpeg's DCT scaling) before the area filter, so a
+    decoded-pixel bound that the full file exceeds still lets it through; a PNG over the bound is
+    refused before decoding."""
+    rng = np.random.default_rng(1)
+    photo = (rng.uniform(size=(2000, 3000, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "p.jpg", quality=90)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    bound = 1_000_000  # the file has 6 MP; its 1/4 draft 0.375 MP
+    loaded = load_image(tmp_path / "p.jpg", max_side=750, max_pixels=bound)
+    assert loaded.pixels.shape == (500, 750, 3) and loaded.scale == pytest.approx(0.25)
+    reference = np.asarray(Image.fromarray(photo).reduce(4), np.float32) / 255.0
+    assert np.abs(loaded.pixels - reference).mean() < 0.1  # same picture (JPEG noise aside)
+    with pytest.raises(ImageError, match="above the memory-safe bound of 1 megapixels") as info:
+        load_image(tmp_path / "p.png", max_side=750, max_pixels=bound)
+    assert "\n" not in str(info.value)
