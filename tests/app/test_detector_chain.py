@@ -111,7 +111,9 @@ def test_a_model_without_correspondences_fits_the_mesh_68_only(toy_model):
     with pytest.warns(UserWarning, match="correspond") as caught:
         rec = _reconstructor(toy_model, landmarks="mediapipe468")
     assert not rec.fit_dense and "\n" not in str(caught[0].message)
-    assert _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0).fit_dense is False
+    assert (
+        _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0).fit_dense is False
+    )
     with pytest.raises(OccfaceError, match="weights.land must be > 0"):
         _reconstructor(toy_model, weights__land=0.0)
 

@@ -70,7 +70,9 @@ def test_exit_status_and_summary(batch):
     # Per face, the detector of the chain that found it and the landmark source (fit defaults).
     face = status["lenna.png"]["faces"][0]
     assert face["detector"] == "blazeface_short" and face["landmarks"] == "mediapipe468"
-    assert "detectors tried: blazeface_short, blazeface_full, hog, cnn" in status["blank.png"]["error"]
+    assert (
+        "detectors tried: blazeface_short, blazeface_full, hog, cnn" in status["blank.png"]["error"]
+    )
 
 
 def test_outputs_of_the_good_photo(batch):
