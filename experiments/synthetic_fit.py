@@ -37,10 +37,9 @@ import numpy as np
 from _config import add_fit_config_arguments, config_name, fit_config  # experiments/_config.py
 from _tables import emit  # experiments/_tables.py
 
-from occface_jax.data.occluders import OcclusionConfig
-from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.eval.metrics.segmentation import mask_iou
 from occface_jax.eval.metrics.surface import aligned_vertex_distances
+from occface_jax.eval.protocols.synthetic import benchmark_faces
 from occface_jax.faces.face_mesh import FaceMesh
 from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.fit import Fitter
@@ -118,17 +117,7 @@ def main() -> None:
     full = load_model()
     face = full.face_only()
     config = fit_config(args)
-    synth = SyntheticFaces(
-        full,
-        SynthConfig(
-            image_size=224,
-            focal_jitter=0.0,
-            max_angles_deg=(12.0, 30.0, 8.0),
-            translation_dm=(0.05, 0.05, 0.4),
-            occlusion=OcclusionConfig(coverage=(0.15, 0.4), count=(1, 1)),
-        ),
-        seed=args.seed,
-    )
+    synth = benchmark_faces(full, args.seed)
     plain_cfg = config.copy_and_resolve_references()
     plain_cfg.robust = False
     fitters = {"robust": Fitter(face, config, full), "plain": Fitter(face, plain_cfg, full)}

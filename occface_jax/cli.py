@@ -105,6 +105,8 @@ def _fit_config(args: argparse.Namespace):
     config = load_config("fit", args.config_variant)
     if args.fit_steps is not None:
         apply_overrides(config, [f"steps={args.fit_steps}"], "configs/fit.py")
+        if args.fit_steps == 0:  # no fitting at all: the mean face, or a regressor's prediction
+            apply_overrides(config, ["landmark_steps=0"], "configs/fit.py")
     apply_overrides(config, args.set or [], "configs/fit.py")
     return config
 
@@ -239,7 +241,9 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--limit", type=int, help="score only the first N samples")
     p.add_argument(
-        "--fit-steps", type=int, help="photometric fitting steps (configs/fit.py: steps)"
+        "--fit-steps",
+        type=int,
+        help="photometric fitting steps (configs/fit.py: steps); 0: no fit at all (the regressor's prediction with --checkpoints)",
     )
     _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
 
@@ -306,7 +310,9 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         "or the --out of `occface export`",
     )
     p.add_argument(
-        "--fit-steps", type=int, help="photometric fitting steps (configs/fit.py: steps)"
+        "--fit-steps",
+        type=int,
+        help="photometric fitting steps (configs/fit.py: steps); 0: no fit at all (the regressor's prediction with --checkpoints)",
     )
     _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
 

@@ -115,9 +115,12 @@ class Reconstructor:
         all_faces: bool = False,
         detector_method: str | None = None,
         mask_predictor: Any = None,
+        regressor: Any = None,
     ) -> None:
         """``mask_predictor`` (e.g. :class:`occface_jax.app.predictors.MaskPredictor`), when given,
-        predicts each aligned crop's occluder for the fit (which adds its own residual estimate).
+        predicts each aligned crop's occluder for the fit (which adds its own residual estimate);
+        ``regressor`` (:class:`occface_jax.app.predictors.RegressorPredictor`) each crop's
+        coefficients, where the fit starts instead of the mean face.
         ``detector_method`` overrides ``config.detector`` (the fallback chain, e.g. "hog,cnn")."""
         chain = detector_method or config.get("detector", "hog,cnn")
         self.detector_chain = parse_detector_chain(chain)  # before any model work or photo
@@ -131,14 +134,11 @@ class Reconstructor:
             try:  # checked before any photo
                 self.fitter.dense_points()
             except ModelFileError as err:
-                warnings.warn(
-                    f"{err}; the fit uses the face mesh's 68 points only (tools/fit_dense468.py "
-                    "derives the 468-point correspondences for a model)",
-                    stacklevel=2,
-                )
+                warnings.warn(f"{err}; the fit uses the face mesh's 68 points only", stacklevel=2)
                 self.fit_dense = False
         self.all_faces = all_faces
         self.mask_predictor = mask_predictor
+        self.regressor = regressor
         self._detectors: dict[str, Any] = {}
         self._dlib_predictor: Any = None
         self._face_mesh: Any = None
@@ -279,6 +279,8 @@ class Reconstructor:
         extra: dict[str, np.ndarray] = {}
         if dense is not None and self.fit_dense:  # (468, 2) aligned-crop pixels
             extra["dense_landmarks"] = map_points(aligned.transform, np.asarray(dense)[:, :2])
+        if self.regressor is not None:
+            extra["start"] = self.regressor(aligned.image)
         fitted = self.fitter(aligned.image, aligned.landmarks, predicted=predicted, **extra)
         shape = photo.shape[:2]
         paste = aligned.paste_back

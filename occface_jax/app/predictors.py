@@ -62,6 +62,17 @@ def load_stage(
     )
 
 
+def available_stages(checkpoints: str | Path) -> list[str]:
+    """The stages of ``STAGE_MODELS`` that ``checkpoints`` holds (a training workdir's
+    ``<stage>/config.json`` or an exported ``<stage>/``), in the table's order."""
+    root = Path(checkpoints)
+    return [
+        stage
+        for stage in STAGE_MODELS
+        if (root / stage / "config.json").is_file() or is_export(root, stage)
+    ]
+
+
 def is_export(checkpoints: str | Path, stage: str) -> bool:
     """Whether ``checkpoints/<stage>`` is an exported stage (``occface export``) rather than a
     training run."""

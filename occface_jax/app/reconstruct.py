@@ -46,7 +46,12 @@ from tqdm.auto import tqdm
 
 from occface_jax.app.interrupt import Interrupted, StopSignals, exit_status
 from occface_jax.app.pipeline import Reconstructor, write_outputs
-from occface_jax.app.predictors import MaskPredictor
+from occface_jax.app.predictors import (
+    STAGE_MODELS,
+    MaskPredictor,
+    RegressorPredictor,
+    available_stages,
+)
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
@@ -499,10 +504,19 @@ def _run(
     if checkpoints is not None and not Path(checkpoints).is_dir():
         raise InputError(f"--checkpoints {checkpoints}: no such folder")
     jobs = plan(inputs, out_dir, shard)
-    mask_predictor = None
+    mask_predictor = regressor = None
     if checkpoints is not None:
-        mask_predictor = MaskPredictor.from_checkpoints(checkpoints)
+        stages = available_stages(checkpoints)
+        if not stages:
+            raise InputError(
+                f"--checkpoints {checkpoints}: no trained stage in it "
+                f"(expected {', '.join(f'{s}/' for s in STAGE_MODELS)})"
+            )
+        if "mask" in stages:
+            mask_predictor = MaskPredictor.from_checkpoints(checkpoints)
     model = load_model(model_path, fetch=model_path is None)
+    if checkpoints is not None and "regressor" in stages:
+        regressor = RegressorPredictor.from_checkpoints(checkpoints, model.face_only())
     stop.check()
     fingerprint = run_fingerprint(model, config, all_faces, checkpoints)
 
@@ -517,7 +531,9 @@ def _run(
             "or model); --overwrite replaces them, or choose another --out"
         )
     remove_leftovers(out_dir, {j.name for j in jobs if j.is_image})
-    reconstructor = Reconstructor(model, config, all_faces=all_faces, mask_predictor=mask_predictor)
+    reconstructor = Reconstructor(
+        model, config, all_faces=all_faces, mask_predictor=mask_predictor, regressor=regressor
+    )
     header = {
         "model": model.summary(),
         "config": config.to_dict(),

@@ -339,12 +339,15 @@ class Fitter:
         features = self._features(target)
         return FitInputs(photo, resized, landmarks, target, features, identity, dense, dense_target)
 
-    def landmark_fit(self, inputs: FitInputs) -> tuple[Coeffs, jax.Array]:
-        """Step 1: the landmark stage from the mean face (at the crop's own size)."""
+    def landmark_fit(
+        self, inputs: FitInputs, start: Coeffs | None = None
+    ) -> tuple[Coeffs, jax.Array]:
+        """Step 1: the landmark stage (at the crop's own size) from ``start`` (e.g. a regressor's
+        prediction), by default the mean face."""
         c, w = self.config, self.weights
         return landmark_stage(
             self.jmodel,
-            initial_coeffs(self.layout),
+            initial_coeffs(self.layout) if start is None else start,
             inputs.landmarks,
             self.base_landmark_weights,
             jnp.array([w.w_id, w.w_exp]) * 10.0,
@@ -356,6 +359,18 @@ class Fitter:
             self.dense_term(inputs, None),
             jnp.float32(w.dense / w.land),
         )
+
+    def checked_start(self, start: dict[str, np.ndarray]) -> Coeffs:
+        """``start`` as the fit's coefficients: every block of the layout, of its size; projected
+        into the fit's bounds. A mismatch (a regressor of another model) is one line."""
+        sizes = dict(self.layout.blocks)
+        shapes = {k: tuple(np.shape(v)) for k, v in start.items()}
+        if shapes != {k: (n,) for k, n in sizes.items()}:
+            raise OccfaceError(
+                f"start coefficients {shapes} do not match the model's layout {sizes}"
+            )
+        coeffs = {k: jnp.asarray(v, jnp.float32) for k, v in start.items()}
+        return project_constraints(coeffs, self.model.exp_kind)
 
     def initial_occlusion(
         self, occlusion: np.ndarray | None, predicted: np.ndarray | None
@@ -440,6 +455,7 @@ class Fitter:
         occlusion: np.ndarray | None = None,
         predicted: np.ndarray | None = None,
         dense_landmarks: np.ndarray | None = None,
+        start: dict[str, np.ndarray] | None = None,
     ) -> FitResult:
         """Fit an aligned crop ``image`` (S, S, 3) in [0, 1] with its 68 ``landmarks`` (pixels)
         and, when given, MediaPipe's 468 ``dense_landmarks`` (468, 2 or 3) pixels of the crop
@@ -449,10 +465,15 @@ class Fitter:
         ``predicted`` (S, S), an occluder probability from a mask network (N_mask), is left out of
         the photometric term from the first step; when ``config.robust``, the residual estimate
         then keeps the network's pixels whose residual confirms them (see
-        ``predicted_confirm_ratio``) and adds what the network missed."""
+        ``predicted_confirm_ratio``) and adds what the network missed.
+        ``start``: coefficient blocks (``CoeffLayout.split`` keys, the crop's Deng camera) to
+        start from instead of the mean face, e.g. ``app.predictors.RegressorPredictor``'s; with
+        ``landmark_steps`` and ``steps`` 0 the result is ``start`` itself (within the bounds)."""
         config, size = self.config, self.size
         inputs = self.prepare(image, landmarks, dense_landmarks)
-        start, landmark_losses = self.landmark_fit(inputs)
+        if start is not None:
+            start = self.checked_start(start)
+        start, landmark_losses = self.landmark_fit(inputs, start)
         occ, proposed = self.initial_occlusion(occlusion, predicted)
         estimate = occlusion is None and bool(config.robust)
         params, occ, histories = self.photometric_pass(start, inputs, occ, proposed, estimate)
@@ -460,7 +481,8 @@ class Fitter:
             occ = self.estimate(params, inputs, proposed)
             params, occ, more = self.photometric_pass(start, inputs, occ, proposed, estimate)
             histories += more
-        history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in histories[0]}
+        keys = histories[0] if histories else ()
+        history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in keys}
         history["landmark_stage"] = np.asarray(landmark_losses)
         if estimate:
             occ = self.estimate(params, inputs, proposed)

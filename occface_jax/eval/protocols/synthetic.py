@@ -46,22 +46,31 @@ CONDITIONS = ("clean", "occluded")
 LANDMARK_NOISE_PX = 1.5
 
 
+def benchmark_faces(
+    model: Any,
+    seed: int,
+    occlusion: OcclusionConfig = OcclusionConfig(coverage=(0.15, 0.4), count=(1, 1)),
+) -> SyntheticFaces:
+    """The data engine's faces of ``model`` as the synthetic benchmark samples them (this protocol,
+    ``experiments/synthetic_fit.py``, ``experiments/regressor.py``): 224 px, no focal jitter, pose
+    within (12, 30, 8) degrees, translation within (0.05, 0.05, 0.4) dm, ``occlusion`` (default one
+    occluder over 15-40% of the face)."""
+    config = SynthConfig(
+        image_size=224,
+        focal_jitter=0.0,
+        max_angles_deg=(12.0, 30.0, 8.0),
+        translation_dm=(0.05, 0.05, 0.4),
+        occlusion=occlusion,
+    )
+    return SyntheticFaces(model, config, seed=seed)
+
+
 def generate(root: Path, n: int, seed: int, model: Any = None) -> None:
     """Render ``n`` faces (seed ``seed``) of ``model`` (default: ``load_model()``) into ``root``."""
     from occface_jax.morphable import load_model  # the model file only when generating
 
     model = load_model() if model is None else model
-    synth = SyntheticFaces(
-        model,
-        SynthConfig(
-            image_size=224,
-            focal_jitter=0.0,
-            max_angles_deg=(12.0, 30.0, 8.0),
-            translation_dm=(0.05, 0.05, 0.4),
-            occlusion=OcclusionConfig(coverage=(0.15, 0.4), count=(1, 1)),
-        ),
-        seed=seed,
-    )
+    synth = benchmark_faces(model, seed)
     region = np.flatnonzero(np.asarray(model.face_region))
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
