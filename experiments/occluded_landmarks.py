@@ -15,6 +15,7 @@ detected on the clean crop. Under a Gaussian error model a landmark's weight in 
 visible one (printed last).
 
     python experiments/occluded_landmarks.py --out experiments/results/occluded_landmarks.md
+    python experiments/occluded_landmarks.py --landmarks mediapipe468 --out experiments/results/occluded_landmarks_mesh.md
 """
 
 from __future__ import annotations
@@ -31,16 +32,31 @@ from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.eval.metrics.landmarks import point_errors, pooled_rms
 from occface_jax.faces.detect import FaceDetector
+from occface_jax.faces.face_mesh import FaceMesh, roi_from_box
+from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.texture.atlas import sample_nearest
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--per-kind", type=int, default=2, help="occluded copies per face and kind")
+    parser.add_argument(
+        "--landmarks",
+        choices=("dlib68", "mediapipe468"),
+        default="dlib68",
+        help="dlib's 68-point predictor, or the face mesh (its 68) on the same boxes",
+    )
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     detector = FaceDetector("hog", upsample=1)
     faces = real_faces()
+    if args.landmarks == "mediapipe468":
+        mesh = FaceMesh(refine=1)
+
+        def landmarks_in(image: np.ndarray, box: np.ndarray) -> np.ndarray:
+            return landmarks_from_mesh(mesh.landmarks(image, roi_from_box(box)).landmarks[:, :2])
+    else:
+        landmarks_in = detector.landmarks
 
     def largest_box(image: np.ndarray) -> np.ndarray | None:
         """The biggest box the detector finds in ``image`` (x0, y0, x1, y1), or None."""
@@ -52,19 +68,19 @@ def main() -> None:
     def detect(image: np.ndarray, fallback: np.ndarray) -> tuple[np.ndarray, bool]:
         """Landmarks in the largest box found, else in ``fallback``; and whether one was found."""
         box = largest_box(image)
-        return detector.landmarks(image, fallback if box is None else box), box is not None
+        return landmarks_in(image, fallback if box is None else box), box is not None
 
     clean_boxes, clean_errors = [], []
     for _, crop, truth in faces:
         box = largest_box(crop)
         clean_boxes.append(box)
         clean_errors.append(
-            None if box is None else np.asarray(point_errors(detector.landmarks(crop, box), truth))
+            None if box is None else np.asarray(point_errors(landmarks_in(crop, box), truth))
         )
     used = [i for i, box in enumerate(clean_boxes) if box is not None]
     lines = [
         f"{len(used)} of {len(faces)} real aligned faces detected on the clean crop (the others are "
-        f"left out); dlib HOG + 68-point predictor; {platform.machine()}, "
+        f"left out); dlib HOG boxes, landmarks {args.landmarks}; {platform.machine()}, "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
         "",
         "| occluder | crops | redetected | hidden share | visible RMS (px) | hidden RMS (px) "
