@@ -34,7 +34,7 @@ from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
 from occface_jax.models.resnet import build_resnet
 from occface_jax.models.unet import build_unet
-from occface_jax.morphable import CoeffLayout, MorphableModel
+from occface_jax.morphable import CoeffLayout, MorphableModel, load_model
 
 #: What inference rebuilds per stage: model name -> (builder in ``models/``, config section). The
 #: same specs as the stage's training task (``train/tasks/<stage>.py``), which app/ never imports.
@@ -176,9 +176,55 @@ def morphable_manifest(model: Any, layout: Any = None) -> dict[str, Any]:
     return out
 
 
+def regressor_stage_function(
+    net: nnx.Module, input_size: int, layout: CoeffLayout, exp_kind: str, extra: dict | None = None
+) -> StageFunction:
+    """The coefficient regressor: aligned crops at its input size -> flat coefficient vectors in
+    ``layout``, inside the fit's bounds (``fit.fitter.project_constraints``)."""
+    weights, rebuild = flat_weights(net)
+
+    def apply(flat: dict[str, jax.Array], crops: jax.Array) -> jax.Array:
+        coeffs = layout.split(rebuild(flat)(crops))
+        return layout.join(project_constraints(coeffs, exp_kind))
+
+    size = int(input_size)
+    crops = TensorSpec(
+        "crops",
+        ("batch", size, size, 3),
+        "float32",
+        f"RGB in [0, 1], HWC, an aligned face crop (Deng et al.'s 224 alignment) resized to {size}",
+        (0.0, 1.0),
+    )
+    blocks = ", ".join(f"{name} {n}" for name, n in layout.blocks)
+    coefficients = TensorSpec(
+        "coefficients",
+        ("batch", layout.size),
+        "float32",
+        f"morphable-model coefficients, blocks in order ({blocks}); angles in radians, "
+        "translation in decimetres of Deng et al.'s camera; see coeff_layout",
+    )
+    return StageFunction(apply, weights, (crops,), (coefficients,), dict(extra or {}))
+
+
+def regressor_function(
+    models: dict[str, nnx.Module], config: ml_collections.ConfigDict
+) -> StageFunction:
+    """The regressor stage for export, with the morphable model its config names (the default
+    when ``morphable.path`` is empty) in the manifest."""
+    section = config.get("morphable", {})
+    model = load_model(str(section.get("path", "")) or None)
+    if bool(section.get("face_only", True)):
+        model = model.face_only()
+    layout = CoeffLayout.for_model(model, light=str(section.get("light", "rgb")))
+    size = int(config.model.input_size)
+    extra = {"morphable_model": morphable_manifest(model, layout)}
+    return regressor_stage_function(models["resnet"], size, layout, model.exp_kind, extra)
+
+
 #: What a stage exports and how its predictor runs it: stage -> (models, config) -> StageFunction.
 STAGE_FUNCTIONS: dict[str, Callable[[dict, ml_collections.ConfigDict], StageFunction]] = {
-    "mask": mask_function
+    "mask": mask_function,
+    "regressor": regressor_function,
 }
 
 
@@ -244,30 +290,45 @@ class RegressorPredictor:
     was trained for (one clear error otherwise)."""
 
     def __init__(
-        self, net: nnx.Module, input_size: int, model: MorphableModel, light: str = "rgb"
+        self,
+        net: nnx.Module | exported.ExportedStage,
+        input_size: int,
+        model: MorphableModel,
+        light: str = "rgb",
     ) -> None:
+        """``net``: the ResNet, or the exported regressor stage (``io.exported``)."""
         self.input_size = int(input_size)
         self.layout = CoeffLayout.for_model(model, light=light)
-        outputs = int(net.head.kernel.shape[-1])
+        if isinstance(net, exported.ExportedStage):
+            outputs = int(net.manifest["outputs"][0]["shape"][-1])
+            weights, apply = net.weights, net.exported.call
+        else:
+            outputs = int(net.head.kernel.shape[-1])
         if outputs != self.layout.size:
             raise OccfaceError(
                 f"the regressor predicts {outputs} coefficients, the morphable model "
                 f"{model.name!r} has {self.layout.size}: trained for another model"
             )
-        exp_kind = model.exp_kind
-        graphdef, state = nnx.split(net)
+        if not isinstance(net, exported.ExportedStage):
+            function = regressor_stage_function(net, input_size, self.layout, model.exp_kind)
+            weights, apply = function.weights, function.apply
 
-        def run(state: Any, crop: jax.Array) -> dict[str, jax.Array]:
-            network = nnx.merge(graphdef, state)
+        def run(weights: Any, crop: jax.Array) -> dict[str, jax.Array]:
             size = (self.input_size, self.input_size, 3)
             small = jax.image.resize(crop, size, "linear", antialias=True)
-            return project_constraints(self.layout.split(network(small[None])[0]), exp_kind)
+            return self.layout.split(apply(weights, small[None])[0])
 
-        self._state = state
+        self._state = weights
         self._run = jax.jit(run)
 
     @classmethod
     def from_checkpoints(cls, checkpoints: str | Path, model: MorphableModel) -> RegressorPredictor:
+        """From a training workdir or an export folder (``occface export``)."""
+        if is_export(checkpoints, "regressor"):
+            stage = exported.load_exported(checkpoints, "regressor")
+            config = stage.manifest["config"]
+            light = str(config.get("morphable", {}).get("light", "rgb"))
+            return cls(stage, int(config["model"]["input_size"]), model, light)
         models, config, _ = load_stage(checkpoints, "regressor")
         light = str(config.get("morphable", {}).get("light", "rgb"))
         return cls(models["resnet"], int(config.model.input_size), model, light)

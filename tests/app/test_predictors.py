@@ -149,9 +149,9 @@ def test_a_checkpoint_of_the_old_format_still_loads(tmp_path):
         train(get_task("mask"), config, tmp_path / "mask", records, progress=False)
 
 
-def _regressor_checkpoint(root, bias):
+def _regressor_checkpoint(root, bias, model_file=None, kernel_scale=0.0):
     """A regressor stage folder (toy model's layout, head bias = ``bias``) written as the loop
-    writes it."""
+    writes it; with ``model_file`` the toy model is saved there and named by the config."""
     from occface_jax.config import load_config
     from occface_jax.io import checkpoints as ckpt
     from occface_jax.models.resnet import build_resnet
@@ -161,8 +161,16 @@ def _regressor_checkpoint(root, bias):
     model = toy_model()
     config = load_config("regressor", "smoke")
     config.model.outputs = CoeffLayout.for_model(model).size
+    if model_file is not None:
+        from occface_jax.morphable.io import save_model
+
+        save_model(model_file, model)
+        config.morphable.path, config.morphable.face_only = str(model_file), False
     net = build_resnet(config.model, nnx.Rngs(0))
     net.head.bias[...] = bias(config.model.outputs)
+    if kernel_scale:  # the prediction then depends on the crop, through the whole network
+        shape = net.head.kernel.shape
+        net.head.kernel[...] = kernel_scale * np.random.default_rng(3).normal(size=shape)
     manager = ckpt.manager(root / "regressor" / "checkpoints")
     meta = dict(format=ckpt.FORMAT, stage="regressor", step=1, config=ckpt.plain(config))
     ckpt.save(manager, 1, {"resnet": nnx.state(net)}, {ckpt.META: meta, ckpt.DATA: {}})
@@ -195,3 +203,28 @@ def test_the_regressor_predicts_its_layout_within_the_fits_bounds(tmp_path):
     other = toy_model(n_id=9)
     with pytest.raises(OccfaceError, match="another model"):
         RegressorPredictor.from_checkpoints(tmp_path, other)
+
+
+def test_an_exported_regressor_predicts_as_the_checkpoint(tmp_path):
+    """``occface export`` of a regressor stage (the toy model named in its config): the exported
+    function's prediction equals the in-memory network's, and its manifest names the model."""
+    import json
+
+    from occface_jax.app.export import export_stages
+    from occface_jax.app.predictors import RegressorPredictor
+
+    values = np.linspace(-4.0, 4.0, 200).astype(np.float32)
+    model = _regressor_checkpoint(
+        tmp_path / "runs", lambda n: values[:n], tmp_path / "toy.npz", kernel_scale=0.5
+    )
+    export_stages(tmp_path / "runs", tmp_path / "export", ["regressor"], platforms=("cpu",))
+    manifest = json.loads((tmp_path / "export" / "regressor" / "manifest.json").read_text())
+    assert manifest["morphable_model"]["n_id"] == model.n_id
+    crop = np.random.default_rng(1).uniform(0, 1, (150, 150, 3)).astype(np.float32)
+    in_memory = RegressorPredictor.from_checkpoints(tmp_path / "runs", model)(crop)
+    from_export = RegressorPredictor.from_checkpoints(tmp_path / "export", model)(crop)
+    assert set(from_export) == set(in_memory)
+    other_crop = RegressorPredictor.from_checkpoints(tmp_path / "export", model)(crop[::-1])
+    assert not np.allclose(other_crop["id"], from_export["id"])  # the crop matters
+    for key, value in in_memory.items():
+        np.testing.assert_allclose(from_export[key], value, atol=1e-6, err_msg=key)
