@@ -122,6 +122,17 @@ def flat_weights(model: nnx.Module) -> tuple[dict[str, jax.Array], Callable[[dic
     return weights, rebuild
 
 
+def crop_spec(size: int) -> TensorSpec:
+    """The input every crop network takes: aligned crops at its input size."""
+    return TensorSpec(
+        "crops",
+        ("batch", size, size, 3),
+        "float32",
+        f"RGB in [0, 1], HWC, an aligned face crop (Deng et al.'s 224 alignment) resized to {size}",
+        (0.0, 1.0),
+    )
+
+
 def mask_function(
     models: dict[str, nnx.Module], config: ml_collections.ConfigDict
 ) -> StageFunction:
@@ -132,13 +143,7 @@ def mask_function(
     def apply(flat: dict[str, jax.Array], crops: jax.Array) -> jax.Array:
         return jax.nn.sigmoid(rebuild(flat)(crops))
 
-    crops = TensorSpec(
-        "crops",
-        ("batch", size, size, 3),
-        "float32",
-        f"RGB in [0, 1], HWC, an aligned face crop (Deng et al.'s 224 alignment) resized to {size}",
-        (0.0, 1.0),
-    )
+    crops = crop_spec(size)
     probability = TensorSpec(
         "occluder_probability",
         ("batch", size, size),
@@ -188,13 +193,7 @@ def regressor_stage_function(
         return layout.join(project_constraints(coeffs, exp_kind))
 
     size = int(input_size)
-    crops = TensorSpec(
-        "crops",
-        ("batch", size, size, 3),
-        "float32",
-        f"RGB in [0, 1], HWC, an aligned face crop (Deng et al.'s 224 alignment) resized to {size}",
-        (0.0, 1.0),
-    )
+    crops = crop_spec(size)
     blocks = ", ".join(f"{name} {n}" for name, n in layout.blocks)
     coefficients = TensorSpec(
         "coefficients",
