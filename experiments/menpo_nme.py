@@ -28,18 +28,12 @@ from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import INNER_POINTS, landmark_nme
+from occface_jax.eval.protocols.landmarks import truth_box
 from occface_jax.faces.detect import box_iou
 from occface_jax.faces.landmarks_io import read_landmarks
 from occface_jax.io import images as imageio
 from occface_jax.morphable import load_model
 from occface_jax.paths import shared_dir
-
-
-def landmark_box(points: np.ndarray) -> np.ndarray:
-    """A detector-like square box (x0, y0, x1, y1) around 68 landmarks."""
-    lo, hi = points.min(0), points.max(0)
-    centre, side = (lo + hi) / 2, (hi - lo).max() * 1.1
-    return np.concatenate([centre - side / 2, centre + side / 2])
 
 
 def main() -> None:
@@ -81,11 +75,11 @@ def main() -> None:
                 faces = []
             # The annotated face: the detection overlapping its landmarks' box best; when the
             # detector misses it, dlib's 68-point predictor runs in that box (noted in the table).
-            best = max(faces, key=lambda f: box_iou(f.box, landmark_box(truth)), default=None)
-            if best is not None and box_iou(best.box, landmark_box(truth)) > 0.3:
+            best = max(faces, key=lambda f: box_iou(f.box, truth_box(truth)), default=None)
+            if best is not None and box_iou(best.box, truth_box(truth)) > 0.3:
                 detected, note = best, ""
             else:
-                detected = rec.landmarks_in_box(loaded.pixels, landmark_box(truth))
+                detected = rec.landmarks_in_box(loaded.pixels, truth_box(truth))
                 note = " (annotated box)"
             result = rec.reconstruct_face(path, loaded, detected, start)
             seconds = time.perf_counter() - start

