@@ -50,10 +50,7 @@ class Reconstruction:
     fill_region_original: np.ndarray  # (H, W) what de-occlusion repaints (FitResult.fill_region)
     fill_original: np.ndarray  # (H, W, 3) with what (FitResult.fill)
     seconds: float
-    detector: str = ""  # the chain's detector that found the face ("hog", "blazeface_short", ...)
-    landmark_source: str = ""  # "dlib68" or "mediapipe468"
-    dense_landmarks: np.ndarray | None = None  # (468, 3) photo pixels (mediapipe468), else None
-    mesh_presence: float | None = None  # the face mesh's presence score (mediapipe468)
+    face: DetectedFace  # the face: detector, landmark source, dense points, mesh presence
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +66,14 @@ class DetectedFace:
     landmark_source: str
     dense_landmarks: np.ndarray | None = None
     mesh_presence: float | None = None  # the face mesh's presence score in [0, 1] (mediapipe468)
+
+
+def given_face(landmarks: np.ndarray) -> DetectedFace:
+    """A face known only by its 68 landmarks (photo pixels): their bounds as the box, no detector
+    and no landmark source."""
+    points = np.asarray(landmarks, np.float64)
+    box = np.concatenate([points.min(axis=0), points.max(axis=0)])
+    return DetectedFace(box, 0.0, points, detector="", landmark_source="")
 
 
 DETECTORS = ("hog", "cnn", "blazeface_short", "blazeface_full")
@@ -237,8 +242,7 @@ class Reconstructor:
             else:
                 source = "dlib68"
         if dense is None:
-            has_dlib68 = not blazeface and np.shape(face.landmarks) == (68, 2)
-            if has_dlib68 and np.any(face.landmarks):  # dlib's detectors bring their 68
+            if not blazeface and np.shape(face.landmarks) == (68, 2):  # dlib's detectors' own
                 landmarks = np.asarray(face.landmarks)
             else:
                 box = blazeface_box_for_dlib(face.box) if blazeface else face.box
@@ -257,9 +261,7 @@ class Reconstructor:
         """The configured landmarks of the face in a given box (x0, y0, x1, y1), photo pixels,
         when no detector finds it (detector reported as 'given box')."""
         box = np.asarray(box, np.float64)
-        dlib68 = self.landmark_source == "dlib68"
-        landmarks = self._dlib().landmarks(photo, box) if dlib68 else np.zeros((68, 2))
-        return self.landmark_face("given box", photo, Face(box, 0.0, landmarks))
+        return self.landmark_face("given box", photo, Face(box, 0.0, np.zeros((0, 2))))
 
     def reconstruct_face(
         self,
@@ -270,11 +272,10 @@ class Reconstructor:
     ) -> Reconstruction:
         """Align on the 68 landmarks (photo pixels; a ``DetectedFace`` or the array), fit (with the
         face's dense landmarks when it has them), and map the results back onto the photo."""
-        face = landmarks if isinstance(landmarks, DetectedFace) else None
-        landmarks = face.landmarks if face is not None else np.asarray(landmarks)
-        dense = face.dense_landmarks if face is not None else None
+        face = landmarks if isinstance(landmarks, DetectedFace) else given_face(landmarks)
+        dense = face.dense_landmarks
         photo = loaded.pixels
-        aligned = align_face(photo, landmarks)
+        aligned = align_face(photo, face.landmarks)
         predicted = self.mask_predictor(aligned.image) if self.mask_predictor else None
         extra: dict[str, np.ndarray] = {}
         if dense is not None and self.fit_dense:  # (468, 2) aligned-crop pixels
@@ -290,7 +291,7 @@ class Reconstructor:
             scale=loaded.scale,
             aligned=aligned,
             fit=fitted,
-            landmarks_detected=np.asarray(landmarks),
+            landmarks_detected=np.asarray(face.landmarks),
             landmarks_model=aligned.to_original(fitted.landmarks),
             occlusion_original=_fit_shape(paste(fitted.occlusion), shape),
             render_original=_fit_shape(paste(fitted.rendered), shape),
@@ -298,10 +299,7 @@ class Reconstructor:
             fill_region_original=_fit_shape(paste(fitted.fill_region), shape),
             fill_original=_fit_shape(paste(fitted.fill), shape),
             seconds=time.perf_counter() - start,
-            detector=face.detector if face is not None else "",
-            landmark_source=face.landmark_source if face is not None else "",
-            dense_landmarks=dense,
-            mesh_presence=face.mesh_presence if face is not None else None,
+            face=face,
         )
 
     def __call__(self, path: str | Path) -> list[Reconstruction]:
@@ -378,12 +376,12 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
                 "convention": "pixels of the original photo, x right, y down, pixel centres at +0.5",
                 "model": rec.landmarks_model / rec.scale,
                 "detected": rec.landmarks_detected / rec.scale,
-                "detector": rec.detector,
-                "landmark_source": rec.landmark_source,
-                "mesh_presence": rec.mesh_presence,
+                "detector": rec.face.detector,
+                "landmark_source": rec.face.landmark_source,
+                "mesh_presence": rec.face.mesh_presence,
                 **(
-                    {"dense": rec.dense_landmarks / rec.scale}  # (468, 3): x, y, z (same scale)
-                    if rec.dense_landmarks is not None
+                    {"dense": rec.face.dense_landmarks / rec.scale}  # (468, 3): x, y, same scale z
+                    if rec.face.dense_landmarks is not None
                     else {}
                 ),
             },

@@ -347,8 +347,8 @@ def _faces_entry(name: str, k: int, rec: Any, files: dict[str, str]) -> dict:
     folder = name if k == 0 else f"{name}_face{k}"
     return {
         "folder": folder,
-        "detector": rec.detector,
-        "landmarks": rec.landmark_source,
+        "detector": rec.face.detector,
+        "landmarks": rec.face.landmark_source,
         "files": {kind: Path(path).name for kind, path in files.items()},
     }
 
