@@ -240,12 +240,7 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
         help="protocol option, e.g. micc frame_step=25, now split=test (repeatable)",
     )
     p.add_argument("--limit", type=int, help="score only the first N samples")
-    p.add_argument(
-        "--fit-steps",
-        type=int,
-        help="photometric fitting steps (configs/fit.py: steps); 0: no fit at all (the regressor's prediction with --checkpoints)",
-    )
-    _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
+    _add_fit_tuning(p)
 
 
 def _add_export(p: argparse.ArgumentParser) -> None:
@@ -302,6 +297,17 @@ def _add_config_options(p: argparse.ArgumentParser, variant_help: str, example: 
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_fit_tuning(p: argparse.ArgumentParser) -> None:
+    """``--fit-steps`` and the fit config's ``--config-variant`` / ``--set``."""
+    p.add_argument(
+        "--fit-steps",
+        type=int,
+        help="photometric fitting steps (configs/fit.py: steps); 0: no fit at all (the "
+        "regressor's prediction with --checkpoints)",
+    )
+    _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
+
+
 def _add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="morphable model path (default: the resolution order)")
     p.add_argument(
@@ -309,12 +315,7 @@ def _add_fit_options(p: argparse.ArgumentParser) -> None:
         help="folder of trained networks: the --workdir of `occface train` (mask/, ...) "
         "or the --out of `occface export`",
     )
-    p.add_argument(
-        "--fit-steps",
-        type=int,
-        help="photometric fitting steps (configs/fit.py: steps); 0: no fit at all (the regressor's prediction with --checkpoints)",
-    )
-    _add_config_options(p, "configs/fit.py variant, e.g. 'fast'", "robust_ratio=3.0")
+    _add_fit_tuning(p)
 
 
 def _add_reconstruct(p: argparse.ArgumentParser) -> None:
