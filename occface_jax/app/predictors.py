@@ -301,16 +301,15 @@ class RegressorPredictor:
         if isinstance(net, exported.ExportedStage):
             outputs = int(net.manifest["outputs"][0]["shape"][-1])
             weights, apply = net.weights, net.exported.call
-        else:
+        else:  # the function is only traced on the first call, after the check below
             outputs = int(net.head.kernel.shape[-1])
+            function = regressor_stage_function(net, input_size, self.layout, model.exp_kind)
+            weights, apply = function.weights, function.apply
         if outputs != self.layout.size:
             raise OccfaceError(
                 f"the regressor predicts {outputs} coefficients, the morphable model "
                 f"{model.name!r} has {self.layout.size}: trained for another model"
             )
-        if not isinstance(net, exported.ExportedStage):
-            function = regressor_stage_function(net, input_size, self.layout, model.exp_kind)
-            weights, apply = function.weights, function.apply
 
         def run(weights: Any, crop: jax.Array) -> dict[str, jax.Array]:
             size = (self.input_size, self.input_size, 3)
