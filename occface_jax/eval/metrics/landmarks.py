@@ -23,6 +23,14 @@ def point_errors(predicted: Array, truth: Array) -> Array:
     return jnp.linalg.norm(jnp.asarray(predicted) - jnp.asarray(truth), axis=-1)
 
 
+def mean_point_error(
+    predicted: Array, truth: Array, points: slice | Sequence[int] = slice(None)
+) -> Array:
+    """Mean of :func:`point_errors` over ``points`` (default all): (..., N, 2) -> (...,)."""
+    chosen = points if isinstance(points, slice) else jnp.asarray(points)
+    return point_errors(predicted, truth)[..., chosen].mean(axis=-1)
+
+
 def landmark_nme(
     predicted: Array,
     truth: Array,
@@ -32,10 +40,9 @@ def landmark_nme(
     """Mean point-to-point distance over ``points`` (default all), divided by the distance between
     the two ``normaliser`` points of ``truth``. predicted, truth: (..., N, 2); returns (...,)."""
     truth = jnp.asarray(truth)
-    chosen = points if isinstance(points, slice) else jnp.asarray(points)
-    errors = point_errors(predicted, truth)[..., chosen].mean(axis=-1)
     i, j = normaliser
-    return errors / jnp.linalg.norm(truth[..., i, :] - truth[..., j, :], axis=-1)
+    distance = jnp.linalg.norm(truth[..., i, :] - truth[..., j, :], axis=-1)
+    return mean_point_error(predicted, truth, points) / distance
 
 
 def box_size(truth: Array) -> Array:
@@ -48,9 +55,7 @@ def box_size(truth: Array) -> Array:
 def box_nme(predicted: Array, truth: Array, points: slice | Sequence[int] = slice(None)) -> Array:
     """Box-normalised NME (as 3DDFA_V2 and AFLW2000-3D reports): mean point-to-point distance over
     ``points``, divided by :func:`box_size` of all of ``truth``'s points. (..., N, 2) -> (...,)."""
-    chosen = points if isinstance(points, slice) else jnp.asarray(points)
-    errors = point_errors(predicted, truth)[..., chosen].mean(axis=-1)
-    return errors / box_size(truth)
+    return mean_point_error(predicted, truth, points) / box_size(truth)
 
 
 def pooled_rms(errors: Sequence[np.ndarray]) -> float:
