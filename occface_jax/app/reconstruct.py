@@ -504,18 +504,16 @@ def _run(
     if checkpoints is not None and not Path(checkpoints).is_dir():
         raise InputError(f"--checkpoints {checkpoints}: no such folder")
     jobs = plan(inputs, out_dir, shard)
-    mask_predictor = regressor = None
-    if checkpoints is not None:
-        stages = available_stages(checkpoints)
-        if not stages:
-            raise InputError(
-                f"--checkpoints {checkpoints}: no trained stage in it "
-                f"(expected {', '.join(f'{s}/' for s in STAGE_MODELS)})"
-            )
-        if "mask" in stages:
-            mask_predictor = MaskPredictor.from_checkpoints(checkpoints)
+    stages = available_stages(checkpoints) if checkpoints is not None else []
+    if checkpoints is not None and not stages:
+        raise InputError(
+            f"--checkpoints {checkpoints}: no trained stage in it "
+            f"(expected {', '.join(f'{s}/' for s in STAGE_MODELS)})"
+        )
+    mask_predictor = MaskPredictor.from_checkpoints(checkpoints) if "mask" in stages else None
     model = load_model(model_path, fetch=model_path is None)
-    if checkpoints is not None and "regressor" in stages:
+    regressor = None
+    if "regressor" in stages:  # checked against the model's coefficient layout
         regressor = RegressorPredictor.from_checkpoints(checkpoints, model.face_only())
     stop.check()
     fingerprint = run_fingerprint(model, config, all_faces, checkpoints)
