@@ -216,6 +216,32 @@ def scan_to_mesh_error(
     ICP with scale (each round: closest surface points, best similarity on the pairs within the
     ``trim`` percentile). ``landmarks`` / ``scan_landmarks`` are corresponding (L, 3) points.
     ``scale=False``: rigid alignment throughout (metrical evaluation, both in mm)."""
-    sim = similarity_transform(landmarks, scan_landmarks, scale=scale)
-    sim = refine_similarity(sim, vertices, triangles, scan_points, iterations, trim, scale)
+    sim = scan_to_mesh_alignment(
+        vertices, triangles, landmarks, scan_points, scan_landmarks, iterations, trim, scale
+    )
     return closest_points_on_mesh(scan_points, apply_similarity(sim, vertices), triangles)[1]
+
+
+def scan_to_mesh_alignment(
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    landmarks: np.ndarray,
+    scan_points: np.ndarray,
+    scan_landmarks: np.ndarray,
+    iterations: int = 15,
+    trim: float = 95.0,
+    scale: bool = True,
+) -> tuple:
+    """The similarity (s, R, t) moving the mesh onto the scan that :func:`scan_to_mesh_error`
+    scores (same arguments)."""
+    sim = similarity_transform(landmarks, scan_landmarks, scale=scale)
+    return refine_similarity(sim, vertices, triangles, scan_points, iterations, trim, scale)
+
+
+def vertex_to_scan_distances(
+    vertices: np.ndarray, scan_points: np.ndarray, max_mm: float = np.inf
+) -> np.ndarray:
+    """(N,) distance (mm) from each vertex (N, 3) to the nearest scan point (M, 3); NaN where it
+    is beyond ``max_mm`` (a vertex the scan does not cover, e.g. outside its crop)."""
+    dist = cKDTree(np.asarray(scan_points, np.float64)).query(np.asarray(vertices, np.float64))[0]
+    return np.where(dist <= max_mm, dist, np.nan)

@@ -20,6 +20,10 @@ With ``occluders=glasses`` (kinds of ``data.occluders``, comma-separated) every 
 reconstructed with one occluder pasted from its clean reconstruction's detected landmarks, and the
 occluded videos are reported beside the clean ones (``<setting> occluded``).
 
+Pictures (the paper's Figure 4): ``OUT/heatmaps/<video>[_occluded].png``, each video's mean mesh
+after Deng's alignment, coloured by each vertex's distance to the nearest scan point (vertices
+beyond the 95 mm crop grey), 0 to ``HEATMAP_MAX_MM``.
+
 Layout: ``ROOT/subject_<nn>/Model/frontal1/obj/*.obj`` and ``ROOT/subject_<nn>/Video/<setting>/``
 (videos or extracted frames), as ``occface_jax.data.scans.MiccFlorence`` reads it.
 """
@@ -35,13 +39,14 @@ import numpy as np
 
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.errors import DatasetLayoutError
-from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
+from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.scans import MICC_SETTINGS, MiccFlorence, load_scan
-from occface_jax.errors import OccfaceError
+from occface_jax.eval.heatmap import HEATMAP_MAX_MM, HEATMAPS, save_error_heatmap
 from occface_jax.eval.metrics.surface import (
     apply_similarity,
     point_to_plane_distances,
     refine_similarity,
+    vertex_to_scan_distances,
 )
 from occface_jax.eval.protocols.runner import (
     Predict,
@@ -52,7 +57,9 @@ from occface_jax.eval.protocols.runner import (
     layout_error,
     markdown,
     mean_std,
+    occluder_kinds,
     plus_minus,
+    safe_name,
 )
 
 LAYOUT = (
@@ -72,12 +79,7 @@ def samples(
 ) -> list[Sample]:
     """One sample per video (subject, setting) with its frame indices into ``MiccFlorence``;
     ``occluders`` (occluder kinds, e.g. "glasses") scores each video a second time occluded."""
-    kinds = tuple(k.strip() for k in occluders.split(",") if k.strip())
-    unknown = sorted(set(kinds) - set(OCCLUDERS))
-    if unknown:
-        raise OccfaceError(
-            f"micc: occluders={occluders!r}: unknown {unknown[0]!r}; known: {', '.join(OCCLUDERS)}"
-        )
+    kinds = occluder_kinds("micc", occluders)
     try:
         dataset = MiccFlorence(
             root, settings=tuple(settings.split(",")), frame_step=int(frame_step)
@@ -120,9 +122,14 @@ def crop_scan(vertices: np.ndarray, crop_mm: float = CROP_MM) -> tuple[np.ndarra
 
 
 def score_mesh(
-    predicted: Predicted, scan_vertices: np.ndarray, crop_mm: float = CROP_MM, iterations: int = 10
+    predicted: Predicted,
+    scan_vertices: np.ndarray,
+    crop_mm: float = CROP_MM,
+    iterations: int = 10,
+    heatmap: Path | None = None,
 ) -> dict[str, Any]:
-    """Both variants' errors (mm) of one predicted mesh against one scan (see the module text)."""
+    """Both variants' errors (mm) of one predicted mesh against one scan (see the module text);
+    with ``heatmap`` (a PNG path) the aligned mesh's distances to the scan drawn there."""
     points, tip = crop_scan(np.asarray(scan_vertices, np.float64), crop_mm)
     start = (1.0, np.eye(3), tip - predicted.landmarks3d[NOSE_TIP])
     out: dict[str, Any] = {"scan_points": int(len(points))}
@@ -140,6 +147,17 @@ def score_mesh(
         moved = apply_similarity(sim, predicted.vertices)
         dist, inside = point_to_plane_distances(points, moved, predicted.triangles)
         if variant == "deng":
+            if heatmap is not None and len(predicted.triangles):
+                near = vertex_to_scan_distances(moved, points)
+                near[np.linalg.norm(moved - tip, axis=1) > crop_mm] = np.nan
+                save_error_heatmap(
+                    heatmap,
+                    moved,
+                    predicted.triangles,
+                    near,
+                    max_mm=HEATMAP_MAX_MM,
+                    title=f"{heatmap.stem}: RMSE {np.sqrt(np.mean(dist**2)):.2f} mm",
+                )
             out["deng"] = {
                 "rmse": float(np.sqrt(np.mean(dist**2))),
                 "mean": float(dist.mean()),
@@ -188,9 +206,16 @@ def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]
             )
             occluded.append(predict(pasted["occluded"], None))
     scan, _ = load_scan(record["scan_path"])
-    out = {"frames": len(clean), **score_mesh(_mean(clean), scan)}
+    pictures = samples_dir.parent / HEATMAPS
+    name = safe_name(sample.id)
+    out = {
+        "frames": len(clean),
+        **score_mesh(_mean(clean), scan, heatmap=pictures / f"{name}.png"),
+    }
     if occluded:
-        out["occluded"] = score_mesh(_mean(occluded), scan)
+        out["occluded"] = score_mesh(
+            _mean(occluded), scan, heatmap=pictures / f"{name}_occluded.png"
+        )
     return out
 
 

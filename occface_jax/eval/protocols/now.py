@@ -8,6 +8,10 @@ median, mean and std of the distances pooled over the images of each subset (the
 neutral, expression, occlusion, selfie) and overall, in mm. ``now_metrical``: the metrical variant
 (rigid alignment, no scale: the prediction's own millimetres count).
 
+Pictures (the paper's Figure 4): ``OUT/heatmaps/<id>.png``, the aligned prediction coloured by each
+vertex's distance to the nearest scan point (vertices farther than ``HEATMAP_COVER_MM`` from any
+scan point, which the scan does not cover, grey), 0 to ``HEATMAP_MAX_MM``.
+
 Layout: ``occface_jax.data.scans.NoWDataset`` (the ``now_evaluation`` release).
 """
 
@@ -21,7 +25,13 @@ import numpy as np
 
 from occface_jax.data.errors import DatasetLayoutError
 from occface_jax.data.scans import NoWDataset, load_scan
-from occface_jax.eval.metrics.surface import scan_to_mesh_error
+from occface_jax.eval.heatmap import HEATMAP_MAX_MM, HEATMAPS, save_error_heatmap
+from occface_jax.eval.metrics.surface import (
+    apply_similarity,
+    closest_points_on_mesh,
+    scan_to_mesh_alignment,
+    vertex_to_scan_distances,
+)
 from occface_jax.eval.protocols.runner import (
     Predict,
     Protocol,
@@ -38,6 +48,7 @@ LAYOUT = (
     "ROOT/scans_lmks_onlypp/<subject>/*.pp"
 )
 LANDMARKS7 = (36, 39, 42, 45, 30, 48, 54)
+HEATMAP_COVER_MM = 10.0
 
 
 def samples(root: Path, split: str = "val", metrical: bool = False) -> list[Sample]:
@@ -78,14 +89,26 @@ def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]
     data = sample.data
     record = _dataset(data["root"], data["split"])[int(data["index"])]
     predicted = predict(record["image"], record["box"])
-    dist = scan_to_mesh_error(
+    scan = _scan(record["scan_path"])
+    sim = scan_to_mesh_alignment(
         predicted.vertices,
         predicted.triangles,
         predicted.landmarks3d[list(LANDMARKS7)],
-        _scan(record["scan_path"]),
+        scan,
         np.asarray(record["scan_landmarks"], np.float64),
         scale=not data["metrical"],
     )
+    moved = apply_similarity(sim, predicted.vertices)
+    dist = closest_points_on_mesh(scan, moved, predicted.triangles)[1]
+    if len(predicted.triangles):
+        save_error_heatmap(
+            samples_dir.parent / HEATMAPS / f"{safe_name(sample.id)}.png",
+            moved,
+            predicted.triangles,
+            vertex_to_scan_distances(moved, scan, HEATMAP_COVER_MM),
+            max_mm=HEATMAP_MAX_MM,
+            title=f"{sample.id}: median {np.median(dist):.2f} mm",
+        )
     np.save(samples_dir / f"{safe_name(sample.id)}.npy", dist.astype(np.float32))
     return {"median": float(np.median(dist)), "mean": float(dist.mean()), "std": float(dist.std())}
 

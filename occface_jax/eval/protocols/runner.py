@@ -25,6 +25,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from occface_jax.data.errors import DatasetLayoutError
+from occface_jax.data.occluders import OCCLUDERS
 from occface_jax.errors import OccfaceError
 from occface_jax.faces.detect import box_iou
 from occface_jax.io import images as imageio
@@ -85,6 +86,24 @@ class Protocol:
     summarise: Callable[[list[dict[str, Any]], Path], dict[str, Any]]
     table: Callable[[dict[str, Any]], str]
     writes_data: bool = False  # samples() writes the dataset into an empty --data folder
+
+
+def occluder_kinds(protocol: str, occluders: str) -> tuple[str, ...]:
+    """The occluder kinds of a protocol's ``occluders=`` option ("glasses,hand"; "all": every
+    kind of ``data.occluders``; "" none), an unknown kind one line naming the known ones."""
+    text = str(occluders).strip()
+    kinds = (
+        tuple(OCCLUDERS)
+        if text == "all"
+        else tuple(k.strip() for k in text.split(",") if k.strip())
+    )
+    unknown = sorted(set(kinds) - set(OCCLUDERS))
+    if unknown:
+        raise OccfaceError(
+            f"{protocol}: occluders={occluders!r}: unknown {unknown[0]!r}; known: all, "
+            f"{', '.join(OCCLUDERS)}"
+        )
+    return kinds
 
 
 def layout_error(path: Path, what: str, layout: str) -> DatasetLayoutError:

@@ -9,6 +9,9 @@ reconstruction gets the true landmarks plus N(0, 1.5^2) px noise (seeded per fac
 both images, as the experiment) instead of detection, and its error is the mean per-vertex
 distance (mm) over the face region after rigid alignment to the true shape
 (``surface.aligned_vertex_distances``). Reported mean +/- std per condition (clean, occluded).
+Pictures (the paper's Figure 4): ``OUT/heatmaps/<id>.png``, each reconstruction coloured by its
+per-vertex error (0 to ``HEATMAP_MAX_MM``), and ``OUT/heatmaps/mean_<condition>.png``, the mean
+error per vertex over the faces on their mean reconstruction.
 
 The experiment fits the rendered crop directly; here the photo goes through the pipeline's
 alignment first (the public app API), so the two differ by that resampling.
@@ -25,6 +28,7 @@ import numpy as np
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.errors import OccfaceError
+from occface_jax.eval.heatmap import HEATMAP_MAX_MM, HEATMAPS, on_vertices, save_error_heatmap
 from occface_jax.eval.metrics.surface import aligned_vertex_distances
 from occface_jax.eval.protocols.runner import (
     Predict,
@@ -33,6 +37,7 @@ from occface_jax.eval.protocols.runner import (
     markdown,
     mean_std,
     plus_minus,
+    safe_name,
 )
 from occface_jax.io import images as imageio
 from occface_jax.morphable import geometry
@@ -115,11 +120,54 @@ def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]
     given = landmarks + rng.normal(0, LANDMARK_NOISE_PX, landmarks.shape)
     predicted = predict(root / f"{i:04d}_{sample.subset}.png", None, landmarks=given)
     distances = aligned_vertex_distances(predicted.vertices[region], truth)
+    if len(predicted.triangles):
+        errors = on_vertices(len(predicted.vertices), region, distances)
+        np.savez(
+            samples_dir / f"{safe_name(sample.id)}.npz",
+            vertices=np.asarray(predicted.vertices, np.float32),
+            triangles=np.asarray(predicted.triangles, np.int32),
+            errors=errors.astype(np.float32),
+        )
+        save_error_heatmap(
+            samples_dir.parent / HEATMAPS / f"{safe_name(sample.id)}.png",
+            predicted.vertices,
+            predicted.triangles,
+            errors,
+            max_mm=HEATMAP_MAX_MM,
+            title=f"{sample.id}: {distances.mean():.2f} mm",
+        )
     return {"mean_mm": float(distances.mean()), "coverage": coverage}
+
+
+def mean_heatmaps(records: list[dict[str, Any]], samples_dir: Path) -> list[Path]:
+    """``OUT/heatmaps/mean_<condition>.png``: per condition, the mean per-vertex error over the
+    scored faces drawn on their mean reconstruction (model frame)."""
+    written = []
+    for condition in CONDITIONS:
+        files = [samples_dir / f"{safe_name(r['id'])}.npz" for r in records]
+        files = [f for f, r in zip(files, records, strict=True) if r["subset"] == condition]
+        files = [f for f in files if f.is_file()]
+        if not files:
+            continue
+        arrays = [np.load(f, allow_pickle=False) for f in files]
+        vertices = np.mean([a["vertices"] for a in arrays], axis=0)
+        errors = np.mean([a["errors"] for a in arrays], axis=0)
+        written.append(
+            save_error_heatmap(
+                samples_dir.parent / HEATMAPS / f"mean_{condition}.png",
+                vertices,
+                arrays[0]["triangles"],
+                errors,
+                max_mm=HEATMAP_MAX_MM,
+                title=f"{condition}: mean of {len(files)} faces",
+            )
+        )
+    return written
 
 
 def summarise(records: list[dict[str, Any]], samples_dir: Path) -> dict[str, Any]:
     conditions = [c for c in CONDITIONS if any(r["subset"] == c for r in records)]
+    mean_heatmaps(records, samples_dir)
     return {
         "conditions": {
             c: mean_std([r["mean_mm"] for r in records if r["subset"] == c]) for c in conditions

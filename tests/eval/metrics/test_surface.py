@@ -101,3 +101,15 @@ def test_point_to_plane_icp_recovers_a_similarity_in_few_rounds():
         surface.refine_similarity(start, verts, tris, scan, 8, 100.0, True, True), verts
     )
     assert surface.closest_points_on_mesh(scan, moved, tris)[1].max() < 0.05
+
+
+def test_vertex_to_scan_distances_are_the_heights_above_a_dense_plane():
+    """Scan points on a 0.1 mm grid of z = 0; vertices at heights 0.5 and 2 mm above its inside
+    are that far from it, a vertex 30 mm beyond the grid's edge is beyond ``max_mm``: NaN."""
+    g = np.linspace(-10.0, 10.0, 201)
+    scan = np.stack([*np.meshgrid(g, g), np.zeros((201, 201))], axis=-1).reshape(-1, 3)
+    vertices = np.array([[1.23, -4.56, 0.5], [0.0, 7.77, -2.0], [40.0, 0.0, 0.0]])
+    dist = surface.vertex_to_scan_distances(vertices, scan, max_mm=10.0)
+    np.testing.assert_allclose(dist[:2], [0.5, 2.0], atol=3e-3)  # grid spacing: <= 0.07 mm off
+    assert np.isnan(dist[2])
+    assert surface.vertex_to_scan_distances(vertices, scan)[2] == pytest.approx(30.0)

@@ -4,6 +4,8 @@ face drops its pairs (counted); a missing image is one layout line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -103,3 +105,53 @@ def test_failed_images_drop_their_pairs_and_missing_images_name_the_layout(tmp_p
     assert "Di_D_0002.jpg: missing image of pairs.txt; expected layout: ROOT/pairs.txt" in str(
         err.value
     )
+
+
+def test_occluded_images_are_scored_beside_the_clean_ones(tmp_path):
+    """``occluders=glasses``: each image again with glasses pasted; a predictor that reads the
+    identity from the image (a fixed pixel) keeps clean pairs perfect, an occluded image without
+    a face drops only its occluded pairs, and an unknown kind is one line."""
+    _write(tmp_path / "LFW")
+    base = {p: np.random.default_rng(i).normal(size=80) for i, p in enumerate(PEOPLE)}
+    occluded_seen = []
+
+    def predict(image, box):
+        if not isinstance(image, Path):  # the occluded copy: an array, glasses pasted over it
+            assert image.shape == (16, 16, 3) and float(np.abs(image).max()) > 0
+            occluded_seen.append(image)
+            if len(occluded_seen) == 1:
+                raise OccfaceError("no face found")
+            return Predicted(
+                np.zeros((1, 3)), np.zeros((0, 3), int), np.zeros((68, 3)), np.zeros((68, 2)),
+                identity=np.random.default_rng(len(occluded_seen)).normal(size=80),
+            )  # fmt: skip
+        return Predicted(
+            np.zeros((1, 3)), np.zeros((0, 3), int), np.zeros((68, 3)), np.zeros((68, 2)),
+            identity=base[image.parent.name],
+        )  # fmt: skip
+
+    out = evaluate(
+        PROTOCOLS["lfw"],
+        tmp_path / "LFW",
+        tmp_path / "out",
+        predict,
+        options={"occluders": "glasses"},
+        progress=False,
+    )
+    assert out["failed"] == 0 and out["accuracy"]["mean"] == 1.0
+    assert len(occluded_seen) == 10  # each of the 10 distinct images of the pairs once
+    occluded = out["occluded"]
+    assert occluded["pairs"] + occluded["pairs_missing"] == 12 and occluded["pairs_missing"] >= 1
+    assert occluded["accuracy"]["mean"] < 1.0  # random identities: no longer separable
+    assert (tmp_path / "out" / "roc_occluded.png").is_file()
+    table = (tmp_path / "out" / "results.md").read_text()
+    assert "| clean | 12 | 0 | 100.00 ± 0.00 |" in table and "| occluded |" in table
+    with pytest.raises(OccfaceError, match="lfw: occluders='gloves': unknown 'gloves'"):
+        evaluate(
+            PROTOCOLS["lfw"],
+            tmp_path / "LFW",
+            tmp_path / "o3",
+            predict,
+            options={"occluders": "gloves"},
+            progress=False,
+        )

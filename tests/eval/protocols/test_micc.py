@@ -100,6 +100,8 @@ def test_the_protocol_on_the_published_layout_averages_each_videos_frames(scan, 
     assert deng["n"] == 2 and deng["mean"] == pytest.approx(SIGMA, rel=0.08)
     one_frame = micc.score_mesh(_prediction(sim, jitter=wobble), scan[0])
     assert one_frame["deng"]["rmse"] > 2 * SIGMA  # without the average: the wobble shows
+    pictures = sorted(p.name for p in (tmp_path / "out" / "heatmaps").glob("*.png"))
+    assert len(pictures) == 2  # one heat map per video
     written = json.loads((tmp_path / "out" / "results.json").read_text())
     assert written["subsets"]["all"]["deng_rmse"]["mean"] == deng["mean"]
     table = (tmp_path / "out" / "results.md").read_text()

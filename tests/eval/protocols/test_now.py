@@ -78,6 +78,12 @@ def test_now_pooled_errors_are_the_noise(dataset, tmp_path):
     assert subsets["all"]["n"] == 2
     distances = np.load(tmp_path / "out" / "samples" / f"{LINES[0].replace('/', '_')}.npy")
     assert len(distances) == 61 * 61  # every scan vertex counts
+    # the heat map of each image: the aligned prediction drawn, coloured by its distances
+    for line in LINES:
+        picture = imageio.load_image(
+            tmp_path / "out" / "heatmaps" / f"{line.replace('/', '_')}.png"
+        )
+        assert (picture.pixels < 0.9).any(axis=-1).mean() > 0.1  # a mesh covers the views
 
 
 def test_metrical_now_keeps_the_predictions_scale(dataset, tmp_path):

@@ -4,6 +4,8 @@ vertex ~ the mean of that noise's length; the given landmarks are the truth plus
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from face_surface import similarity
@@ -18,6 +20,7 @@ def test_known_errors_on_generated_faces(toy_model, tmp_path):
     root = tmp_path / "synth"
     synthetic.generate(root, n=2, seed=3, model=toy_model)
     given = []
+    triangles = np.asarray(toy_model.triangles)[np.asarray(toy_model.face_triangles)]
 
     def predict(image, box, landmarks=None):
         i = int(image.stem.split("_")[0])
@@ -33,7 +36,7 @@ def test_known_errors_on_generated_faces(toy_model, tmp_path):
         vertices[region] = apply_similarity(
             similarity(1.0, (10, -20, 5), (3, 1, -2)), truth + noise
         )
-        return Predicted(vertices, np.zeros((0, 3), int), np.zeros((68, 3)), np.zeros((68, 2)))
+        return Predicted(vertices, triangles, np.zeros((68, 3)), np.zeros((68, 2)))
 
     results = evaluate(
         PROTOCOLS["synthetic"],
@@ -49,6 +52,18 @@ def test_known_errors_on_generated_faces(toy_model, tmp_path):
     # |N(0, 0.2^2 I_3)| has mean 0.2 * 2 sqrt(2 / pi); the alignment absorbs a little of it.
     assert occluded["mean"] == pytest.approx(0.2 * 2 * np.sqrt(2 / np.pi), rel=0.1)
     assert all(1.2 < g < 1.8 for g in given)  # 1.5 px of noise on the landmarks
+    # Figure 4's pictures: one heat map per reconstruction and the mean per condition; the
+    # errors drawn are the ones scored
+    pictures = tmp_path / "out" / "heatmaps"
+    names = sorted(p.name for p in pictures.glob("*.png"))
+    assert names == [
+        "0000_clean.png", "0000_occluded.png", "0001_clean.png", "0001_occluded.png",
+        "mean_clean.png", "mean_occluded.png",
+    ]  # fmt: skip
+    with np.load(tmp_path / "out" / "samples" / "0001_occluded.npz") as drawn:
+        scored = (tmp_path / "out" / "scored.jsonl").read_text().splitlines()
+        per_face = [r for r in map(json.loads, scored) if r["id"] == "0001 occluded"][0]
+        assert np.nanmean(drawn["errors"]) == pytest.approx(per_face["mean_mm"], rel=1e-5)
     with pytest.raises(OccfaceError, match="holds 2 faces of seed 3, not 4 of seed 3"):
         evaluate(
             PROTOCOLS["synthetic"],
