@@ -1,9 +1,11 @@
 """Photo in, reconstruction out: detect -> 68 landmarks -> Deng alignment -> fit -> outputs mapped
 back onto the original photo. ``reconstruct_file`` writes one folder per image (see ``write_outputs``).
 
-Trained networks plug in here: the occlusion-mask network (N_mask, ``occface reconstruct
---checkpoints``) marks the occluder before the fit; de-occlusion and coefficient regression come
-later. Without them the fit alone reconstructs, estimating the occluder itself.
+Trained networks plug in here (``occface reconstruct --checkpoints``): the occlusion-mask network
+(N_mask) marks the occluder before the fit; with the de-occlusion GANs too (N_cont, N_syn) the
+hidden face is synthesised and the landmarks, the alignment and the fit run on that complete face
+(the paper's I_fina); the coefficient regressor gives the fit its start. Without them the fit alone
+reconstructs, estimating the occluder itself.
 """
 
 from __future__ import annotations
@@ -51,6 +53,23 @@ class Reconstruction:
     fill_original: np.ndarray  # (H, W, 3) with what (FitResult.fill)
     seconds: float
     face: DetectedFace  # the face: detector, landmark source, dense points, mesh presence
+    # De-occlusion by the GANs (None without them): the photo with the face synthesised under
+    # the mask network's occluder (I_fina, what was fitted) and the completed contours C_fina.
+    synthesis_original: np.ndarray | None = None  # (H, W, 3)
+    contour_original: np.ndarray | None = None  # (H, W)
+
+    @property
+    def fitted_photo(self) -> np.ndarray:
+        """The photo the fit saw: I_fina when the face was synthesised, else the photo."""
+        return self.photo if self.synthesis_original is None else self.synthesis_original
+
+    def deoccluded(self) -> np.ndarray:
+        """The photo with the occluded face repainted (``deoccluded.png``): the GANs' face
+        (I_fina) when they ran, else the fit's render in the occluded face pixels."""
+        if self.synthesis_original is not None:
+            return self.synthesis_original
+        region = self.fill_region_original[..., None]
+        return self.photo * (1 - region) + self.fill_original * region
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,9 +140,13 @@ class Reconstructor:
         detector_method: str | None = None,
         mask_predictor: Any = None,
         regressor: Any = None,
+        deoccluder: Any = None,
     ) -> None:
         """``mask_predictor`` (e.g. :class:`occface_jax.app.predictors.MaskPredictor`), when given,
         predicts each aligned crop's occluder for the fit (which adds its own residual estimate);
+        ``deoccluder`` (:class:`occface_jax.app.predictors.DeocclusionPredictor`, with a mask
+        predictor) repaints the face under that occluder, and the landmarks are found again and
+        the fit run on the complete face, without the mask (the paper's order);
         ``regressor`` (:class:`occface_jax.app.predictors.RegressorPredictor`) each crop's
         coefficients, where the fit starts instead of the mean face.
         ``detector_method`` overrides ``config.detector`` (the fallback chain, e.g. "hog,cnn")."""
@@ -144,6 +167,9 @@ class Reconstructor:
         self.all_faces = all_faces
         self.mask_predictor = mask_predictor
         self.regressor = regressor
+        self.deoccluder = deoccluder if mask_predictor is not None else None
+        if deoccluder is not None and mask_predictor is None:
+            warnings.warn("de-occlusion needs the mask network: left out", stacklevel=2)
         self._detectors: dict[str, Any] = {}
         self._dlib_predictor: Any = None
         self._face_mesh: Any = None
@@ -273,18 +299,29 @@ class Reconstructor:
         """Align on the 68 landmarks (photo pixels; a ``DetectedFace`` or the array), fit (with the
         face's dense landmarks when it has them), and map the results back onto the photo."""
         face = landmarks if isinstance(landmarks, DetectedFace) else given_face(landmarks)
-        dense = face.dense_landmarks
         photo = loaded.pixels
+        shape = photo.shape[:2]
         aligned = align_face(photo, face.landmarks)
         predicted = self.mask_predictor(aligned.image) if self.mask_predictor else None
+        synthesis = contour = hole = None
+        if self.deoccluder is not None:
+            done = self.deoccluder(aligned.image, predicted)
+            hole = _fit_shape(aligned.paste_back(done.hole), shape)
+            contour = _fit_shape(aligned.paste_back(done.contour), shape)
+            face_photo = _fit_shape(aligned.paste_back(done.image), shape)
+            synthesis = photo * (1.0 - hole[..., None]) + face_photo * hole[..., None]
+            face = self.relandmark(synthesis, face)
+            aligned = align_face(synthesis, face.landmarks)
+            predicted = None  # the fit sees a complete face (its own estimate stays on)
+        dense = face.dense_landmarks
         extra: dict[str, np.ndarray] = {}
         if dense is not None and self.fit_dense:  # (468, 2) aligned-crop pixels
             extra["dense_landmarks"] = map_points(aligned.transform, np.asarray(dense)[:, :2])
         if self.regressor is not None:
             extra["start"] = self.regressor(aligned.image)
         fitted = self.fitter(aligned.image, aligned.landmarks, predicted=predicted, **extra)
-        shape = photo.shape[:2]
         paste = aligned.paste_back
+        occlusion = _fit_shape(paste(fitted.occlusion), shape) if hole is None else hole
         return Reconstruction(
             source=Path(source),
             photo=photo,
@@ -293,13 +330,24 @@ class Reconstructor:
             fit=fitted,
             landmarks_detected=np.asarray(face.landmarks),
             landmarks_model=aligned.to_original(fitted.landmarks),
-            occlusion_original=_fit_shape(paste(fitted.occlusion), shape),
+            occlusion_original=occlusion,
             render_original=_fit_shape(paste(fitted.rendered), shape),
             coverage_original=_fit_shape(paste(fitted.face_mask), shape),
             fill_region_original=_fit_shape(paste(fitted.fill_region), shape),
             fill_original=_fit_shape(paste(fitted.fill), shape),
             seconds=time.perf_counter() - start,
             face=face,
+            synthesis_original=synthesis,
+            contour_original=contour,
+        )
+
+    def relandmark(self, photo: np.ndarray, face: DetectedFace) -> DetectedFace:
+        """``face``'s landmarks found again on ``photo`` (the de-occluded one) in its box, by the
+        configured landmark source; given landmarks (no detector) stay as they are."""
+        if not face.detector:
+            return face
+        return self.landmark_face(
+            face.detector, photo, Face(face.box, face.score, np.zeros((0, 2)))
         )
 
     def __call__(self, path: str | Path) -> list[Reconstruction]:
@@ -349,7 +397,7 @@ def write_mesh_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
     if model.uv is None:
         return {"mesh_obj": export.write_obj(path, fit.vertices, tris, fit.vertex_colors)}
     crop_size = int(np.shape(rec.aligned.image)[0])
-    texture = bake_fit_texture(model, fit, rec.photo, rec.aligned.inverse, crop_size)
+    texture = bake_fit_texture(model, fit, rec.fitted_photo, rec.aligned.inverse, crop_size)
     return export.write_textured_obj(
         path, fit.vertices, tris, model.uv.coords, model.uv.triangles, texture, fit.vertex_colors
     )
@@ -387,11 +435,11 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
             },
         ),
     }
-    photo = rec.photo
     coverage = rec.coverage_original[..., None]
-    region = rec.fill_region_original[..., None]
-    deoccluded = photo * (1 - region) + rec.fill_original * region
-    overlay = photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
+    deoccluded = rec.deoccluded()
+    if rec.contour_original is not None:  # the GANs' completed contours
+        files["contour"] = imageio.save_image(out_dir / "contour.png", rec.contour_original)
+    overlay = rec.photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
     files["mask"] = imageio.save_image(out_dir / "mask.png", rec.occlusion_original)
     files["deoccluded"] = imageio.save_image(out_dir / "deoccluded.png", deoccluded)
     files["overlay"] = imageio.save_image(out_dir / "overlay.png", overlay)

@@ -18,20 +18,25 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import cv2
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
 
+from occface_jax.data.contour import canny_contour, to_gray
 from occface_jax.errors import OccfaceError
 from occface_jax.fit.fitter import project_constraints
 from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
+from occface_jax.models.edge_connect import build_edge_generator
+from occface_jax.models.pix2pixhd import build_global_generator, composite
 from occface_jax.models.resnet import build_resnet
 from occface_jax.models.unet import build_unet
 from occface_jax.morphable import CoeffLayout, MorphableModel, load_model
@@ -40,11 +45,15 @@ from occface_jax.morphable import CoeffLayout, MorphableModel, load_model
 #: same specs as the stage's training task (``train/tasks/<stage>.py``), which app/ never imports.
 STAGE_MODELS: dict[str, dict[str, ModelSpec]] = {
     "mask": {"unet": (build_unet, "model")},
+    "contour": {"generator": (build_edge_generator, "generator")},
+    "synthesis": {"generator": (build_global_generator, "generator")},
     "regressor": {"resnet": (build_resnet, "model")},
 }
 #: The config sections that define a stage's networks (checked against the checkpoint's).
 STAGE_ARCHITECTURE: dict[str, tuple[str, ...]] = {
     "mask": ("model",),
+    "contour": ("generator",),
+    "synthesis": ("generator",),
     "regressor": ("model", "morphable"),
 }
 
@@ -220,11 +229,91 @@ def regressor_function(
     return regressor_stage_function(models["resnet"], size, layout, model.exp_kind, extra)
 
 
+def hole_spec(size: int) -> TensorSpec:
+    return TensorSpec(
+        "hole", ("batch", size, size), "float32", "1 = pixel to repaint (the occluder)", (0.0, 1.0)
+    )
+
+
+def contour_function(
+    models: dict[str, nnx.Module], config: ml_collections.ConfigDict
+) -> StageFunction:
+    """N_cont: (gray crop, its Canny contours, hole) -> C_fina, the contours outside the hole and
+    N_cont's contour probabilities inside it."""
+    weights, rebuild = flat_weights(models["generator"])
+    size = int(config.generator.input_size)
+
+    def apply(flat: dict, gray: jax.Array, contour: jax.Array, hole: jax.Array) -> jax.Array:
+        probability = jax.nn.sigmoid(rebuild(flat)(gray, contour, hole))
+        return contour * (1.0 - hole) + probability * hole
+
+    gray = TensorSpec(
+        "gray", ("batch", size, size), "float32", "BT.601 luma of the aligned crop", (0.0, 1.0)
+    )
+    edges = TensorSpec(
+        "contour",
+        ("batch", size, size),
+        "float32",
+        "Canny edges (sigma 1.8, scikit-image thresholds 0.1 / 0.2) of the gray crop, {0, 1}",
+        (0.0, 1.0),
+    )
+    out = TensorSpec(
+        "contour_complete",
+        ("batch", size, size),
+        "float32",
+        "C_fina: the input contours outside the hole, contour probability inside",
+        (0.0, 1.0),
+    )
+    return StageFunction(apply, weights, (gray, edges, hole_spec(size)), (out,))
+
+
+def synthesis_function(
+    models: dict[str, nnx.Module], config: ml_collections.ConfigDict
+) -> StageFunction:
+    """N_syn: (crop, C_fina, hole) -> the complete face: the crop outside the hole, the
+    synthesised face inside it."""
+    weights, rebuild = flat_weights(models["generator"])
+    size = int(config.generator.input_size)
+
+    def apply(flat: dict, crops: jax.Array, contour: jax.Array, hole: jax.Array) -> jax.Array:
+        return composite(rebuild(flat)(crops, contour, hole), crops, hole)
+
+    edges = TensorSpec(
+        "contour_complete",
+        ("batch", size, size),
+        "float32",
+        "C_fina, as the contour stage outputs it",
+        (0.0, 1.0),
+    )
+    out = TensorSpec(
+        "complete_face",
+        ("batch", size, size, 3),
+        "float32",
+        "RGB in [0, 1]: the crop outside the hole, the synthesised face inside",
+        (0.0, 1.0),
+    )
+    return StageFunction(apply, weights, (crop_spec(size), edges, hole_spec(size)), (out,))
+
+
 #: What a stage exports and how its predictor runs it: stage -> (models, config) -> StageFunction.
 STAGE_FUNCTIONS: dict[str, Callable[[dict, ml_collections.ConfigDict], StageFunction]] = {
     "mask": mask_function,
+    "contour": contour_function,
+    "synthesis": synthesis_function,
     "regressor": regressor_function,
 }
+
+
+def stage_apply(checkpoints: str | Path, stage: str) -> tuple[Any, Callable, dict[str, Any]]:
+    """(weights, ``apply(weights, *inputs)``, the stage's config as a dict) of a trained stage,
+    from a training workdir (its :data:`STAGE_FUNCTIONS` entry) or an export folder (the
+    exported function: the same computation)."""
+    if is_export(checkpoints, stage):
+        loaded = exported.load_exported(checkpoints, stage)
+        return loaded.weights, loaded.exported.call, dict(loaded.manifest["config"])
+    models, config, _ = load_stage(checkpoints, stage)
+    function = STAGE_FUNCTIONS[stage](models, config)
+    return function.weights, function.apply, config.to_dict()
 
 
 class MaskPredictor:
@@ -336,3 +425,128 @@ class RegressorPredictor:
         if crop.ndim != 3 or crop.shape[-1] != 3:
             raise ValueError(f"the regressor takes an (S, S, 3) RGB crop, got {crop.shape}")
         return {k: np.asarray(v) for k, v in self._run(self._state, jnp.asarray(crop)).items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Deoccluded:
+    """The de-occlusion of one aligned crop (S x S): ``image`` (S, S, 3) the complete face (the
+    crop outside ``hole``), ``contour`` (S, S) C_fina, ``hole`` (S, S) {0, 1} what was repainted
+    (the mask network's occluder, dilated)."""
+
+    image: np.ndarray
+    contour: np.ndarray
+    hole: np.ndarray
+
+
+class DeocclusionPredictor:
+    """N_cont then N_syn on an aligned crop and its occluder mask (the paper's §3.2):
+    ``predictor(crop (S, S, 3) in [0, 1], occluder (S, S) in [0, 1]) -> Deoccluded``.
+
+    The occluder (> 0.5) is dilated as the training holes were (``inpainting.dilation`` of the
+    synthesis stage's config, a fraction of the side); N_cont runs at its input size on the gray
+    crop and its Canny contours (``data.contour``, as in training), N_syn at its own on the crop
+    and C_fina; the synthesis is resized to S and replaces the crop inside the hole only."""
+
+    def __init__(self, contour: tuple, synthesis: tuple) -> None:
+        """``contour``, ``synthesis``: each (weights, apply, config dict) (:func:`stage_apply`)."""
+        (self._c_weights, c_apply, c_config) = contour
+        (self._s_weights, s_apply, s_config) = synthesis
+        self.contour_size = int(c_config["generator"]["input_size"])
+        self.synthesis_size = int(s_config["generator"]["input_size"])
+        self.dilation = float(s_config.get("inpainting", {}).get("dilation", 0.0))
+        self._contour = jax.jit(c_apply)
+        self._synthesis = jax.jit(s_apply)
+
+    @classmethod
+    def from_checkpoints(cls, checkpoints: str | Path) -> DeocclusionPredictor:
+        """From a training workdir or an export folder holding ``contour/`` and ``synthesis/``."""
+        return cls(stage_apply(checkpoints, "contour"), stage_apply(checkpoints, "synthesis"))
+
+    def hole(self, occluder: np.ndarray) -> np.ndarray:
+        """The hole (S, S) float32 {0, 1}: occluder > 0.5, dilated by a disc of ``dilation`` x S px."""
+        hole = (np.asarray(occluder) > 0.5).astype(np.uint8)
+        radius = int(round(self.dilation * hole.shape[0]))
+        if radius > 0 and hole.any():
+            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+            hole = cv2.dilate(hole, disc)
+        return hole.astype(np.float32)
+
+    def __call__(self, crop: np.ndarray, occluder: np.ndarray) -> Deoccluded:
+        crop = np.asarray(crop, np.float32)
+        if crop.ndim != 3 or crop.shape[-1] != 3 or np.shape(occluder) != crop.shape[:2]:
+            raise ValueError(
+                f"de-occlusion takes an (S, S, 3) crop and an (S, S) mask, got {crop.shape} "
+                f"and {np.shape(occluder)}"
+            )
+        hole = self.hole(occluder)
+        side = crop.shape[0]
+        if not hole.any():
+            return Deoccluded(crop, canny_contour(crop), hole)
+        c_crop, c_hole = _resize(crop, self.contour_size), _resize_hole(hole, self.contour_size)
+        edges = canny_contour(c_crop)
+        contour = self._contour(self._c_weights, to_gray(c_crop)[None], edges[None], c_hole[None])
+        contour = np.asarray(contour)[0]
+        s_crop, s_hole = _resize(crop, self.synthesis_size), _resize_hole(hole, self.synthesis_size)
+        s_contour = _resize(contour, self.synthesis_size)
+        face = self._synthesis(self._s_weights, s_crop[None], s_contour[None], s_hole[None])
+        face = _resize(np.asarray(face)[0], side)
+        image = crop * (1.0 - hole[..., None]) + face * hole[..., None]
+        return Deoccluded(image.astype(np.float32), _resize(contour, side), hole)
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    if x.shape[0] == size:
+        return x
+    interpolation = cv2.INTER_AREA if x.shape[0] > size else cv2.INTER_LINEAR
+    return cv2.resize(x, (size, size), interpolation=interpolation)
+
+
+def _resize_hole(hole: np.ndarray, size: int) -> np.ndarray:
+    """A hole at another size; any covered pixel stays in the hole."""
+    return (_resize(hole, size) > 0.0).astype(np.float32)
+
+
+@dataclasses.dataclass
+class Networks:
+    """The trained networks a checkpoints folder gives the pipeline (None: not trained)."""
+
+    mask_predictor: MaskPredictor | None = None
+    regressor: RegressorPredictor | None = None
+    deoccluder: DeocclusionPredictor | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of ``Reconstructor`` (``mask_predictor``, ...)."""
+        return dict(vars(self))
+
+
+def networks_from_checkpoints(checkpoints: str | Path | None, model: MorphableModel) -> Networks:
+    """Every stage ``checkpoints`` holds (training workdir or export folder), as the predictors
+    ``app.pipeline.Reconstructor`` takes; ``model`` is the full morphable model (the regressor is
+    checked against its face region's layout). De-occlusion needs the contour and the synthesis
+    stage, and the mask stage to find the hole: without one of them it is left out (warning)."""
+    if checkpoints is None:
+        return Networks()
+    stages = available_stages(checkpoints)
+    if not stages:
+        raise OccfaceError(
+            f"checkpoints {checkpoints}: no trained stage in it "
+            f"(expected {', '.join(f'{s}/' for s in STAGE_MODELS)})"
+        )
+    networks = Networks()
+    if "mask" in stages:
+        networks.mask_predictor = MaskPredictor.from_checkpoints(checkpoints)
+    if "regressor" in stages:
+        networks.regressor = RegressorPredictor.from_checkpoints(checkpoints, model.face_only())
+    gan = [s for s in ("contour", "synthesis") if s in stages]
+    if gan:
+        missing = [s for s in ("mask", "contour", "synthesis") if s not in stages]
+        if missing:
+            warnings.warn(
+                f"--checkpoints {checkpoints}: de-occlusion needs the mask, contour and synthesis "
+                f"stages; {', '.join(missing)} missing, so it is left out",
+                stacklevel=2,
+            )
+        else:
+            networks.deoccluder = DeocclusionPredictor.from_checkpoints(checkpoints)
+    return networks

@@ -46,12 +46,7 @@ from tqdm.auto import tqdm
 
 from occface_jax.app.interrupt import Interrupted, StopSignals, exit_status
 from occface_jax.app.pipeline import Reconstructor, write_outputs
-from occface_jax.app.predictors import (
-    STAGE_MODELS,
-    MaskPredictor,
-    RegressorPredictor,
-    available_stages,
-)
+from occface_jax.app.predictors import STAGE_MODELS, available_stages, networks_from_checkpoints
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
@@ -510,11 +505,8 @@ def _run(
             f"--checkpoints {checkpoints}: no trained stage in it "
             f"(expected {', '.join(f'{s}/' for s in STAGE_MODELS)})"
         )
-    mask_predictor = MaskPredictor.from_checkpoints(checkpoints) if "mask" in stages else None
     model = load_model(model_path, fetch=model_path is None)
-    regressor = None
-    if "regressor" in stages:  # checked against the model's coefficient layout
-        regressor = RegressorPredictor.from_checkpoints(checkpoints, model.face_only())
+    networks = networks_from_checkpoints(checkpoints, model)  # checked against the model's layout
     stop.check()
     fingerprint = run_fingerprint(model, config, all_faces, checkpoints)
 
@@ -529,9 +521,7 @@ def _run(
             "or model); --overwrite replaces them, or choose another --out"
         )
     remove_leftovers(out_dir, {j.name for j in jobs if j.is_image})
-    reconstructor = Reconstructor(
-        model, config, all_faces=all_faces, mask_predictor=mask_predictor, regressor=regressor
-    )
+    reconstructor = Reconstructor(model, config, all_faces=all_faces, **networks.as_kwargs())
     header = {
         "model": model.summary(),
         "config": config.to_dict(),

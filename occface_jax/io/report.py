@@ -1,5 +1,6 @@
 """Pictures of a reconstruction: mesh views rendered with the project's renderer, and the
-side-by-side report panel (photo, occlusion mask, de-occluded photo, overlay, mesh views)."""
+side-by-side report panel (photo, occlusion mask, the completed contours when the de-occlusion
+GANs ran, de-occluded photo, overlay, mesh views)."""
 
 from __future__ import annotations
 
@@ -97,9 +98,14 @@ def save_report(
         rec.photo * (1 - 0.6 * rec.occlusion_original[..., None])
         + np.array([1.0, 0.1, 0.1]) * 0.6 * rec.occlusion_original[..., None]
     )
+    contour = getattr(rec, "contour_original", None)  # the de-occlusion GANs' C_fina
+    contour_tiles = (
+        [] if contour is None else [("contours", crop(np.repeat(contour[..., None], 3, -1)))]
+    )
     tiles = [
         ("photo", crop(rec.photo)),
         ("occlusion (red)", crop(mask_tint)),
+        *contour_tiles,
         ("de-occluded", crop(deoccluded)),
         ("overlay", crop(overlay)),
         ("mesh", views[0]),

@@ -1,7 +1,6 @@
 """Training: one loop for every stage (``loop``), the contract a stage fills in (``task``) and one
 task per stage (``tasks/``: ``mask``, ...)."""
 
-from occface_jax.data.pipeline import source_from_config, split_validation
 from occface_jax.train.loop import TrainResult, make_mesh, restore_models, train
 from occface_jax.train.task import Optimizer, Phase, Task, optimizer_from_config
 from occface_jax.train.tasks import TASKS
@@ -17,16 +16,17 @@ def get_task(stage: str):
 
 
 def run_stage(stage: str, config, workdir, *, stop_at: int | None = None, progress: bool = True):
-    """Train ``stage`` from its config (data source from ``config.data``, the last
-    ``config.data.validation_size`` records held out for evaluation) in ``workdir``."""
-    source = source_from_config(config.data)
-    train_source, eval_source = split_validation(source, int(config.data.validation_size))
+    """Train ``stage`` from its config in ``workdir``, on the task's sources (``Task.sources``: by
+    default ``config.data``'s, the last ``config.data.validation_size`` records held out for
+    evaluation)."""
+    task = get_task(stage)
+    train_source, eval_source = task.sources(config)
     return train(
-        get_task(stage),
+        task,
         config,
         workdir,
         train_source,
-        eval_source or None,
+        eval_source,
         stop_at=stop_at,
         progress=progress,
     )

@@ -92,10 +92,12 @@ def _replicate(tree: Any, sharding: NamedSharding) -> Any:
     return jax.tree.map(put, tree)
 
 
-def _upstream(task: Task, workdir: Path) -> dict[str, dict[str, nnx.Module]]:
+def _upstream(
+    task: Task, config: ml_collections.ConfigDict, workdir: Path
+) -> dict[str, dict[str, nnx.Module]]:
     """The trained models of the stages ``task`` requires, from ``workdir``'s sibling folders."""
     out = {}
-    for stage in task.requires:
+    for stage in task.required_stages(config):
         upstream = TASKS[stage]()
         out[stage], _, _ = ckpt.load_models(
             workdir.parent / stage, stage, upstream.models, upstream.architecture
@@ -214,7 +216,7 @@ def train(
         )
         iterator.set_state(json.dumps(restored[ckpt.DATA]).encode())
         elapsed = float(meta.get("elapsed_seconds", 0.0))
-    frozen_graphdef, frozen_state = nnx.split(task.frozen(config, _upstream(task, workdir)))
+    frozen_graphdef, frozen_state = nnx.split(task.frozen(config, _upstream(task, config, workdir)))
     frozen_state = _replicate(frozen_state, replicated)
 
     log = None

@@ -26,6 +26,7 @@ import ml_collections
 import optax
 from flax import nnx
 
+from occface_jax.data.pipeline import source_from_config, split_validation
 from occface_jax.io.checkpoints import ModelSpec
 
 Batch = dict[str, Any]
@@ -94,6 +95,18 @@ class Task:
     requires: tuple[str, ...] = ()
     #: config sections that define the networks: a checkpoint is refused when they differ
     architecture: tuple[str, ...] = ("model",)
+
+    def required_stages(self, config: ml_collections.ConfigDict) -> tuple[str, ...]:
+        """The upstream stages this run loads frozen (default: ``requires``); a stage whose inputs
+        depend on its config (e.g. N_syn fine-tuned on N_cont's contours) overrides it."""
+        return tuple(self.requires)
+
+    def sources(self, config: ml_collections.ConfigDict) -> tuple[Any, Any]:
+        """(training, evaluation) random-access record sources (default: ``config.data``'s source,
+        its last ``config.data.validation_size`` records held out for evaluation; None = none)."""
+        source = source_from_config(config.data)
+        train, held_out = split_validation(source, int(config.data.validation_size))
+        return train, (held_out if len(held_out) else None)
 
     def optimizers(self, config: ml_collections.ConfigDict) -> dict[str, Optimizer]:
         """One optimizer per model in ``models`` (default: Adam from ``config.train``)."""

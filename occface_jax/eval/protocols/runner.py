@@ -201,8 +201,7 @@ class ReconstructorPredictor:
 
     def _predicted(self, rec: Any, scale: float) -> Predicted:
         vertices = np.asarray(rec.fit.vertices, np.float64)
-        region = rec.fill_region_original[..., None]
-        deoccluded = rec.photo * (1 - region) + rec.fill_original * region
+        deoccluded = rec.deoccluded()
         return Predicted(
             vertices=vertices,
             triangles=self.triangles,
@@ -241,12 +240,12 @@ def make_predictor(
     """The predictor of ``occface evaluate``: the fit (``--fit``), or with the trained networks of
     ``checkpoints`` (a training workdir or an export folder)."""
     from occface_jax.app.pipeline import Reconstructor  # the fit stack: only evaluation needs it
-    from occface_jax.app.predictors import MaskPredictor
+    from occface_jax.app.predictors import networks_from_checkpoints
     from occface_jax.morphable import load_model
 
-    mask = MaskPredictor.from_checkpoints(checkpoints) if checkpoints is not None else None
     model = load_model(model_path, fetch=model_path is None)
-    return ReconstructorPredictor(Reconstructor(model, config, mask_predictor=mask))
+    networks = networks_from_checkpoints(checkpoints, model)
+    return ReconstructorPredictor(Reconstructor(model, config, **networks.as_kwargs()))
 
 
 # ------------------------------------------------------------------------------------------ run
