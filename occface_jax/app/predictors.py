@@ -31,6 +31,7 @@ import numpy as np
 from flax import nnx
 
 from occface_jax.data.contour import canny_contour, to_gray
+from occface_jax.data.inpainting import dilate, dilation_radius
 from occface_jax.errors import OccfaceError
 from occface_jax.fit.fitter import project_constraints
 from occface_jax.io import exported
@@ -463,13 +464,9 @@ class DeocclusionPredictor:
         return cls(stage_apply(checkpoints, "contour"), stage_apply(checkpoints, "synthesis"))
 
     def hole(self, occluder: np.ndarray) -> np.ndarray:
-        """The hole (S, S) float32 {0, 1}: occluder > 0.5, dilated by a disc of ``dilation`` x S px."""
-        hole = (np.asarray(occluder) > 0.5).astype(np.uint8)
-        radius = int(round(self.dilation * hole.shape[0]))
-        if radius > 0 and hole.any():
-            disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
-            hole = cv2.dilate(hole, disc)
-        return hole.astype(np.float32)
+        """The hole (S, S) float32 {0, 1}: occluder > 0.5 grown as the training holes were
+        (``data.inpainting.dilate``: a disc of ``dilation`` x S pixels)."""
+        return dilate(occluder, dilation_radius(self.dilation, np.shape(occluder)))
 
     def __call__(self, crop: np.ndarray, occluder: np.ndarray) -> Deoccluded:
         crop = np.asarray(crop, np.float32)
