@@ -124,7 +124,9 @@ def test_load_config_by_name_and_by_path(tmp_path):
 
 
 def test_load_config_errors(tmp_path):
-    with pytest.raises(OccfaceError, match=r"no config named 'nope'; known: contour, data, fit, inpainting, mask"):
+    with pytest.raises(
+        OccfaceError, match=r"no config named 'nope'; known: contour, data, fit, inpainting, mask"
+    ):
         load_config("nope")
     with pytest.raises(OccfaceError, match=r"config file .*missing\.py not found"):
         load_config(str(tmp_path / "missing.py"))
