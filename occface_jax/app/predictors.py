@@ -305,16 +305,28 @@ STAGE_FUNCTIONS: dict[str, Callable[[dict, ml_collections.ConfigDict], StageFunc
 }
 
 
-def stage_apply(checkpoints: str | Path, stage: str) -> tuple[Any, Callable, dict[str, Any]]:
-    """(weights, ``apply(weights, *inputs)``, the stage's config as a dict) of a trained stage,
-    from a training workdir (its :data:`STAGE_FUNCTIONS` entry) or an export folder (the
-    exported function: the same computation)."""
+@dataclasses.dataclass(frozen=True)
+class AppliedStage:
+    """A trained stage ready to run: ``apply(weights, *inputs)``, its config (a dict) and the
+    training step of its weights."""
+
+    weights: Any
+    apply: Callable[..., Any]
+    config: dict[str, Any]
+    step: int
+
+
+def stage_apply(checkpoints: str | Path, stage: str) -> AppliedStage:
+    """A trained stage from a training workdir (its :data:`STAGE_FUNCTIONS` entry) or an export
+    folder (the exported function: the same computation)."""
     if is_export(checkpoints, stage):
         loaded = exported.load_exported(checkpoints, stage)
-        return loaded.weights, loaded.exported.call, dict(loaded.manifest["config"])
-    models, config, _ = load_stage(checkpoints, stage)
+        manifest = loaded.manifest
+        config = dict(manifest["config"])
+        return AppliedStage(loaded.weights, loaded.exported.call, config, int(manifest["step"]))
+    models, config, step = load_stage(checkpoints, stage)
     function = STAGE_FUNCTIONS[stage](models, config)
-    return function.weights, function.apply, config.to_dict()
+    return AppliedStage(function.weights, function.apply, config.to_dict(), int(step))
 
 
 class MaskPredictor:
@@ -438,6 +450,19 @@ class Deoccluded:
     contour: np.ndarray
     hole: np.ndarray
 
+    def on_photo(self, photo: np.ndarray, aligned: Any) -> tuple[np.ndarray, ...]:
+        """(I_fina: ``photo`` (H, W, 3) with the synthesis inside the hole, the hole (H, W) and
+        C_fina (H, W)), the crop-frame arrays warped onto the photo by ``aligned``
+        (``faces.align.AlignedFace``; bilinear, so the hole is soft at its edge)."""
+        shape = photo.shape[:2]
+
+        def warp(x: np.ndarray) -> np.ndarray:
+            return np.asarray(aligned.paste_back(x), np.float32).reshape(shape + x.shape[2:])
+
+        hole = warp(self.hole)
+        synthesis = photo * (1.0 - hole[..., None]) + warp(self.image) * hole[..., None]
+        return synthesis.astype(np.float32), hole, warp(self.contour)
+
 
 class DeocclusionPredictor:
     """N_cont then N_syn on an aligned crop and its occluder mask (the paper's §3.2):
@@ -448,15 +473,14 @@ class DeocclusionPredictor:
     crop and its Canny contours (``data.contour``, as in training), N_syn at its own on the crop
     and C_fina; the synthesis is resized to S and replaces the crop inside the hole only."""
 
-    def __init__(self, contour: tuple, synthesis: tuple) -> None:
-        """``contour``, ``synthesis``: each (weights, apply, config dict) (:func:`stage_apply`)."""
-        (self._c_weights, c_apply, c_config) = contour
-        (self._s_weights, s_apply, s_config) = synthesis
-        self.contour_size = int(c_config["generator"]["input_size"])
-        self.synthesis_size = int(s_config["generator"]["input_size"])
-        self.dilation = float(s_config.get("inpainting", {}).get("dilation", 0.0))
-        self._contour = jax.jit(c_apply)
-        self._synthesis = jax.jit(s_apply)
+    def __init__(self, contour: AppliedStage, synthesis: AppliedStage) -> None:
+        """``contour``, ``synthesis``: the two trained stages (:func:`stage_apply`)."""
+        self.stages = {"contour": contour, "synthesis": synthesis}
+        self.contour_size = int(contour.config["generator"]["input_size"])
+        self.synthesis_size = int(synthesis.config["generator"]["input_size"])
+        self.dilation = float(synthesis.config.get("inpainting", {}).get("dilation", 0.0))
+        self._contour = jax.jit(contour.apply)
+        self._synthesis = jax.jit(synthesis.apply)
 
     @classmethod
     def from_checkpoints(cls, checkpoints: str | Path) -> DeocclusionPredictor:
@@ -479,19 +503,34 @@ class DeocclusionPredictor:
         side = crop.shape[0]
         if not hole.any():
             return Deoccluded(crop, canny_contour(crop), hole)
-        c_crop, c_hole = _resize(crop, self.contour_size), _resize_hole(hole, self.contour_size)
-        edges = canny_contour(c_crop)
-        contour = self._contour(self._c_weights, to_gray(c_crop)[None], edges[None], c_hole[None])
-        contour = np.asarray(contour)[0]
-        s_crop, s_hole = _resize(crop, self.synthesis_size), _resize_hole(hole, self.synthesis_size)
-        s_contour = _resize(contour, self.synthesis_size)
-        face = self._synthesis(self._s_weights, s_crop[None], s_contour[None], s_hole[None])
-        face = _resize(np.asarray(face)[0], side)
+        contour = self.complete_contours(crop, hole)
+        s_crop, s_hole = (
+            resize_square(crop, self.synthesis_size),
+            resize_hole(hole, self.synthesis_size),
+        )
+        s_contour = resize_square(contour, self.synthesis_size)
+        weights = self.stages["synthesis"].weights
+        face = self._synthesis(weights, s_crop[None], s_contour[None], s_hole[None])
+        face = resize_square(np.asarray(face)[0], side)
         image = crop * (1.0 - hole[..., None]) + face * hole[..., None]
-        return Deoccluded(image.astype(np.float32), _resize(contour, side), hole)
+        return Deoccluded(image.astype(np.float32), resize_square(contour, side), hole)
+
+    def complete_contours(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
+        """C_fina (C, C) at N_cont's input size C of a crop (S, S, 3) and its (grown) hole (S, S):
+        the Canny contours of the gray crop resized to C outside the hole, N_cont's contour
+        probabilities inside."""
+        small, small_hole = (
+            resize_square(crop, self.contour_size),
+            resize_hole(hole, self.contour_size),
+        )
+        weights = self.stages["contour"].weights
+        edges = canny_contour(small)
+        contour = self._contour(weights, to_gray(small)[None], edges[None], small_hole[None])
+        return np.asarray(contour)[0]
 
 
-def _resize(x: np.ndarray, size: int) -> np.ndarray:
+def resize_square(x: np.ndarray, size: int) -> np.ndarray:
+    """An (S, S[, C]) array at (size, size[, C]): by area when shrinking, bilinear when growing."""
     x = np.asarray(x, np.float32)
     if x.shape[0] == size:
         return x
@@ -499,9 +538,9 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(x, (size, size), interpolation=interpolation)
 
 
-def _resize_hole(hole: np.ndarray, size: int) -> np.ndarray:
+def resize_hole(hole: np.ndarray, size: int) -> np.ndarray:
     """A hole at another size; any covered pixel stays in the hole."""
-    return (_resize(hole, size) > 0.0).astype(np.float32)
+    return (resize_square(hole, size) > 0.0).astype(np.float32)
 
 
 @dataclasses.dataclass
