@@ -59,26 +59,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             extractor=dict(name="face_id", weights=""),
         )
     )
-    adam = dict(b1=0.0, b2=0.9, schedule="constant", clip_norm=0.0, weight_decay=0.0)
-    c.train = ml_collections.ConfigDict(
-        dict(
-            contours="true",  # 'true' | 'predicted' (N_cont's, frozen from WORKDIR/contour/)
-            batch_size={"": 8, "paper": 12, "smoke": 8}[variant],
-            steps={"": 1500, "paper": 200_000, "smoke": 4}[variant],
-            seed=0,
-            log_every=2 if variant == "smoke" else 25,
-            eval_every=2 if variant == "smoke" else 250,
-            checkpoint_every=2 if variant == "smoke" else 250,
-            keep_checkpoints=2,
-            images=2 if variant == "smoke" else 4,
-            workers=8 if variant == "paper" else 0,
-            optim=dict(
-                generator=dict(lr=1e-4, **adam),
-                discriminator=dict(lr=1e-5, **adam),
-            ),
-        )
-    )
+    c.train.contours = "true"  # 'true' | 'predicted' (N_cont's, frozen from WORKDIR/contour/)
     if variant == "paper":
-        c.data.size = 100_000
-        c.data.validation_size = 1000
+        c.train.batch_size = 12
     return c

@@ -12,6 +12,7 @@ trained). ``model.train()`` / ``model.eval()`` toggle ``use_running_average`` as
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -204,6 +205,25 @@ class InstanceNorm(nnx.Module):
 
 def _normalise(kind: str, x: jax.Array) -> jax.Array:
     return instance_norm(x) if kind == "instance" else x
+
+
+def encoder_decoder(
+    x: jax.Array,
+    stem: nnx.Module,
+    down: Sequence[nnx.Module],
+    blocks: Sequence[nnx.Module],
+    up: Sequence[nnx.Module],
+) -> jax.Array:
+    """Both generators' trunk: ``stem``, then each of ``down``, then ``up`` as conv - instance
+    norm - ReLU, with the residual ``blocks`` between ``down`` and ``up``."""
+    x = jax.nn.relu(instance_norm(stem(x)))
+    for conv in down:
+        x = jax.nn.relu(instance_norm(conv(x)))
+    for block in blocks:
+        x = block(x)
+    for conv in up:
+        x = jax.nn.relu(instance_norm(conv(x)))
+    return x
 
 
 class ResidualBlock(nnx.Module):

@@ -24,7 +24,12 @@ import jax.numpy as jnp
 import ml_collections
 from flax import nnx
 
-from occface_jax.models.gan_layers import ReflectPadConv, ResidualBlock, SpectralConv, instance_norm
+from occface_jax.models.gan_layers import (
+    ReflectPadConv,
+    ResidualBlock,
+    SpectralConv,
+    encoder_decoder,
+)
 
 
 class GlobalGenerator(nnx.Module):
@@ -76,13 +81,7 @@ class GlobalGenerator(nnx.Module):
             )
         keep = 1.0 - mask[..., None]
         x = jnp.concatenate([image * keep, contour[..., None], mask[..., None]], axis=-1)
-        x = jax.nn.relu(instance_norm(self.stem(x)))
-        for conv in self.down:
-            x = jax.nn.relu(instance_norm(conv(x)))
-        for block in self.blocks:
-            x = block(x)
-        for conv in self.up:
-            x = jax.nn.relu(instance_norm(conv(x)))
+        x = encoder_decoder(x, self.stem, self.down, self.blocks, self.up)
         return (jnp.tanh(self.head(x)) + 1.0) * 0.5
 
 
