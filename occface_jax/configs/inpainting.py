@@ -52,7 +52,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.train = ml_collections.ConfigDict(
         dict(
             batch_size=8,  # global (the stages' paper variants set theirs)
-            steps={"": 1500, "paper": 200_000, "smoke": 4}[variant],
+            steps={"": 1000, "paper": 200_000, "smoke": 4}[variant],
             seed=0,
             log_every=2 if smoke else 25,
             eval_every=2 if smoke else 250,

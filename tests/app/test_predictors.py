@@ -106,7 +106,8 @@ def test_reconstruct_names_a_checkpoints_folder_without_networks(tmp_path, capsy
         ["reconstruct", str(photo), "--out", str(tmp_path / "o"), "--checkpoints", str(tmp_path)]
     )
     assert code == 2  # a usage error, before any photo
-    assert "no trained stage in it (expected mask/, regressor/)" in capsys.readouterr().err
+    expected = "no trained stage in it (expected mask/, contour/, synthesis/, regressor/)"
+    assert expected in capsys.readouterr().err
 
 
 def test_a_checkpoint_of_the_old_format_still_loads(tmp_path):
