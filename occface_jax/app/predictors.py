@@ -236,6 +236,12 @@ def hole_spec(size: int) -> TensorSpec:
     )
 
 
+def complete_contour_spec(size: int) -> TensorSpec:
+    """C_fina: the contour stage's output, the synthesis stage's input."""
+    units = "C_fina: the input contours outside the hole, N_cont's contour probability inside"
+    return TensorSpec("contour_complete", ("batch", size, size), "float32", units, (0.0, 1.0))
+
+
 def contour_function(
     models: dict[str, nnx.Module], config: ml_collections.ConfigDict
 ) -> StageFunction:
@@ -258,13 +264,7 @@ def contour_function(
         "Canny edges (sigma 1.8, scikit-image thresholds 0.1 / 0.2) of the gray crop, {0, 1}",
         (0.0, 1.0),
     )
-    out = TensorSpec(
-        "contour_complete",
-        ("batch", size, size),
-        "float32",
-        "C_fina: the input contours outside the hole, contour probability inside",
-        (0.0, 1.0),
-    )
+    out = complete_contour_spec(size)
     return StageFunction(apply, weights, (gray, edges, hole_spec(size)), (out,))
 
 
@@ -279,13 +279,7 @@ def synthesis_function(
     def apply(flat: dict, crops: jax.Array, contour: jax.Array, hole: jax.Array) -> jax.Array:
         return composite(rebuild(flat)(crops, contour, hole), crops, hole)
 
-    edges = TensorSpec(
-        "contour_complete",
-        ("batch", size, size),
-        "float32",
-        "C_fina, as the contour stage outputs it",
-        (0.0, 1.0),
-    )
+    edges = complete_contour_spec(size)
     out = TensorSpec(
         "complete_face",
         ("batch", size, size, 3),
