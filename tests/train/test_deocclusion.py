@@ -61,6 +61,7 @@ def test_contour_stage_resumes_exactly_and_logs_its_pictures(tmp_path):
         assert (image["height"], image["width"]) == (32, 2 * 32)
 
 
+@pytest.mark.slow(reason="two stages trained and compiled, one with a frozen N_cont: 25-30 s")
 def test_synthesis_fine_tunes_on_the_frozen_contour_network(tmp_path):
     """``train.contours=predicted`` loads N_cont from WORKDIR/contour frozen: C_fina then differs
     from C_true inside the hole only; without a trained N_cont it is one clear error."""
@@ -137,6 +138,7 @@ EIGHT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow(reason="four trainings compiled in a fresh 8-device interpreter: 80-90 s")
 def test_both_stages_on_eight_devices_equal_one_device(tmp_path):
     proc = run_with_devices(EIGHT, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
