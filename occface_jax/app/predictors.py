@@ -36,7 +36,7 @@ from occface_jax.errors import OccfaceError
 from occface_jax.fit.fitter import project_constraints
 from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
-from occface_jax.models.edge_connect import build_edge_generator
+from occface_jax.models.edge_connect import build_edge_generator, complete_contours
 from occface_jax.models.pix2pixhd import build_global_generator, composite
 from occface_jax.models.resnet import build_resnet
 from occface_jax.models.unet import build_unet
@@ -251,8 +251,7 @@ def contour_function(
     size = int(config.generator.input_size)
 
     def apply(flat: dict, gray: jax.Array, contour: jax.Array, hole: jax.Array) -> jax.Array:
-        probability = jax.nn.sigmoid(rebuild(flat)(gray, contour, hole))
-        return contour * (1.0 - hole) + probability * hole
+        return complete_contours(rebuild(flat), gray, contour, hole)
 
     gray = TensorSpec(
         "gray", ("batch", size, size), "float32", "BT.601 luma of the aligned crop", (0.0, 1.0)
@@ -506,8 +505,8 @@ class DeocclusionPredictor:
         weights = self.stages["synthesis"].weights
         face = self._synthesis(weights, s_crop[None], s_contour[None], s_hole[None])
         face = resize_square(np.asarray(face)[0], side)
-        image = crop * (1.0 - hole[..., None]) + face * hole[..., None]
-        return Deoccluded(image.astype(np.float32), resize_square(contour, side), hole)
+        image = np.asarray(composite(face, crop, hole), np.float32)
+        return Deoccluded(image, resize_square(contour, side), hole)
 
     def complete_contours(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """C_fina (C, C) at N_cont's input size C of a crop (S, S, 3) and its (grown) hole (S, S):

@@ -91,6 +91,15 @@ class EdgeGenerator(nnx.Module):
         return self.head(x)[..., 0]
 
 
+def complete_contours(
+    generator: EdgeGenerator, gray: jax.Array, contour: jax.Array, mask: jax.Array
+) -> jax.Array:
+    """C_fina = contour (1 - M) + sigmoid(N_cont) M (the paper's Eq. 4 input): the given contours
+    outside the hole, N_cont's contour probabilities inside; (B, H, W) in [0, 1]."""
+    probability = jax.nn.sigmoid(generator(gray, contour, mask))
+    return contour * (1.0 - mask) + probability * mask
+
+
 def build_edge_generator(section: ml_collections.ConfigDict, rngs: nnx.Rngs) -> EdgeGenerator:
     """N_cont from a config section: ``features`` (64), ``residual_blocks`` (8), ``spectral_norm``
     (True)."""

@@ -32,7 +32,7 @@ from occface_jax.losses.gan import (
     generator_adversarial_loss,
 )
 from occface_jax.losses.mask import sigmoid_bce
-from occface_jax.models.edge_connect import build_edge_generator
+from occface_jax.models.edge_connect import build_edge_generator, complete_contours
 from occface_jax.models.patch_gan import build_patch_discriminator
 from occface_jax.train.task import Phase
 from occface_jax.train.tasks.inpainting import InpaintingTask, check_kind
@@ -106,10 +106,10 @@ class ContourTask(InpaintingTask):
 
     def images(self, models, frozen, batch, config):
         hole = batch["mask"]
-        prob = jax.nn.sigmoid(contour_logits(models, batch))
+        contour = complete_contours(models["generator"], batch["gray"], batch["contour"], hole)
         return {
             "input": batch["gray"] * (1.0 - hole) + 0.5 * hole,
             "hole": hole,
-            "contour": batch["contour"] * (1.0 - hole) + prob * hole,
+            "contour": contour,
             "true_contour": batch["contour"],
         }

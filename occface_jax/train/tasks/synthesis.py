@@ -41,6 +41,7 @@ from occface_jax.losses.gan import (
     perceptual_loss,
     style_loss,
 )
+from occface_jax.models.edge_connect import complete_contours
 from occface_jax.models.feature_extractors import build_feature_extractor
 from occface_jax.models.patch_gan import build_patch_discriminator
 from occface_jax.models.pix2pixhd import build_global_generator, composite
@@ -85,9 +86,8 @@ class SynthesisTask(InpaintingTask):
         when N_cont is loaded, else C_true."""
         if UPSTREAM_CONTOUR not in frozen:
             return batch["contour"]
-        logits = frozen[UPSTREAM_CONTOUR](batch["gray"], batch["contour"], batch["mask"])
-        hole = batch["mask"]
-        return batch["contour"] * (1.0 - hole) + jax.nn.sigmoid(logits) * hole
+        generator = frozen[UPSTREAM_CONTOUR]
+        return complete_contours(generator, batch["gray"], batch["contour"], batch["mask"])
 
     def synthesise(self, models: dict, frozen: dict, batch: dict) -> tuple[jax.Array, jax.Array]:
         """(C_fina, the generator's raw output (B, S, S, 3) in [0, 1])."""
