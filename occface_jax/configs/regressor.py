@@ -33,7 +33,7 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.data = load_config("data", "smoke" if variant == "smoke" else "")
     if variant != "smoke":
         c.data.source = "synthetic_cached"
-        c.data.size = 8000  # generated once, then epochs (9 at 9000 steps of 8) over it
+        c.data.size = 12000  # generated once, then epochs (6 at 9000 steps of 8) over it
         c.data.seed = 2  # N_mask trains on seed 1; experiments draw from other seeds
     c.data.occlusion.p_clean = 0.3  # clean faces too: the regressor sees both
     c.data.occlusion.coverage = (0.05, 0.4)
@@ -50,6 +50,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             input_size=int(c.data.image_size),  # the crop side the network and the renderer use
             outputs=DEFAULT_OUTPUTS,
         )
+    )
+    # Deng et al.'s augmentation, drawn on the device every step: rotation +-10 degrees, scale
+    # 0.9-1.1, shift +-10 px at 224 (scaled to the input size) about the crop's centre.
+    c.augment = ml_collections.ConfigDict(
+        dict(enabled=True, shift_px=10.0, scale=0.1, rotation_deg=10.0)
     )
     fit = load_config("fit")
     weights = dict(fit.weights)

@@ -77,3 +77,21 @@ def warp_affine(
         + tap(y0i + 1, x0i + 1) * (fx * fy)[:, None]
     )
     return out.reshape(height, width, image.shape[-1])
+
+
+def random_similarity(
+    key: jax.Array, size: float, shift: float, scale: float, rotation_deg: float
+) -> jax.Array:
+    """A random similarity (2, 3) of a square crop of side ``size`` px about its centre: uniform
+    rotation in +-``rotation_deg`` degrees, scale in [1 - ``scale``, 1 + ``scale``], then a shift of
+    up to +-``shift`` px along each axis (Deng et al.'s augmentation); the identity when all are 0.
+    Maps input pixels to output pixels; warp an image with its inverse (``warp_affine``)."""
+    k_angle, k_scale, k_shift = jax.random.split(key, 3)
+    angle = jnp.deg2rad(rotation_deg) * jax.random.uniform(k_angle, (), minval=-1.0, maxval=1.0)
+    factor = 1.0 + scale * jax.random.uniform(k_scale, (), minval=-1.0, maxval=1.0)
+    offset = shift * jax.random.uniform(k_shift, (2,), minval=-1.0, maxval=1.0)
+    a, b = factor * jnp.cos(angle), factor * jnp.sin(angle)
+    linear = jnp.stack([jnp.stack([a, -b]), jnp.stack([b, a])])
+    centre = jnp.full((2,), 0.5 * size)
+    translation = centre + offset - linear @ centre
+    return jnp.concatenate([linear, translation[:, None]], axis=-1)

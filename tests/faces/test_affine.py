@@ -6,7 +6,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from occface_jax.faces.affine import compose_affine, fit_similarity, invert_affine, warp_affine
+from occface_jax.faces.affine import (
+    compose_affine,
+    fit_similarity,
+    invert_affine,
+    random_similarity,
+    warp_affine,
+)
 
 
 def _similarity(angle: float, scale: float, shift: tuple[float, float]) -> np.ndarray:
@@ -38,3 +44,22 @@ def test_warp_affine_matches_an_exact_integer_shift_and_has_gradients():
     )
     grad = jax.grad(lambda im: jnp.sum(warp_affine(im, shift * 0.9, (12, 10)) ** 2))(image)
     assert np.isfinite(grad).all() and float(jnp.abs(grad).max()) > 0
+
+
+def test_random_similarity_stays_within_its_ranges_and_is_the_identity_at_zero():
+    keys = jax.random.split(jax.random.key(0), 256)
+    size, shift, scale, rotation = 100.0, 8.0, 0.1, 10.0
+    m = np.asarray(jax.vmap(lambda k: random_similarity(k, size, shift, scale, rotation))(keys))
+    factor = np.sqrt(np.linalg.det(m[:, :, :2]))
+    angle = np.degrees(np.arctan2(m[:, 1, 0], m[:, 0, 0]))
+    centre = np.full(2, size / 2)
+    moved_centre = m[:, :, :2] @ centre + m[:, :, 2]
+    assert np.all(np.abs(factor - 1) <= scale + 1e-6) and np.ptp(factor) > scale
+    assert np.all(np.abs(angle) <= rotation + 1e-4) and np.ptp(angle) > rotation
+    assert np.all(np.abs(moved_centre - centre) <= shift + 1e-4)
+    assert np.ptp(moved_centre[:, 0]) > shift and np.ptp(moved_centre[:, 1]) > shift
+    # a similarity: A = [[a, -b], [b, a]]
+    np.testing.assert_allclose(m[:, 0, 0], m[:, 1, 1], atol=1e-6)
+    np.testing.assert_allclose(m[:, 0, 1], -m[:, 1, 0], atol=1e-6)
+    identity = np.asarray(random_similarity(keys[0], size, 0.0, 0.0, 0.0))
+    np.testing.assert_allclose(identity, [[1, 0, 0], [0, 1, 0]], atol=1e-5)

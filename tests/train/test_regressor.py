@@ -190,6 +190,48 @@ def test_landmark_noise_is_per_sample_and_of_the_configured_size():
     np.testing.assert_array_equal(again["landmarks"], batch["landmarks"][::-1])
 
 
+def test_augmentation_moves_the_landmarks_with_the_pixels():
+    """Deng's augmentation: a bright dot drawn at each of a few landmarks lands, after the random
+    similarity, where the moved landmark says (its intensity centroid), and the occlusion mask
+    moves with the image; a new key draws a new similarity."""
+    model = toy_model()
+    config = toy_config(model)
+    size = 64
+    config.model.input_size = size
+    config.augment.update(shift_px=20.0, scale=0.15, rotation_deg=15.0)
+    task = RegressorTask(model=model)
+    rng = np.random.default_rng(0)
+    points = rng.uniform(20, 44, (2, 68, 2)).astype(np.float32)
+    points[:, :3] = [[22.0, 23.0], [42.5, 25.0], [31.0, 42.0]]  # dots far apart
+    points[1, :3] += 1.3
+    ys, xs = np.mgrid[0:size, 0:size] + 0.5
+    image = np.zeros((2, size, size, 3), np.float32)
+    for b in range(2):
+        for x, y in points[b, :3]:
+            image[b, ..., 0] += np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 1.5**2))
+    image[..., 1] = 1.0  # a channel that is 1 wherever the crop had pixels
+    batch = {
+        "image": jnp.asarray(image),
+        "occlusion": jnp.asarray(image[..., 1] > 0.5, jnp.float32),
+        "landmarks": jnp.asarray(points),
+        "clean_landmarks": jnp.asarray(points),
+    }
+    moved = jax.tree.map(np.asarray, task.augment(batch, jax.random.key(3), config))
+    assert not np.allclose(moved["landmarks"], points)
+    np.testing.assert_allclose(moved["clean_landmarks"], moved["landmarks"])
+    for b in range(2):
+        for p, (x, y) in enumerate(moved["landmarks"][b, :3]):
+            near = (xs - x) ** 2 + (ys - y) ** 2 < 5.0**2
+            weight = moved["image"][b, ..., 0] * near
+            centroid = np.array([(weight * xs).sum(), (weight * ys).sum()]) / weight.sum()
+            np.testing.assert_allclose(centroid, (x, y), atol=0.25, err_msg=f"{b} {p}")
+    # the border the warp brought in has no pixels, and the mask is the image's footprint
+    assert moved["image"][..., 1].min() < 0.5
+    np.testing.assert_array_equal(moved["occlusion"], moved["image"][..., 1] > 0.5)
+    other = task.augment(batch, jax.random.key(4), config)
+    assert not np.allclose(np.asarray(other["landmarks"]), moved["landmarks"])
+
+
 def test_a_layout_that_is_not_the_models_is_one_clear_error():
     model = toy_model()
     config = toy_config(model)

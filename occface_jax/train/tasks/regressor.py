@@ -15,6 +15,8 @@ a detector marks them) plus Gaussian noise of ``loss.landmark_noise_px`` pixels 
 detector's error, drawn once per sample index, so a sample keeps its noise across epochs);
 ``occlusion`` (B, S, S) the data engine's occluder mask (what N_mask predicts on a photo);
 ``coeffs`` (B, K) and ``clean_landmarks`` the ground truth, used only by :meth:`evaluate`.
+In training each example is moved by a random similarity first (:meth:`augment`, Deng et al.'s
+shift, scale and rotation; ``config.augment``), on the device, a new draw every step.
 S = ``config.model.input_size`` (records are resized to it) and the renderer's camera is Deng
 et al.'s at S (``render.camera.deng_camera``).
 
@@ -41,6 +43,7 @@ from flax import nnx
 
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import point_errors
+from occface_jax.faces.affine import apply_affine, invert_affine, random_similarity, warp_affine
 from occface_jax.fit.fitter import project_constraints
 from occface_jax.fit.objective import (
     FaceRenderer,
@@ -213,9 +216,32 @@ class RegressorTask(Task):
             identity=identity,
         )
 
+    def augment(self, batch: dict, key: jax.Array, config) -> dict:
+        """Deng et al.'s augmentation (``config.augment``): each example's crop, occlusion mask and
+        landmarks moved by its own random similarity (rotation, scale, shift about the crop's
+        centre; zeros where the crop had no pixels), drawn from the step's ``key``."""
+        aug = config.augment
+        size = int(config.model.input_size)
+        shift = float(aug.shift_px) * size / DETECTOR_SIZE
+        keys = jax.random.split(key, batch["image"].shape[0])
+        matrices = jax.vmap(
+            lambda k: random_similarity(k, size, shift, float(aug.scale), float(aug.rotation_deg))
+        )(keys)
+        warp = jax.vmap(lambda x, m: warp_affine(x, invert_affine(m), (size, size)))
+        occlusion = warp(batch["occlusion"][..., None], matrices)[..., 0]
+        moved = {
+            "image": warp(batch["image"], matrices),
+            "occlusion": (occlusion > 0.5).astype(batch["occlusion"].dtype),
+        }
+        for name in ("landmarks", "clean_landmarks"):
+            moved[name] = apply_affine(matrices, batch[name])
+        return {**batch, **moved}
+
     def loss(
         self, models: dict, frozen: dict, batch: dict, key: jax.Array, config
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        if bool(config.augment.enabled):
+            batch = self.augment(batch, key, config)
         total, terms = self.objective(self.predict(models, batch, config), frozen, batch, config)
         return jnp.mean(total), {k: jnp.mean(v) for k, v in terms.items()}
 
