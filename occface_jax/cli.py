@@ -128,6 +128,7 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
         debug=args.debug,
         overwrite=args.overwrite,
         shard=shard,
+        batch_size=args.batch_size,
     )
 
 
@@ -331,6 +332,13 @@ def _add_reconstruct(p: argparse.ArgumentParser) -> None:
         "--shard",
         metavar="K/N",
         help="reconstruct only shard K of N (1 <= K <= N) of the inputs; merge with `summarize`",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=1,
+        metavar="N",
+        help="fit N faces at once, of one photo or several (split over the devices; default 1)",
     )
     _add_fit_options(p)
 

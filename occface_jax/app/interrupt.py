@@ -3,10 +3,11 @@
 A ``KeyboardInterrupt`` raised by Python's default handler can land anywhere, including inside a
 garbage-collection callback of XLA's, where it is printed and swallowed and the run carries on.
 ``StopSignals`` instead installs a handler that only records the signal (``requested``); the
-batch calls ``check()`` between its steps, which raises ``Interrupted`` there. A step that does not
-return to Python for long (XLA compiling or running a fit) cannot see the flag, so the signal is
-also written to a wakeup pipe (``signal.set_wakeup_fd``, written by the C-level handler at once)
-that a watchdog thread reads: when the main thread has not finished stopping ``grace`` seconds
+batch calls ``check()`` between its steps (and the fit between its chunks), which raises
+``Interrupted`` there. A step that does not return to Python for long (XLA compiling, one chunk of
+a slow fit) cannot see the flag, so the signal is also written to a wakeup pipe
+(``signal.set_wakeup_fd``, written by the C-level handler at once) that a watchdog thread reads:
+when the main thread has not finished stopping ``grace`` seconds
 after the signal, or on a second signal, the watchdog calls ``on_force`` (write what finished,
 remove what is half-written) and ends the process with ``os._exit(128 + signal)``.
 """

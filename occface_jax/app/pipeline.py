@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from occface_jax.faces.detect import Face, FaceDetector, box_iou
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.faces.face_mesh import FaceMesh, roi_from_box, roi_from_detection
 from occface_jax.faces.mesh68 import landmarks_from_mesh
-from occface_jax.fit import FitResult, Fitter
+from occface_jax.fit import FitRequest, FitResult, Fitter
 from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
 from occface_jax.io import report
@@ -85,6 +86,22 @@ class DetectedFace:
     landmark_source: str
     dense_landmarks: np.ndarray | None = None
     mesh_presence: float | None = None  # the face mesh's presence score in [0, 1] (mediapipe468)
+
+
+@dataclasses.dataclass
+class PreparedFace:
+    """One face ready for the fit (``Reconstructor.prepare_face``): its photo, the detected face
+    (landmarks found again on I_fina after de-occlusion), the aligned crop, the fit's request,
+    and with the GANs the hole, I_fina and C_fina on the photo."""
+
+    source: Path
+    loaded: imageio.LoadedImage
+    face: DetectedFace
+    aligned: Any  # faces.align.AlignedFace
+    request: FitRequest
+    hole: np.ndarray | None = None
+    synthesis: np.ndarray | None = None
+    contour: np.ndarray | None = None
 
 
 def given_face(landmarks: np.ndarray) -> DetectedFace:
@@ -295,12 +312,22 @@ class Reconstructor:
         loaded: imageio.LoadedImage,
         landmarks: np.ndarray | DetectedFace,
         start: float,
+        check: Callable[[], None] | None = None,
     ) -> Reconstruction:
         """Align on the 68 landmarks (photo pixels; a ``DetectedFace`` or the array), fit (with the
-        face's dense landmarks when it has them), and map the results back onto the photo."""
+        face's dense landmarks when it has them), and map the results back onto the photo.
+        ``check`` runs between the fit's chunks (it raises to stop)."""
+        prepared = self.prepare_face(source, loaded, landmarks)
+        fitted = self.fit_faces([prepared], check=check)[0]
+        return self.finish_face(prepared, fitted, start)
+
+    def prepare_face(
+        self, source: Path, loaded: imageio.LoadedImage, landmarks: np.ndarray | DetectedFace
+    ) -> PreparedFace:
+        """Everything before the fit, per face on the host: alignment, the networks (mask,
+        de-occlusion with new landmarks, regressor) and the fit's request."""
         face = landmarks if isinstance(landmarks, DetectedFace) else given_face(landmarks)
         photo = loaded.pixels
-        shape = photo.shape[:2]
         aligned = align_face(photo, face.landmarks)
         predicted = self.mask_predictor(aligned.image) if self.mask_predictor else None
         synthesis = contour = hole = None
@@ -310,22 +337,44 @@ class Reconstructor:
             face = self.relandmark(synthesis, face)
             aligned = align_face(synthesis, face.landmarks)
             predicted = None  # the fit sees a complete face (its own estimate stays on)
-        dense = face.dense_landmarks
-        extra: dict[str, np.ndarray] = {}
-        if dense is not None and self.fit_dense:  # (468, 2) aligned-crop pixels
-            extra["dense_landmarks"] = map_points(aligned.transform, np.asarray(dense)[:, :2])
-        if self.regressor is not None:
-            extra["start"] = self.regressor(aligned.image)
-        fitted = self.fitter(aligned.image, aligned.landmarks, predicted=predicted, **extra)
+        dense = None
+        if face.dense_landmarks is not None and self.fit_dense:  # (468, 2) aligned-crop pixels
+            dense = map_points(aligned.transform, np.asarray(face.dense_landmarks)[:, :2])
+        start = self.regressor(aligned.image) if self.regressor is not None else None
+        request = FitRequest(
+            aligned.image,
+            aligned.landmarks,
+            predicted=predicted,
+            dense_landmarks=dense,
+            start=start,
+        )
+        return PreparedFace(Path(source), loaded, face, aligned, request, hole, synthesis, contour)
+
+    def fit_faces(
+        self,
+        prepared: list[PreparedFace],
+        batch_size: int | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> list[FitResult]:
+        """The fits of prepared faces (of one photo or several), ``batch_size`` at a time
+        (``Fitter.fit_batch``: a short batch is padded)."""
+        return self.fitter.fit_batch([p.request for p in prepared], batch_size, check)
+
+    def finish_face(
+        self, prepared: PreparedFace, fitted: FitResult, start: float
+    ) -> Reconstruction:
+        """A face's fit mapped back onto its photo (``start``: when the photo's work began)."""
+        photo, aligned, hole = prepared.loaded.pixels, prepared.aligned, prepared.hole
+        shape = photo.shape[:2]
         paste = aligned.paste_back
         occlusion = _fit_shape(paste(fitted.occlusion), shape) if hole is None else hole
         return Reconstruction(
-            source=Path(source),
+            source=prepared.source,
             photo=photo,
-            scale=loaded.scale,
+            scale=prepared.loaded.scale,
             aligned=aligned,
             fit=fitted,
-            landmarks_detected=np.asarray(face.landmarks),
+            landmarks_detected=np.asarray(prepared.face.landmarks),
             landmarks_model=aligned.to_original(fitted.landmarks),
             occlusion_original=occlusion,
             render_original=_fit_shape(paste(fitted.rendered), shape),
@@ -333,9 +382,9 @@ class Reconstructor:
             fill_region_original=_fit_shape(paste(fitted.fill_region), shape),
             fill_original=_fit_shape(paste(fitted.fill), shape),
             seconds=time.perf_counter() - start,
-            face=face,
-            synthesis_original=synthesis,
-            contour_original=contour,
+            face=prepared.face,
+            synthesis_original=prepared.synthesis,
+            contour_original=prepared.contour,
         )
 
     def relandmark(self, photo: np.ndarray, face: DetectedFace) -> DetectedFace:

@@ -15,8 +15,10 @@ a folder ``NAME/`` with its ``result.json`` is a finished result and nothing els
 
 Rerunning the same command skips the photos whose result exists with the same digest;
 ``--overwrite`` redoes them; a folder NAME that holds anything else stops the run before any
-fitting (exit 2). The first SIGINT / SIGTERM stops the batch (``interrupt.StopSignals``): exit
-130 / 143, the summary of what finished, no half-written folder. ``--shard K/N`` takes entries
+fitting (exit 2). The first SIGINT / SIGTERM stops the batch (``interrupt.StopSignals``, checked
+between steps and between a fit's chunks): exit 130 / 143, the summary of what finished, no
+half-written folder. ``--batch-size N`` fits N faces (of one photo or several) at once
+(``FaceBatches``); a photo is written when all its faces are. ``--shard K/N`` takes entries
 K-1, K-1+N, ... of the sorted inputs (names are given over all inputs, so every shard agrees);
 ``summarize`` merges the shards' summaries. Exit status: 0 all succeeded, 1 any failed, 2 usage.
 """
@@ -45,7 +47,7 @@ from skimage import data
 from tqdm.auto import tqdm
 
 from occface_jax.app.interrupt import Interrupted, StopSignals, exit_status
-from occface_jax.app.pipeline import Reconstructor, write_outputs
+from occface_jax.app.pipeline import PreparedFace, Reconstructor, write_outputs
 from occface_jax.app.predictors import STAGE_MODELS, available_stages, networks_from_checkpoints
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
@@ -60,7 +62,8 @@ RESULT_FORMAT = 1  # bump when what goes into a digest changes
 PARTIAL_SUFFIX = ".partial"  # OUT/.NAME.partial: a folder being written
 OLD_SUFFIX = ".old"  # OUT/.NAME.old: a replaced result on its way out
 SUMMARY = "summary.json"
-#: Test hook: "SIGNAL@STAGE:INDEX[+hang]" sends SIGNAL to this process at STAGE (detect, fit,
+#: Test hook: "SIGNAL@STAGE:INDEX[+hang]" sends SIGNAL to this process at STAGE (detect, fit:
+#: before the batch holding its first face is fitted; chunk: before each of that fit's chunks;
 #: write: all faces written, not yet renamed; done) of this shard's photo INDEX (0-based); with
 #: +hang it then sleeps (a step that never returns to Python, as XLA compiling).
 SIGNAL_HOOK = "OCCFACE_RECONSTRUCT_SIGNAL"
@@ -316,15 +319,17 @@ class Batch:
         try:
             self.discard_partial()
             self.write_summary(signum)
-            print(_stopped_line(signum, self.summary_path), file=sys.stderr)
+            print(_stopped_line(signum, self.summary_path, forced=True), file=sys.stderr)
         finally:
             if acquired:
                 self.lock.release()
 
 
-def _stopped_line(signum: int, summary_path: Path) -> str:
+def _stopped_line(signum: int, summary_path: Path, forced: bool = False) -> str:
+    """The last line of a stopped batch; ``forced``: by the watchdog, the step not finished."""
     name = signal.Signals(signum).name
-    return f"occface reconstruct: stopped by {name}; what finished is in {summary_path}"
+    how = " (forced: a step did not return in time)" if forced else ""
+    return f"occface reconstruct: stopped by {name}{how}; what finished is in {summary_path}"
 
 
 def _hook(stage: str, index: int) -> None:
@@ -348,70 +353,191 @@ def _faces_entry(name: str, k: int, rec: Any, files: dict[str, str]) -> dict:
     }
 
 
-def _reconstruct_photo(
-    job: Job,
-    index: int,
-    reconstructor: Reconstructor,
-    batch: Batch,
-    stop: StopSignals,
-    digest_of: Any,
-    bar: Any,
-) -> dict:
-    """Fit every requested face of one photo, each written into its temporary folder as soon as
-    it is fitted (nothing of it kept), then renamed into place under the batch's lock."""
-    out_dir, name, path = batch.out_dir, job.name, job.found.path
-    assert path is not None
-    start = time.perf_counter()
-    loaded = imageio.load_image(path)
-    stop.check()
-    _hook("detect", index)
-    faces = reconstructor.detect(loaded.pixels)
-    bar.total += len(faces) - 1
-    bar.refresh()
-    stored: list[dict] = []
-    temps: list[Path] = []
-    for k, face in enumerate(faces):
-        stop.check()
-        if k == 0:
+@dataclasses.dataclass
+class PhotoWork:
+    """A photo whose faces are in flight: each is written into its temporary folder as soon as
+    its batch is fitted; the photo is complete (renamed into place) when all are."""
+
+    job: Job
+    index: int
+    start: float
+    faces: int = 0  # detected
+    temps: list[Path] = dataclasses.field(default_factory=list)
+    stored: dict[int, dict] = dataclasses.field(default_factory=dict)
+    counted: int = 0  # progress units counted (one per face written)
+    failed: bool = False
+
+
+class FaceBatches:
+    """Collects the faces of successive photos and fits them ``batch_size`` at a time
+    (``Reconstructor.fit_faces``), writing each photo when all its faces are done; at
+    ``batch_size`` 1 it is the one-face-at-a-time order. A photo holds one progress unit until
+    it is detected, then one per face."""
+
+    def __init__(
+        self,
+        reconstructor: Reconstructor,
+        batch: Batch,
+        stop: StopSignals,
+        digest_of: Any,
+        bar: Any,
+        batch_size: int,
+        debug: bool,
+    ) -> None:
+        self.reconstructor = reconstructor
+        self.batch = batch
+        self.stop = stop
+        self.digest_of = digest_of
+        self.bar = bar
+        self.batch_size = int(batch_size)
+        self.debug = debug
+        self.queue: list[tuple[PhotoWork, int, PreparedFace]] = []
+
+    def add_photo(self, job: Job, index: int) -> None:
+        """Load and detect the photo, prepare its faces into the queue; fit each full batch."""
+        path = job.found.path
+        assert path is not None
+        work = PhotoWork(job, index, time.perf_counter())
+        try:
+            loaded = imageio.load_image(path)
+            self.stop.check()
+            _hook("detect", index)
+            faces = self.reconstructor.detect(loaded.pixels)
+            work.faces = len(faces)
+            self.bar.total += len(faces) - 1
+            self.bar.refresh()
+            for k, face in enumerate(faces):
+                self.stop.check()
+                prepared = self.reconstructor.prepare_face(path, loaded, face)
+                self.queue.append((work, k, prepared))
+                del prepared
+                if len(self.queue) >= self.batch_size:
+                    self.fit_queued()
+                if work.failed:
+                    return
+        except Exception as err:  # noqa: BLE001 - one bad image never stops the batch
+            self.fail(work, err)
+
+    def flush(self) -> None:
+        """Fit what is left (a short batch, padded to the batch size)."""
+        while self.queue:
+            self.fit_queued()
+
+    def fit_queued(self) -> None:
+        """Fit the first ``batch_size`` queued faces and write them; a batch that fails is fitted
+        again face by face, so that only the photo whose face fails fails."""
+        items, self.queue = self.queue[: self.batch_size], self.queue[self.batch_size :]
+        firsts = [work.index for work, k, _ in items if k == 0]
+        for index in firsts:
             _hook("fit", index)
-        rec = reconstructor.reconstruct_face(path, loaded, face, start)
-        stop.check()
-        temp = _hidden(out_dir, name if k == 0 else f"{name}_face{k}", PARTIAL_SUFFIX)
-        shutil.rmtree(temp, ignore_errors=True)
-        batch.partial.add(temp)
-        temps.append(temp)
-        stored.append(
-            _faces_entry(name, k, rec, write_outputs(rec, temp, reconstructor.full_model))
-        )
-        del rec
-        bar.update(1)
-    entry = {
-        "input": str(path),
-        "name": name,
-        "status": "ok",
-        "faces": stored,
-        "seconds": round(time.perf_counter() - start, 3),
-    }
-    export.write_json(
-        temps[0] / RESULT_FILE,
-        {
-            "format": RESULT_FORMAT,
-            "digest": digest_of(path),
+
+        def check() -> None:  # between the fit's chunks
+            for index in firsts:
+                _hook("chunk", index)
+            self.stop.check()
+
+        prepared = [p for _, _, p in items]
+        try:
+            fitted: list[Any] = self.reconstructor.fit_faces(prepared, self.batch_size, check)
+        except Exception as err:  # noqa: BLE001
+            if len(items) == 1 or self.debug:
+                fitted = [err] * len(items)
+            else:
+                fitted = []
+                for p in prepared:
+                    try:
+                        fitted.extend(self.reconstructor.fit_faces([p], self.batch_size, check))
+                    except Exception as one:  # noqa: BLE001
+                        fitted.append(one)
+        del prepared
+        for (work, k, prepared), result in zip(items, fitted, strict=True):
+            if not work.failed:
+                self.write_face(work, k, prepared, result)
+
+    def write_face(self, work: PhotoWork, k: int, prepared: PreparedFace, fitted: Any) -> None:
+        """Face ``k`` of a photo into its temporary folder; the photo complete after its last."""
+        try:
+            if isinstance(fitted, Exception):
+                raise fitted
+            rec = self.reconstructor.finish_face(prepared, fitted, work.start)
+            self.stop.check()
+            name, out_dir = work.job.name, self.batch.out_dir
+            temp = _hidden(out_dir, name if k == 0 else f"{name}_face{k}", PARTIAL_SUFFIX)
+            shutil.rmtree(temp, ignore_errors=True)
+            self.batch.partial.add(temp)
+            work.temps.append(temp)
+            files = write_outputs(rec, temp, self.reconstructor.full_model)
+            work.stored[k] = _faces_entry(name, k, rec, files)
+            del rec
+            work.counted += 1
+            self.bar.update(1)
+            if len(work.stored) == work.faces:
+                self.complete(work)
+        except Exception as err:  # noqa: BLE001
+            self.fail(work, err)
+
+    def complete(self, work: PhotoWork) -> None:
+        """``result.json`` into face 0's folder, then every folder renamed into place (the
+        further faces first, NAME/ last) under the batch's lock."""
+        batch, path = self.batch, work.job.found.path
+        stored = [work.stored[k] for k in range(work.faces)]
+        temps = {
+            face["folder"]: t for face, t in zip(work.stored.values(), work.temps, strict=True)
+        }
+        entry = {
             "input": str(path),
-            "pid": os.getpid(),
-            "written": time.time(),
-            "entry": entry,
-        },
-    )
-    _hook("write", index)
-    with batch.lock:  # the further faces first, NAME/ (with result.json) last
-        for temp, face in reversed(list(zip(temps, stored, strict=True))):
-            _replace_dir(temp, out_dir / face["folder"])
-            batch.partial.discard(temp)
-        result = _entry_in(out_dir, entry)
-        batch.entries.append(result)
-    _hook("done", index)
-    return result
+            "name": work.job.name,
+            "status": "ok",
+            "faces": stored,
+            "seconds": round(time.perf_counter() - work.start, 3),
+        }
+        export.write_json(
+            temps[stored[0]["folder"]] / RESULT_FILE,
+            {
+                "format": RESULT_FORMAT,
+                "digest": self.digest_of(path),
+                "input": str(path),
+                "pid": os.getpid(),
+                "written": time.time(),
+                "entry": entry,
+            },
+        )
+        _hook("write", work.index)
+        with batch.lock:
+            for face in reversed(stored):
+                temp = temps[face["folder"]]
+                _replace_dir(temp, batch.out_dir / face["folder"])
+                batch.partial.discard(temp)
+            batch.entries.append(_entry_in(batch.out_dir, entry))
+            batch.pending.remove(work.job)
+        _hook("done", work.index)
+
+    def fail(self, work: PhotoWork, err: Exception) -> None:
+        """The photo failed: its folders removed, its queued faces dropped, its progress units
+        counted, a failed entry with the error's first line."""
+        if self.debug and not isinstance(err, OccfaceError):
+            raise err
+        work.failed = True
+        self.queue = [item for item in self.queue if item[0] is not work]
+        for temp in work.temps:
+            shutil.rmtree(temp, ignore_errors=True)
+            self.batch.partial.discard(temp)
+        self.bar.update(max(work.faces, 1) - work.counted)
+        failure = str(err) if isinstance(err, OccfaceError) else f"{type(err).__name__}: {err}"
+        error = (failure.strip().splitlines() or ["(no message)"])[0]
+        job = work.job
+        tqdm.write(f"occface reconstruct: {_fail_line(job.label, error)}", file=sys.stderr)
+        with self.batch.lock:
+            self.batch.entries.append(
+                {
+                    "input": job.label,
+                    "name": job.name,
+                    "status": "failed",
+                    "error": error,
+                    "seconds": round(time.perf_counter() - work.start, 3),
+                }
+            )
+            self.batch.pending.remove(job)
 
 
 def _fail_line(label: str, error: str) -> str:
@@ -429,10 +555,14 @@ def run(
     debug: bool = False,
     overwrite: bool = False,
     shard: str | tuple[int, int] | None = None,
+    batch_size: int = 1,
 ) -> int:
     """Reconstruct every input; write per-image folders and the summary; return the exit status
     (0 all succeeded, 1 any failed, 130 / 143 stopped by SIGINT / SIGTERM; usage problems raise
-    InputError before any fitting)."""
+    InputError before any fitting). ``batch_size`` faces (of one photo or several) are fitted
+    at once (``Fitter.fit_batch``); a photo is written when all its faces are."""
+    if int(batch_size) < 1:
+        raise InputError(f"--batch-size {batch_size}: must be at least 1")
     shard = shard if isinstance(shard, tuple) or shard is None else parse_shard(shard)
     out_dir = Path(out_dir)
     state: dict[str, Batch] = {}  # the batch, once there is one (for the watchdog)
@@ -445,7 +575,7 @@ def run(
         try:
             return _run(
                 inputs, out_dir, model_path, config, all_faces, checkpoints, progress, debug,
-                overwrite, shard, stop, state,
+                overwrite, shard, stop, state, batch_size,
             )  # fmt: skip
         except Interrupted as stopped:
             batch = state.get("batch")
@@ -495,6 +625,7 @@ def _run(
     shard: tuple[int, int] | None,
     stop: StopSignals,
     state: dict[str, Batch],
+    batch_size: int = 1,
 ) -> int:
     if checkpoints is not None and not Path(checkpoints).is_dir():
         raise InputError(f"--checkpoints {checkpoints}: no such folder")
@@ -549,35 +680,11 @@ def _run(
                 if not f.skipped:
                     print(f"occface reconstruct: {f.given}: {f.reason}", file=sys.stderr)
     bar = tqdm(total=len(todo), desc="reconstructing", unit="face", disable=not progress)
+    faces = FaceBatches(reconstructor, batch, stop, digest_of, bar, batch_size, debug)
     for index, job in enumerate(todo):
         stop.check()
-        start = time.perf_counter()
-        try:
-            _reconstruct_photo(job, index, reconstructor, batch, stop, digest_of, bar)
-            failure = None
-        except OccfaceError as err:
-            failure = str(err)
-        except Exception as err:  # noqa: BLE001 - one bad image never stops the batch
-            if debug:
-                raise
-            failure = f"{type(err).__name__}: {err}"
-        if failure is not None:
-            batch.discard_partial()
-            bar.update(1)  # the photo's one unit (no face fitted)
-            error = (failure.strip().splitlines() or ["(no message)"])[0]
-            tqdm.write(f"occface reconstruct: {_fail_line(job.label, error)}", file=sys.stderr)
-            with batch.lock:
-                batch.entries.append(
-                    {
-                        "input": job.label,
-                        "name": job.name,
-                        "status": "failed",
-                        "error": error,
-                        "seconds": round(time.perf_counter() - start, 3),
-                    }
-                )
-        with batch.lock:
-            batch.pending.remove(job)
+        faces.add_photo(job, index)
+    faces.flush()
     bar.close()
     with batch.lock:
         summary = batch.write_summary()

@@ -10,7 +10,14 @@ from occface_jax.fit.features import (
     feature_masks,
     occlude_enclosed_features,
 )
-from occface_jax.fit.fitter import FitInputs, FitResult, Fitter, fit_image, landmark_stage
+from occface_jax.fit.fitter import (
+    FitInputs,
+    FitRequest,
+    FitResult,
+    Fitter,
+    fit_image,
+    landmark_stage,
+)
 from occface_jax.fit.objective import (
     FaceRenderer,
     IdentityTerm,
@@ -25,6 +32,7 @@ __all__ = [
     "INNER_MOUTH",
     "FaceRenderer",
     "FitInputs",
+    "FitRequest",
     "FitResult",
     "Fitter",
     "IdentityTerm",

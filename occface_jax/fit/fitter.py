@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -37,6 +38,8 @@ import ml_collections
 import numpy as np
 import optax
 from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from occface_jax.errors import OccfaceError
 from occface_jax.fit.deocclusion import deocclusion_fill
@@ -55,7 +58,7 @@ from occface_jax.losses.recon import LossWeights
 from occface_jax.models.face_id import load_face_id_net
 from occface_jax.morphable import CoeffLayout, MorphableModel, contour
 from occface_jax.morphable.correspondence import load_correspondence
-from occface_jax.morphable.rendering import Rendering, project_dense, render
+from occface_jax.morphable.rendering import project_dense, render
 from occface_jax.render import camera as cam
 from occface_jax.render.antialias import mesh_adjacency
 from occface_jax.texture.vertex import vertex_texture
@@ -163,6 +166,75 @@ class FitInputs(NamedTuple):
     dense_target: jax.Array | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class FitRequest:
+    """One face for :meth:`Fitter.fit_batch`, the arguments of :meth:`Fitter.__call__`: the
+    aligned crop ``image`` (S, S, 3) in [0, 1], its 68 ``landmarks`` (crop pixels), and when
+    given an ``occlusion`` mask (S, S), a network's ``predicted`` occluder (S, S), MediaPipe's
+    ``dense_landmarks`` (468, 2 or 3) crop pixels and ``start`` coefficient blocks."""
+
+    image: np.ndarray
+    landmarks: np.ndarray
+    occlusion: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    dense_landmarks: np.ndarray | None = None
+    start: dict[str, np.ndarray] | None = None
+
+
+class FaceBatch(NamedTuple):
+    """B prepared faces on a leading axis (what the batched pieces map over): photo (B, S, S, 3);
+    image (B, R, R, 3); landmarks (B, 68, 2) at S; target (B, 68, 2) at R; features (B, 4, R, R);
+    embedding (B, 128) the photos' identity descriptors or None; dense_landmarks (B, 468, 2) at S,
+    dense_target (B, 468, 2) at R and dense_on (B,) 1 or 0 (a face without dense points in a
+    batch with some: its term weighs 0), or all three None; proposed (B, R, R) a network's
+    occluder to confirm (0 for a face without one) or None."""
+
+    photo: jax.Array
+    image: jax.Array
+    landmarks: jax.Array
+    target: jax.Array
+    features: jax.Array
+    embedding: jax.Array | None
+    dense_landmarks: jax.Array | None
+    dense_target: jax.Array | None
+    dense_on: jax.Array | None
+    proposed: jax.Array | None
+
+
+class Shared(NamedTuple):
+    """What every face of a batch shares (replicated over the mesh): the fitted and the full
+    model's arrays, the identity network's state (or None) and the dense correspondences
+    (``SurfacePoints``, (468,) weights) or None."""
+
+    model: MorphableModel
+    full: MorphableModel
+    identity_state: Any
+    dense: tuple[Any, jax.Array] | None
+
+
+CheckFn = Callable[[], None]
+
+
+def batch_devices(batch_size: int, devices: Sequence[jax.Device]) -> int:
+    """How many of ``devices`` a batch of ``batch_size`` faces is split over: the most that divide
+    it evenly (1: no mesh)."""
+    return max(d for d in range(1, min(batch_size, len(devices)) + 1) if batch_size % d == 0)
+
+
+def _select(flags: np.ndarray, new: Any, old: Any) -> Any:
+    """Per face (leading axis): ``new`` where ``flags``, else ``old`` (pytrees of equal shape)."""
+    if flags.all():
+        return new
+    if not flags.any():
+        return old
+
+    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
+        mask = jnp.asarray(flags).reshape(flags.shape + (1,) * (a.ndim - 1))
+        return jnp.where(mask, a, b)
+
+    return jax.tree.map(pick, new, old)
+
+
 class Fitter:
     """Fits one morphable model under one config; the jitted steps compile once and are reused
     across images (``occface reconstruct`` keeps one Fitter for a whole batch).
@@ -171,6 +243,13 @@ class Fitter:
     coefficients, more vertices, e.g. the whole head) is what the output mesh and texture use.
     Photometric fitting runs at ``config.render_size`` (the crop and landmarks are rescaled and
     the camera scaled with them, so the geometry is the same as at 224).
+
+    Faces are fitted in batches (:meth:`fit_batch`; :meth:`__call__` is a batch of one): each
+    jitted piece takes the faces on a leading axis, the renderer batched natively (a ``vmap``
+    would turn the rasterizer's ``cond`` into a select), the rest vmapped, Adam per face. A batch
+    of B faces on several ``devices`` is split over a ``('data',)`` mesh of the most devices that
+    divide B (``shard_map``: each device fits its faces, nothing is exchanged). Faces do not
+    interact, so a face's result does not depend on its batch.
     """
 
     def __init__(
@@ -178,10 +257,12 @@ class Fitter:
         model: MorphableModel,
         config: ml_collections.ConfigDict,
         full_model: MorphableModel | None = None,
+        devices: Sequence[jax.Device] | None = None,
     ) -> None:
         self.config = config
         self.model = model
         self.full_model = full_model or model
+        self.devices = list(devices) if devices is not None else jax.devices()
         self.size = int(config.image_size)
         self.render_size = int(config.render_size)
         self.camera = cam.deng_camera(self.size)
@@ -217,81 +298,197 @@ class Fitter:
             identity=self.identity,
         )
         self._dense_points = None  # the model's 468 correspondences, loaded on first use
-        self._project_dense = jax.jit(
-            lambda model, params, points: project_dense(model, params, self.camera, points)[0]
-        )
-        self._chunk = jax.jit(self._chunk_impl)
-        self._estimate = jax.jit(self._estimate_impl)
-        self._texture = jax.jit(self._texture_impl)
-        self._fill = jax.jit(self._fill_impl)
+        self._compiled: dict[tuple[str, int], Callable[..., Any]] = {}
         margin = float(config.feature_margin) * self.render_size / self.size
         self._features = jax.jit(
             functools.partial(feature_masks, size=self.render_size, margin=margin)
         )
 
-    # -- jitted pieces, each compiled once ------------------------------------------------------
-    def _chunk_impl(
-        self, params, opt_state, model, image, target, lm_weights, identity, occlusion, dense
-    ):
-        """``robust_every`` Adam steps of the objective under a fixed ``occlusion`` map."""
+    # -- jitted pieces: (shared, faces on a leading axis) -> per-face outputs --------------------
+    def _piece(self, name: str, devices: int) -> Callable[..., Any]:
+        """The jitted piece ``_<name>_impl``, split over a ``('data',)`` mesh of ``devices``
+        (``shard_map``: shared arguments replicated, per-face ones and outputs on the batch axis);
+        compiled once per (piece, device count, shapes)."""
+        key = (name, devices)
+        if key not in self._compiled:
+            impl = getattr(self, f"_{name}_impl")
+            if devices > 1:
+                impl = jax.shard_map(
+                    impl, mesh=self.mesh(devices), in_specs=(P(), P("data")), out_specs=P("data")
+                )
+            self._compiled[key] = jax.jit(impl)
+        return self._compiled[key]
+
+    def mesh(self, devices: int) -> Mesh:
+        """The ``('data',)`` mesh of the first ``devices`` devices."""
+        return Mesh(np.asarray(self.devices[:devices]), ("data",))
+
+    def _landmark(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("landmark", devices)(shared, batched)
+
+    def _chunk(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("chunk", devices)(shared, batched)
+
+    def _estimate(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("estimate", devices)(shared, batched)
+
+    def _final(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("final", devices)(shared, batched)
+
+    def _texture(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("texture", devices)(shared, batched)
+
+    def _fill(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("fill", devices)(shared, batched)
+
+    def _dense(self, shared: Shared, faces: FaceBatch, occlusion: jax.Array | None):
+        """The dense term for the batch (None without dense points): targets at S for the landmark
+        stage (``occlusion`` None), else at R with points under ``occlusion`` down-weighted."""
+        if shared.dense is None or faces.dense_target is None:
+            return None
+        points, weights = shared.dense
+        weights = weights * faces.dense_on[:, None]
+        floor = jnp.float32(self.config.dense_facing_weight)
+        if occlusion is None:
+            return DenseLandmarks(points, faces.dense_landmarks, weights, floor)
+        hidden = jax.vmap(hidden_landmark_weights, (0, 0, None))
+        factor = hidden(occlusion, faces.dense_target, float(self.config.hidden_landmark_weight))
+        return DenseLandmarks(points, faces.dense_target, weights * factor, floor)
+
+    def _landmark_impl(self, shared: Shared, batched: tuple[Coeffs, FaceBatch]):
+        """Step 1 per face (vmapped ``landmark_stage``): (coefficients, loss per step (B, steps))."""
+        starts, faces = batched
+        c, w = self.config, self.weights
+        dense = self._dense(shared, faces, None)
+
+        def one(start: Coeffs, landmarks: jax.Array, dense: DenseLandmarks | None):
+            return landmark_stage(
+                shared.model,
+                start,
+                landmarks,
+                self.base_landmark_weights,
+                jnp.array([w.w_id, w.w_exp]) * 10.0,
+                int(c.landmark_steps),
+                float(c.landmark_lr),
+                self.model.exp_kind,
+                self.camera,
+                self.jaw,
+                dense,
+                jnp.float32(w.dense / w.land),
+            )
+
+        axes = None if dense is None else DenseLandmarks(None, 0, 0, None)
+        return jax.vmap(one, (0, 0, axes))(starts, faces.landmarks, dense)
+
+    def _chunk_impl(self, shared: Shared, batched: tuple[Coeffs, Any, FaceBatch, jax.Array]):
+        """``robust_every`` Adam steps (per face) of the objective under a fixed ``occlusion``
+        map (B, R, R); landmarks under it down-weighted. Returns the coefficients, the optimizer
+        state and each term per step (B, steps)."""
+        params, opt_state, faces, occlusion = batched
+        hidden = jax.vmap(hidden_landmark_weights, (0, 0, None))
+        lm_weights = self.base_landmark_weights * hidden(
+            occlusion, faces.target, float(self.config.hidden_landmark_weight)
+        )
+        dense = self._dense(shared, faces, occlusion)
+        identity = None
+        if self.identity is not None:
+            identity = (shared.identity_state, faces.embedding)
+
+        def loss(p: Coeffs):
+            totals, terms = self._objective(
+                p, shared.model, faces.image, faces.target, lm_weights, occlusion, identity,
+                dense=dense,
+            )  # fmt: skip
+            return jnp.sum(totals), dict(terms, total=totals)  # faces are independent
 
         def step(carry, _):
             p, state = carry
-            (loss, terms), grads = jax.value_and_grad(self._objective, has_aux=True)(
-                p, model, image, target, lm_weights, occlusion, identity, dense=dense
-            )
-            updates, state = self.optimizer.update(grads, state, p)
+            (_, terms), grads = jax.value_and_grad(loss, has_aux=True)(p)
+            updates, state = jax.vmap(self.optimizer.update)(grads, state, p)
             p = project_constraints(optax.apply_updates(p, updates), self.model.exp_kind)
-            return (p, state), dict(terms, total=loss)
+            return (p, state), terms
 
         length = int(self.config.robust_every)
         (params, opt_state), history = jax.lax.scan(step, (params, opt_state), None, length=length)
-        return params, opt_state, history
+        return params, opt_state, jax.tree.map(lambda h: h.T, history)
 
-    def _estimate_impl(self, params, model, image, features, proposed):
-        """The current render (at ``render_size``) and the occlusion estimated from its residual,
-        with ``proposed`` pixels (the mask network's) confirmed by a lower residual."""
+    def _estimate_impl(self, shared: Shared, batched: tuple[Coeffs, FaceBatch]) -> jax.Array:
+        """The occlusion (B, R, R) estimated from the residual of the current render (at
+        ``render_size``), with ``proposed`` pixels (the mask network's) confirmed by a lower
+        residual."""
+        params, faces = batched
         c = self.config
-        r = self.renderer(model, params, image)
-        occlusion = estimate_occlusion(
-            image,
-            r.image,
-            r.mask,
-            float(c.robust_ratio),
-            float(c.robust_min_residual),
-            jnp.max(features, axis=0),
-            int(c.robust_close),
-            proposed,
-            float(c.predicted_confirm_ratio),
-            features[INNER_MOUTH : INNER_MOUTH + 1],
-            colour_share=float(c.robust_colour_share),
-            yielding=eye_brow_regions(features) if bool(c.feature_protect_yield) else None,
-        )
-        return r, occlusion
+        r = self.renderer(shared.model, params, faces.image)
 
-    def _texture_impl(self, params, full, photo, occlusion, depth, coverage):
-        return vertex_texture(
-            full,
-            params,
-            self.camera,
-            photo,
-            occlusion,
-            depth,
-            coverage,
-            self.renderer.ambient,
-            bool(self.config.texture_from_photo),
-        )
+        def one(image, rendered, mask, features, proposed):
+            return estimate_occlusion(
+                image,
+                rendered,
+                mask,
+                float(c.robust_ratio),
+                float(c.robust_min_residual),
+                jnp.max(features, axis=0),
+                int(c.robust_close),
+                proposed,
+                float(c.predicted_confirm_ratio),
+                features[INNER_MOUTH : INNER_MOUTH + 1],
+                colour_share=float(c.robust_colour_share),
+                yielding=eye_brow_regions(features) if bool(c.feature_protect_yield) else None,
+            )
 
-    def _fill_impl(self, params, full, face_image, face_mask, occlusion, mouth):
+        return jax.vmap(one)(faces.image, r.image, r.mask, faces.features, faces.proposed)
+
+    def _final_impl(self, shared: Shared, batched: tuple[Coeffs, FaceBatch]):
+        """The face alone (no photo behind it: its mask and depth do not depend on the
+        background) at R, its image and mask at S, and the fitted dense points (B, 468, 2) at S
+        (None without dense points)."""
+        params, faces = batched
+        size = self.size
+        final = self.renderer(shared.model, params, jnp.zeros_like(faces.image))
+        up = jax.vmap(functools.partial(jax.image.resize, method="linear"), (0, None))
+        face_image, face_mask = up(final.image, (size, size, 3)), up(final.mask, (size, size))
+        dense = None
+        if shared.dense is not None and faces.dense_landmarks is not None:
+            dense = project_dense(shared.model, params, self.camera, shared.dense[0])[0]
+        return final, face_image, face_mask, dense
+
+    def _texture_impl(self, shared: Shared, batched):
+        """Step 5 per face: per-vertex colours, visibility and vertices of the full model."""
+        params, photo, occlusion, depth, coverage = batched
+
+        def one(params, photo, occlusion, depth, coverage):
+            return vertex_texture(
+                shared.full,
+                params,
+                self.camera,
+                photo,
+                occlusion,
+                depth,
+                coverage,
+                self.renderer.ambient,
+                bool(self.config.texture_from_photo),
+            )
+
+        return jax.vmap(one)(params, photo, occlusion, depth, coverage)
+
+    def _fill_impl(self, shared: Shared, batched):
+        """Step 6: the de-occlusion fill (region, colours) at the crop size, per face."""
+        params, face_image, face_mask, occlusion, features = batched
+        size = (self.size, self.size)
         head = render(
-            full,
+            shared.full,
             params,
             self.camera,
             self.size,
             ambient=self.renderer.ambient,
             adjacency=self.full_adjacency,
         )
-        return deocclusion_fill(face_image, face_mask, head.image, head.mask, occlusion, mouth)
+
+        def one(face_image, face_mask, head_image, head_mask, occlusion, features):
+            mouth = jax.image.resize(features[INNER_MOUTH], size, "linear") > 0.5
+            return deocclusion_fill(face_image, face_mask, head_image, head_mask, occlusion, mouth)
+
+        return jax.vmap(one)(face_image, face_mask, head.image, head.mask, occlusion, features)
 
     # -- the steps of a fit ---------------------------------------------------------------------
     def dense_points(self):
@@ -302,7 +499,7 @@ class Fitter:
         return self._dense_points
 
     def dense_term(self, inputs: FitInputs, occlusion: jax.Array | None) -> DenseLandmarks | None:
-        """The dense term's inputs: at the crop size S for the landmark stage (``occlusion``
+        """One face's dense term: at the crop size S for the landmark stage (``occlusion``
         None), else at the render size with points under ``occlusion`` down-weighted."""
         if inputs.dense_landmarks is None:
             return None
@@ -339,27 +536,6 @@ class Fitter:
         features = self._features(target)
         return FitInputs(photo, resized, landmarks, target, features, identity, dense, dense_target)
 
-    def landmark_fit(
-        self, inputs: FitInputs, start: Coeffs | None = None
-    ) -> tuple[Coeffs, jax.Array]:
-        """Step 1: the landmark stage (at the crop's own size) from ``start`` (e.g. a regressor's
-        prediction), by default the mean face."""
-        c, w = self.config, self.weights
-        return landmark_stage(
-            self.jmodel,
-            initial_coeffs(self.layout) if start is None else start,
-            inputs.landmarks,
-            self.base_landmark_weights,
-            jnp.array([w.w_id, w.w_exp]) * 10.0,
-            int(c.landmark_steps),
-            float(c.landmark_lr),
-            self.model.exp_kind,
-            self.camera,
-            self.jaw,
-            self.dense_term(inputs, None),
-            jnp.float32(w.dense / w.land),
-        )
-
     def checked_start(self, start: dict[str, np.ndarray]) -> Coeffs:
         """``start`` as the fit's coefficients: every block of the layout, of its size; projected
         into the fit's bounds. A mismatch (a regressor of another model) is one line."""
@@ -388,64 +564,68 @@ class Fitter:
             return occ, occ  # the network's pixels: out until the estimate confirms or frees them
         return jnp.zeros(small, jnp.float32), None
 
-    def estimate(self, params: Coeffs, inputs: FitInputs, proposed: jax.Array | None) -> jax.Array:
-        """Step 3: the occlusion (render size) estimated from the render of ``params``."""
-        return self._estimate(params, self.jmodel, inputs.image, inputs.features, proposed)[1]
+    def stack(self, prepared: list[FitInputs], proposed: list[jax.Array | None]) -> FaceBatch:
+        """Prepared faces (and their networks' proposals) on a leading axis; a face without
+        dense points (or proposal) in a batch with some gets zeros, its dense term weighing 0."""
+
+        def stacked(values: list[Any]) -> jax.Array:
+            return jnp.stack([jnp.asarray(v) for v in values])
+
+        def optional(values: list[Any], like: tuple[int, ...]) -> jax.Array | None:
+            if all(v is None for v in values):
+                return None
+            return stacked([jnp.zeros(like, jnp.float32) if v is None else v for v in values])
+
+        embedding = None
+        if self.identity is not None:
+            embedding = stacked([p.identity[1] for p in prepared])
+        dense_on = None
+        if any(p.dense_landmarks is not None for p in prepared):
+            dense_on = jnp.asarray([p.dense_landmarks is not None for p in prepared], jnp.float32)
+        small = (self.render_size, self.render_size)
+        return FaceBatch(
+            photo=stacked([p.photo for p in prepared]),
+            image=stacked([p.image for p in prepared]),
+            landmarks=stacked([p.landmarks for p in prepared]),
+            target=stacked([p.target for p in prepared]),
+            features=stacked([p.features for p in prepared]),
+            embedding=embedding,
+            dense_landmarks=optional([p.dense_landmarks for p in prepared], (468, 2)),
+            dense_target=optional([p.dense_target for p in prepared], (468, 2)),
+            dense_on=dense_on,
+            proposed=optional(proposed, small),
+        )
 
     def photometric_pass(
         self,
+        devices: int,
+        shared: Shared,
         start: Coeffs,
-        inputs: FitInputs,
+        faces: FaceBatch,
         occlusion: jax.Array,
-        proposed: jax.Array | None,
-        estimate: bool,
+        estimate: np.ndarray,
+        check: CheckFn | None = None,
     ) -> tuple[Coeffs, jax.Array, list[dict[str, jax.Array]]]:
-        """Step 2: ``steps`` photometric steps from ``start`` in chunks of ``robust_every``, the
-        occlusion re-estimated before each chunk from step ``robust_start`` on when ``estimate``
-        (not from the landmark fit's render: mean albedo, no light, a residual large everywhere
-        and so a near-empty estimate). Returns the coefficients, the last mask used and the
-        chunks' loss histories."""
+        """Step 2 for a batch: ``steps`` photometric steps from ``start`` in chunks of
+        ``robust_every``, the occlusion of the faces flagged in ``estimate`` (B,) re-estimated
+        before each chunk from step ``robust_start`` on (not from the landmark fit's render: mean
+        albedo, no light, a residual large everywhere and so a near-empty estimate); ``check``
+        runs before each chunk (it raises to stop the fit). Returns the coefficients, the last
+        masks used and the chunks' loss histories (each term (B, robust_every))."""
         c = self.config
-        params, opt_state = start, self.optimizer.init(start)
+        params, opt_state = start, jax.vmap(self.optimizer.init)(start)
         histories = []
         for done in range(0, int(c.steps), int(c.robust_every)):
-            if estimate and done >= int(c.robust_start):
-                occlusion = self.estimate(params, inputs, proposed)
-            weights = self.base_landmark_weights * hidden_landmark_weights(
-                occlusion, inputs.target, float(c.hidden_landmark_weight)
-            )
+            if check is not None:
+                check()
+            if estimate.any() and done >= int(c.robust_start):
+                new = self._estimate(devices, shared, (params, faces))
+                occlusion = _select(estimate, new, occlusion)
             params, opt_state, history = self._chunk(
-                params,
-                opt_state,
-                self.jmodel,
-                inputs.image,
-                inputs.target,
-                weights,
-                inputs.identity,
-                occlusion,
-                self.dense_term(inputs, occlusion),
+                devices, shared, (params, opt_state, faces, occlusion)
             )
             histories.append(history)
         return params, occlusion, histories
-
-    def texture(
-        self, params: Coeffs, inputs: FitInputs, occlusion: jax.Array, final: Rendering
-    ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """Step 5: per-vertex colours, visibility and vertices of the full model."""
-        return self._texture(params, self.jfull, inputs.photo, occlusion, final.depth, final.mask)
-
-    def fill(
-        self,
-        params: Coeffs,
-        inputs: FitInputs,
-        face_image: jax.Array,
-        face_mask: jax.Array,
-        occlusion: jax.Array,
-    ) -> tuple[jax.Array, jax.Array]:
-        """Step 6: the de-occlusion fill (region, colours) at the crop size."""
-        size = (self.size, self.size)
-        mouth = jax.image.resize(inputs.features[INNER_MOUTH], size, "linear") > 0.5
-        return self._fill(params, self.jfull, face_image, face_mask, occlusion, mouth)
 
     # -- the fit --------------------------------------------------------------------------------
     def __call__(
@@ -456,6 +636,7 @@ class Fitter:
         predicted: np.ndarray | None = None,
         dense_landmarks: np.ndarray | None = None,
         start: dict[str, np.ndarray] | None = None,
+        check: CheckFn | None = None,
     ) -> FitResult:
         """Fit an aligned crop ``image`` (S, S, 3) in [0, 1] with its 68 ``landmarks`` (pixels)
         and, when given, MediaPipe's 468 ``dense_landmarks`` (468, 2 or 3) pixels of the crop
@@ -468,55 +649,131 @@ class Fitter:
         ``predicted_confirm_ratio``) and adds what the network missed.
         ``start``: coefficient blocks (``CoeffLayout.split`` keys, the crop's Deng camera) to
         start from instead of the mean face, e.g. ``app.predictors.RegressorPredictor``'s; with
-        ``landmark_steps`` and ``steps`` 0 the result is ``start`` itself (within the bounds)."""
-        config, size = self.config, self.size
-        inputs = self.prepare(image, landmarks, dense_landmarks)
-        if start is not None:
-            start = self.checked_start(start)
-        start, landmark_losses = self.landmark_fit(inputs, start)
-        occ, proposed = self.initial_occlusion(occlusion, predicted)
-        estimate = occlusion is None and bool(config.robust)
-        params, occ, histories = self.photometric_pass(start, inputs, occ, proposed, estimate)
-        if estimate and bool(config.robust_restart):  # step 4, with pass 1's final estimate
-            occ = self.estimate(params, inputs, proposed)
-            params, occ, more = self.photometric_pass(start, inputs, occ, proposed, estimate)
-            histories += more
-        keys = histories[0] if histories else ()
-        history = {k: np.concatenate([np.asarray(h[k]) for h in histories]) for k in keys}
-        history["landmark_stage"] = np.asarray(landmark_losses)
-        if estimate:
-            occ = self.estimate(params, inputs, proposed)
-        # The face alone (no photo behind it); its mask and depth do not depend on the background.
-        final = self._estimate(
-            params, self.jmodel, jnp.zeros_like(inputs.image), inputs.features, proposed
-        )[0]
-        if occlusion is not None:
-            occ_full = (jnp.asarray(occlusion, jnp.float32) > 0.5).astype(jnp.float32)
-            colors, visible, vertices = self.texture(params, inputs, occ_full, final)
-        else:
-            occ_full = jax.image.resize(occ, (size, size), "nearest")
-            colors, visible, vertices = self.texture(params, inputs, occ, final)
-        up = functools.partial(jax.image.resize, method="linear")
-        face_image, face_mask = up(final.image, (size, size, 3)), up(final.mask, (size, size))
-        fill_region, fill = self.fill(params, inputs, face_image, face_mask, occ_full)
-        dense_fitted = None
-        if inputs.dense_landmarks is not None:
-            dense_fitted = np.asarray(
-                self._project_dense(self.jmodel, params, self.dense_points()[0])
+        ``landmark_steps`` and ``steps`` 0 the result is ``start`` itself (within the bounds).
+        ``check`` runs between the fit's chunks; whatever it raises stops the fit.
+        A batch of one of :meth:`fit_batch`."""
+        request = FitRequest(image, landmarks, occlusion, predicted, dense_landmarks, start)
+        return self.fit_batch([request], check=check)[0]
+
+    def fit_batch(
+        self,
+        requests: Sequence[FitRequest],
+        batch_size: int | None = None,
+        check: CheckFn | None = None,
+    ) -> list[FitResult]:
+        """Fit the faces of ``requests`` together (each as :meth:`__call__` would, to float
+        tolerance); one result per request, in order. The batch is padded to ``batch_size``
+        faces (default: as many as requests) with copies of the first, so one compiled program
+        serves every batch of that size, and split over ``batch_devices(batch_size)`` devices.
+        ``check`` runs between stages and chunks; whatever it raises stops the fit."""
+        n = len(requests)
+        if n == 0:
+            return []
+        size = n if batch_size is None else int(batch_size)
+        if size < n:
+            raise ValueError(f"{n} faces do not fit in a batch of {size}")
+        config = self.config
+        rows = list(requests) + [requests[0]] * (size - n)
+        prepared = [self.prepare(r.image, r.landmarks, r.dense_landmarks) for r in rows]
+        starts = [
+            initial_coeffs(self.layout) if r.start is None else self.checked_start(r.start)
+            for r in rows
+        ]
+        initial = [self.initial_occlusion(r.occlusion, r.predicted) for r in rows]
+        faces = self.stack(prepared, [proposed for _, proposed in initial])
+        given = np.array([r.occlusion is not None for r in rows])
+        estimate = ~given & bool(config.robust)
+        dense = self.dense_points() if faces.dense_landmarks is not None else None
+        shared = Shared(self.jmodel, self.jfull, self.identity_state, dense)
+        devices = batch_devices(size, self.devices)
+        batched: Any = (
+            jax.tree.map(lambda *blocks: jnp.stack(blocks), *starts),
+            faces,
+            jnp.stack([occ for occ, _ in initial]),
+        )
+        if devices > 1:  # per-face arrays split over the mesh's batch axis
+            batched = jax.device_put(batched, NamedSharding(self.mesh(devices), P("data")))
+        start, faces, occ = batched
+        if check is not None:
+            check()
+        start, landmark_losses = self._landmark(devices, shared, (start, faces))
+        params, occ, histories = self.photometric_pass(
+            devices, shared, start, faces, occ, estimate, check
+        )
+        restarted = estimate & bool(config.robust_restart)
+        if restarted.any():  # step 4, with pass 1's final estimate
+            occ = _select(restarted, self._estimate(devices, shared, (params, faces)), occ)
+            again, occ_again, more = self.photometric_pass(
+                devices, shared, start, faces, occ, estimate, check
             )
+            params = _select(restarted, again, params)
+            occ = _select(restarted, occ_again, occ)
+        else:
+            more = []
+        if estimate.any():
+            occ = _select(estimate, self._estimate(devices, shared, (params, faces)), occ)
+        final, face_image, face_mask, dense_fitted = self._final(devices, shared, (params, faces))
+        full = (self.size, self.size)
+        occ_full = jax.vmap(lambda o: jax.image.resize(o, full, "nearest"))(occ)
+        if given.any():
+            masks = jnp.stack(
+                [jnp.zeros(full) if r.occlusion is None else r.occlusion for r in rows]
+            )
+            occ_full = _select(
+                given, (masks.astype(jnp.float32) > 0.5).astype(jnp.float32), occ_full
+            )
+        texture = functools.partial(self._texture, devices, shared)
+        if given.all():  # a given mask textures at its own (crop) resolution, an estimate at R
+            textured = texture((params, faces.photo, occ_full, final.depth, final.mask))
+        else:
+            textured = texture((params, faces.photo, occ, final.depth, final.mask))
+            if given.any():
+                at_full = texture((params, faces.photo, occ_full, final.depth, final.mask))
+                textured = _select(given, at_full, textured)
+        fill_region, fill = self._fill(
+            devices, shared, (params, face_image, face_mask, occ_full, faces.features)
+        )
+        arrays = jax.device_get(
+            {
+                "coeffs": params,
+                "textured": textured,
+                "occ_full": occ_full,
+                "face_image": face_image,
+                "face_mask": face_mask,
+                "landmarks": final.landmarks,
+                "fill_region": fill_region,
+                "fill": fill,
+                "dense": dense_fitted,
+                "landmark_stage": landmark_losses,
+                "pass1": histories,
+                "pass2": more,
+            }
+        )
+        return [self._result(arrays, k, rows[k], bool(restarted[k])) for k in range(n)]
+
+    def _result(self, arrays: dict[str, Any], k: int, request: FitRequest, restarted: bool):
+        """Face ``k`` of a fitted batch (numpy arrays) as a ``FitResult``."""
+        chunks = arrays["pass1"] + (arrays["pass2"] if restarted else [])
+        keys = [key for key in (chunks[0] if chunks else ()) if key != "dense"]
+        if request.dense_landmarks is not None and chunks and "dense" in chunks[0]:
+            keys.append("dense")
+        history = {key: np.concatenate([h[key][k] for h in chunks]) for key in keys}
+        history["landmark_stage"] = arrays["landmark_stage"][k]
+        colors, visible, vertices = (a[k] for a in arrays["textured"])
+        dense = arrays["dense"]
         return FitResult(
-            coeffs={k: np.asarray(v) for k, v in params.items()},
-            vertices=np.asarray(vertices),
-            occlusion=np.asarray(occ_full),
-            rendered=np.asarray(face_image),
-            face_mask=np.asarray(face_mask),
-            landmarks=np.asarray(final.landmarks) / (self.render_size / size),
-            vertex_colors=np.asarray(colors),
-            vertex_visible=np.asarray(visible),
+            coeffs={key: v[k] for key, v in arrays["coeffs"].items()},
+            vertices=vertices,
+            occlusion=arrays["occ_full"][k],
+            rendered=arrays["face_image"][k],
+            face_mask=arrays["face_mask"][k],
+            landmarks=arrays["landmarks"][k] / (self.render_size / self.size),
+            vertex_colors=colors,
+            vertex_visible=visible,
             history=history,
-            fill_region=np.asarray(fill_region),
-            fill=np.asarray(fill),
-            dense_landmarks=dense_fitted,
+            fill_region=arrays["fill_region"][k],
+            fill=arrays["fill"][k],
+            dense_landmarks=None if request.dense_landmarks is None else dense[k],
         )
 
 

@@ -146,9 +146,18 @@ class IdentityTerm:
     def __call__(
         self, state: Any, embedding: jax.Array, rendered: jax.Array, landmarks: jax.Array
     ) -> jax.Array:
-        """The loss (scalar) of ``rendered`` (S, S, 3) against the photo's ``embedding``."""
+        """The loss (...) of ``rendered`` (..., S, S, 3) against the photos' ``embedding``
+        (..., 128), chips cut with ``landmarks`` (..., 68, 2): a scalar for one face, (B,) for a
+        batch of faces (the fit's batched path)."""
         net = nnx.merge(self.graphdef, state)
-        return identity_loss_to_embedding(net, embedding[None], rendered[None], landmarks[None])[0]
+        lead = rendered.shape[:-3]
+        loss = identity_loss_to_embedding(
+            net,
+            embedding.reshape((-1,) + embedding.shape[-1:]),
+            rendered.reshape((-1,) + rendered.shape[-3:]),
+            landmarks.reshape((-1,) + landmarks.shape[-2:]),
+        )
+        return loss.reshape(lead)
 
 
 def fit_objective(

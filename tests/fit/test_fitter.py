@@ -143,9 +143,9 @@ def test_the_second_pass_starts_with_the_first_passs_mask(fitted_with_occluder):
     fitter = Fitter(full.face_only(), config, full)
     masks, chunk = [], fitter._chunk
 
-    def recording_chunk(*args):
-        masks.append(np.asarray(args[7]))  # the occlusion map (then the dense term)
-        return chunk(*args)
+    def recording_chunk(devices, shared, batched):
+        masks.append(np.asarray(batched[3][0]))  # the occlusion map of the batch's one face
+        return chunk(devices, shared, batched)
 
     fitter._chunk = recording_chunk
     result = fitter(image, landmarks)
