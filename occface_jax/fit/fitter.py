@@ -312,9 +312,13 @@ class Fitter:
         key = (name, devices)
         if key not in self._compiled:
             impl = getattr(self, f"_{name}_impl")
-            if devices > 1:
+            if devices > 1:  # no collectives: each device fits its own faces
                 impl = jax.shard_map(
-                    impl, mesh=self.mesh(devices), in_specs=(P(), P("data")), out_specs=P("data")
+                    impl,
+                    mesh=self.mesh(devices),
+                    in_specs=(P(), P("data")),
+                    out_specs=P("data"),
+                    check_vma=False,  # (Adam's fresh zero state inside would be 'invariant')
                 )
             self._compiled[key] = jax.jit(impl)
         return self._compiled[key]
