@@ -78,6 +78,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             march_jaw=bool(fit.march_jaw),
             jaw_landmark_weight=float(fit.jaw_landmark_weight),
             hidden_landmark_weight=float(fit.hidden_landmark_weight),
+            # An optional warm start on the synthetic faces' ground truth, off by default (the
+            # default loss is weak supervision only): this weight times the mean squared vertex
+            # distance (mm^2) of the predicted shape (identity + expression) to the true one.
+            # 0.01 puts it level with the landmark term at the start.
+            supervised_weight=0.0,
             landmark_noise_px=2.0,  # std of the noise on the synthetic landmarks, pixels at 224
             noise_seed=0,
         )

@@ -193,6 +193,31 @@ def test_landmark_noise_is_per_sample_and_of_the_configured_size():
     np.testing.assert_array_equal(again["landmarks"], batch["landmarks"][::-1])
 
 
+def test_the_supervised_warm_start_is_off_by_default_and_is_the_vertex_error_when_on(toy):
+    """``loss.supervised_weight``: 0 by default (no ground truth in the loss, no such metric);
+    when on, its term is the mean squared vertex distance to the true shape (a numpy reference),
+    0 on a photo row, and it adds weight x itself to the loss."""
+    model, config, task, batch, frozen = toy
+    models = {"resnet": task.models["resnet"][0](config.model, nnx.Rngs(0))}
+    key = jax.random.key(0)
+    config = config.copy_and_resolve_references()
+    config.augment.enabled = False
+    loss, terms = task.loss(models, frozen, batch, key, config)
+    assert "supervised" not in terms
+    config.loss.supervised_weight = 0.5
+    mixed = {**batch, "synthetic": np.array([1.0, 0.0], np.float32)}
+    mixed["coeffs"] = mixed["coeffs"].copy()
+    mixed["coeffs"][1] = np.nan  # a photo has no ground truth
+    with_term, terms = task.loss(models, frozen, mixed, key, config)
+    face = model.face_only()
+    truth = task.layout(config).split(jnp.asarray(batch["coeffs"][0]))
+    true_shape = np.asarray(geometry.shape(face, truth["id"], truth["exp"]))
+    expected = np.mean(np.sum((np.asarray(face.mean_shape) - true_shape) ** 2, axis=-1))
+    assert expected > 0.1
+    assert float(terms["supervised"]) == pytest.approx(expected / 2, rel=1e-4)  # mean of (x, 0)
+    assert float(with_term) == pytest.approx(float(loss) + 0.5 * expected / 2, rel=1e-4)
+
+
 def test_augmentation_moves_the_landmarks_with_the_pixels():
     """Deng's augmentation: a bright dot drawn at each of a few landmarks lands, after the random
     similarity, where the moved landmark says (its intensity centroid), and the occlusion mask

@@ -260,6 +260,20 @@ class RegressorTask(Task):
             identity=identity,
         )
 
+    def supervised(self, params: dict, frozen: dict, batch: dict, config) -> jax.Array:
+        """The optional supervised term (``loss.supervised_weight``, 0 by default: the default
+        loss is weak supervision only), per example (B,): the mean squared distance (mm^2) between
+        the predicted and the true shape (identity + expression, model frame, every rendered
+        vertex); 0 on photos (no ground truth). Pose, albedo and light stay weakly supervised (the
+        augmentation moves the pose away from the record's)."""
+        model = frozen["morphable"].model()
+        has_truth = batch["synthetic"] > 0.5
+        truth = self.layout(config).split(jnp.nan_to_num(batch["coeffs"]))
+        true_shape = geometry.shape(model, truth["id"], truth["exp"])
+        shape = geometry.shape(model, params["id"], params["exp"])
+        squared = jnp.mean(jnp.sum((shape - true_shape) ** 2, axis=-1), axis=-1)
+        return jnp.where(has_truth, squared, 0.0)
+
     def augment(self, batch: dict, key: jax.Array, config) -> dict:
         """Deng et al.'s augmentation (``config.augment``): each example's crop, occlusion mask and
         landmarks moved by its own random similarity (rotation, scale, shift about the crop's
@@ -286,7 +300,12 @@ class RegressorTask(Task):
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         if bool(config.augment.enabled):
             batch = self.augment(batch, key, config)
-        total, terms = self.objective(self.predict(models, batch, config), frozen, batch, config)
+        params = self.predict(models, batch, config)
+        total, terms = self.objective(params, frozen, batch, config)
+        weight = float(config.loss.get("supervised_weight", 0.0))
+        if weight > 0.0:  # the optional warm start on synthetic ground truth (off by default)
+            supervised = self.supervised(params, frozen, batch, config)
+            total, terms = total + weight * supervised, {**terms, "supervised": supervised}
         return jnp.mean(total), {k: jnp.mean(v) for k, v in terms.items()}
 
     def evaluate(self, models: dict, frozen: dict, batch: dict, config) -> dict:
