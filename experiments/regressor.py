@@ -96,16 +96,14 @@ def main() -> None:
         zeros = {k: np.zeros_like(np.asarray(v)) for k, v in coeffs.items()}
         record("mean face", error(zeros, truth))
         rng = np.random.default_rng([args.seed, i, 1])
-        landmarks = (s["landmarks"] + rng.normal(0.0, 1.5, s["landmarks"].shape)).astype(
-            np.float32
-        )
+        landmarks = (s["landmarks"] + rng.normal(0.0, 1.5, s["landmarks"].shape)).astype(np.float32)
         for kind in ("clean", "occluded"):
             predicted = None
             if predictor is not None:
                 start = time.perf_counter()
                 predicted = predictor(s[kind])
                 record(f"regressor, {kind}", error(predicted, truth), time.perf_counter() - start)
-            for fraction, fitter in fitters.items():
+            for fitter in fitters.values():
                 for origin in starts:
                     begin = predicted if origin == "regressor" else None
                     start = time.perf_counter()
