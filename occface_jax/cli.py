@@ -220,6 +220,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     method += f" ({args.config_variant or 'default'} fit config{overrides})"
     config = _fit_config(args)
     predictor = LazyPredictor(lambda: make_predictor(config, args.checkpoints, args.model))
+    if protocol.network is not None:  # scores one trained network, not the reconstruction
+        if args.checkpoints is None:
+            raise UsageError(f"{protocol.name} scores a trained network: give --checkpoints DIR")
+        method = f"checkpoints {args.checkpoints}"
+        predictor = LazyPredictor(lambda: protocol.network(args.checkpoints))
     results = evaluate(
         protocol, args.data, args.out, predictor, method, options, args.limit, not args.quiet
     )
