@@ -83,6 +83,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             # distance (mm^2) of the predicted shape (identity + expression) to the true one.
             # 0.01 puts it level with the landmark term at the start.
             supervised_weight=0.0,
+            # The squared distance of the raw outputs to the fit's bounds (blendshapes [0, 1],
+            # albedo [-3, 3]), which training renders clipped: pulls outputs back inside.
+            bound_weight=1.0,
             landmark_noise_px=2.0,  # std of the noise on the synthetic landmarks, pixels at 224
             noise_seed=0,
         )
