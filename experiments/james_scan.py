@@ -8,6 +8,9 @@ occluder from the data engine (a fixed seed per view), and reconstructed by the 
 (dlib detection and landmarks, alignment, fit). The reconstructed face region is aligned to the scan
 by its landmarks (similarity) and then ICP with scale (closest points on the reconstructed surface);
 the error is the distance from every scan vertex within 80 mm of the nose tip to that surface.
+``--checkpoints DIR`` gives the pipeline the networks a training workdir or export folder holds
+(e.g. the regressor: the fit starts from its prediction; with ``--set steps=0 --set
+landmark_steps=0`` the prediction alone is scored).
 
     python experiments/james_scan.py --out experiments/results/james_scan.md
 """
@@ -29,6 +32,7 @@ from _tables import emit  # experiments/_tables.py
 from PIL import Image
 
 from occface_jax.app.pipeline import Reconstructor
+from occface_jax.app.predictors import networks_from_checkpoints
 from occface_jax.data.augment import occlude_photo
 from occface_jax.data.occluders import OcclusionConfig
 from occface_jax.errors import OccfaceError
@@ -78,6 +82,7 @@ def render_textured(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     add_fit_config_arguments(parser)
+    parser.add_argument("--checkpoints", help="networks: a training workdir or export folder")
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     folder = shared_dir() / "faces" / "menpo3d"
@@ -93,7 +98,8 @@ def main() -> None:
     scan_pts = scan_v[near_nose]
 
     face_tris = np.asarray(model.triangles)[np.asarray(model.face_triangles)]
-    rec = Reconstructor(model, fit_config(args), all_faces=True)
+    networks = networks_from_checkpoints(args.checkpoints, model)
+    rec = Reconstructor(model, fit_config(args), all_faces=True, **networks.as_kwargs())
     tmp = Path(tempfile.mkdtemp())
     rows = []
     inner = slice(17, 68)
@@ -139,7 +145,7 @@ def main() -> None:
             print(rows[-1], flush=True)
     lines = [
         f"james scan ({len(scan_pts)} scan vertices within 80 mm of the nose tip); config "
-        f"{config_name(args)}; {platform.machine()} CPU, {time.strftime('%Y-%m-%d')}. "
+        f"{config_name(args)}; networks {args.checkpoints or 'none'}; {platform.machine()} CPU, {time.strftime('%Y-%m-%d')}. "
         "Distances in mm (scan scaled to the model by its landmarks).",
         "",
         "| yaw | condition | mean (mm) | median (mm) | 90% (mm) | seconds |",

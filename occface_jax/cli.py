@@ -188,7 +188,15 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     stages = [s.strip() for s in args.stages.split(",") if s.strip()] if args.stages else None
     platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
-    for stage, folder in export_stages(args.workdir, args.out, stages, platforms).items():
+    folders = export_stages(
+        args.workdir,
+        args.out,
+        stages,
+        platforms,
+        frontend=not args.no_frontend,
+        frontend_size=args.frontend_size,
+    )
+    for stage, folder in folders.items():
         print(f"exported {stage} to {folder}")
     print(f"  load with jax and numpy only: {Path(args.out) / 'loader.py'}")
     return EXIT_OK
@@ -213,6 +221,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     method += f" ({args.config_variant or 'default'} fit config{overrides})"
     config = _fit_config(args)
     predictor = LazyPredictor(lambda: make_predictor(config, args.checkpoints, args.model))
+    if protocol.network is not None:  # scores one trained network, not the reconstruction
+        if args.checkpoints is None:
+            raise UsageError(f"{protocol.name} scores a trained network: give --checkpoints DIR")
+        method = f"checkpoints {args.checkpoints}"
+        predictor = LazyPredictor(lambda: protocol.network(args.checkpoints))
     results = evaluate(
         protocol, args.data, args.out, predictor, method, options, args.limit, not args.quiet
     )
@@ -254,6 +267,16 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--platforms", default="cpu,cuda", help="jax.export platforms (default: cpu,cuda)"
+    )
+    p.add_argument(
+        "--frontend-size",
+        type=int,
+        default=224,
+        help="crop side of the exported front end (OUT/frontend/, written when two or more of "
+        "the stages chain: mask, de-occlusion, regressor; default: 224, the pipeline's crop)",
+    )
+    p.add_argument(
+        "--no-frontend", action="store_true", help="export the stages only, not the front end"
     )
 
 

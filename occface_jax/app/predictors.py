@@ -17,9 +17,10 @@ the spec of its inputs and outputs (``app.export`` serialises it).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +31,9 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from occface_jax.data.contour import canny_contour, to_gray
-from occface_jax.data.inpainting import dilate, dilation_radius
 from occface_jax.errors import OccfaceError
+from occface_jax.faces import edges
+from occface_jax.faces.align import TARGET_SIZE
 from occface_jax.fit.fitter import project_constraints
 from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
@@ -162,6 +163,17 @@ def mask_function(
         (0.0, 1.0),
     )
     return StageFunction(apply, weights, (crops,), (probability,))
+
+
+def mask_probabilities(
+    apply: Callable[..., jax.Array], weights: Any, crops: jax.Array, input_size: int
+) -> jax.Array:
+    """Occluder probabilities (B, S, S) of aligned crops (B, S, S, 3) through N_mask's ``apply``
+    (:func:`mask_function`'s or the exported one): the crops resized to the network's input
+    (bilinear, antialiased), the map back to S (bilinear)."""
+    b, side = crops.shape[0], crops.shape[1]
+    small = jax.image.resize(crops, (b, input_size, input_size, 3), "linear", antialias=True)
+    return jax.image.resize(apply(weights, small), (b, side, side), "linear")
 
 
 def morphable_manifest(model: Any, layout: Any = None) -> dict[str, Any]:
@@ -298,6 +310,115 @@ STAGE_FUNCTIONS: dict[str, Callable[[dict, ml_collections.ConfigDict], StageFunc
 }
 
 
+#: The exported reconstruction front end's name (``occface export`` writes ``OUT/frontend/``).
+FRONTEND = "frontend"
+
+
+def frontend_members(stages: Iterable[str]) -> list[str]:
+    """The stages the front end chains, of ``stages``: ``mask``; ``contour`` and ``synthesis``
+    when the mask, contour and synthesis stages are all there (the hole needs N_mask); the
+    ``regressor``. In the order they run."""
+    have = set(stages)
+    members = ["mask"] if "mask" in have else []
+    if {"mask", "contour", "synthesis"} <= have:
+        members += ["contour", "synthesis"]
+    return members + (["regressor"] if "regressor" in have else [])
+
+
+def stage_input_size(stage: str, config: Any) -> int:
+    """The crop side a stage's network takes (its config's ``model`` or ``generator`` section)."""
+    section = "generator" if stage in ("contour", "synthesis") else "model"
+    return int(config[section]["input_size"])
+
+
+def frontend_function(
+    functions: dict[str, StageFunction], configs: dict[str, Any], size: int = TARGET_SIZE
+) -> StageFunction:
+    """The whole reconstruction front end as one function of arrays: aligned crops (B, S, S, 3)
+    -> the outputs of whichever stages ``functions`` holds (:func:`frontend_members`), chained as
+    the predictors chain them: N_mask as :class:`MaskPredictor` (no flip averaging) ->
+    :func:`deocclude` as :class:`DeocclusionPredictor` -> the regressor as
+    :class:`RegressorPredictor` on the complete face (on the crop without de-occlusion).
+
+    ``functions`` / ``configs``: stage -> its :data:`STAGE_FUNCTIONS` entry / config; ``size``
+    S the crop side (the pipeline's 224). Weights: one flat dict, ``<stage>.<name>``. Outputs, in
+    this order, those of the members present: ``occluder_probability`` (B, S, S), ``hole``
+    (B, S, S), ``contour_complete`` (B, S, S), ``complete_face`` (B, S, S, 3), ``coefficients``
+    (B, K). The pipeline re-detects landmarks on the complete face and re-aligns before the
+    regressor; this function cannot (no photo), so its coefficients are those of the crop frame."""
+    members = [s for s in frontend_members(functions) if s in functions]
+    if not members:
+        raise OccfaceError("the front end needs at least one of the mask and regressor stages")
+    size = int(size)
+    weights = {f"{s}.{k}": v for s in members for k, v in functions[s].weights.items()}
+    inputs = {s: stage_input_size(s, configs[s]) for s in members}
+    radius = 0
+    if "synthesis" in members:
+        dilation = float(configs["synthesis"].get("inpainting", {}).get("dilation", 0.0))
+        radius = edges.dilation_radius(dilation, size)
+
+    def apply(flat: dict[str, jax.Array], crops: jax.Array) -> tuple[jax.Array, ...]:
+        w = {
+            s: {k[len(s) + 1 :]: v for k, v in flat.items() if k.startswith(s + ".")}
+            for s in members
+        }
+        outputs: list[jax.Array] = []
+        image = crops
+        if "mask" in members:
+            probability = mask_probabilities(
+                functions["mask"].apply, w["mask"], crops, inputs["mask"]
+            )
+            outputs.append(probability)
+        if "synthesis" in members:
+            image, contour, hole = deocclude(
+                functions["contour"].apply,
+                w["contour"],
+                functions["synthesis"].apply,
+                w["synthesis"],
+                crops,
+                probability,
+                (inputs["contour"], inputs["synthesis"], radius),
+            )
+            outputs += [hole, contour, image]
+        if "regressor" in members:
+            n = inputs["regressor"]
+            small = jax.image.resize(image, (image.shape[0], n, n, 3), "linear", antialias=True)
+            outputs.append(functions["regressor"].apply(w["regressor"], small))
+        return tuple(outputs)
+
+    specs: list[TensorSpec] = []
+    if "mask" in members:
+        specs.append(dataclasses.replace(functions["mask"].outputs[0], shape=("batch", size, size)))
+    if "synthesis" in members:
+        hole = TensorSpec(
+            "hole",
+            ("batch", size, size),
+            "float32",
+            f"1 = repainted: occluder probability > 0.5 grown by a disc of {radius} px",
+            (0.0, 1.0),
+        )
+        contour = TensorSpec(
+            "contour_complete",
+            ("batch", size, size),
+            "float32",
+            "C_fina resized to the crop (Canny edges outside the hole, N_cont's contour "
+            "probability inside); a crop without a hole: the Canny edges of its luma",
+            (0.0, 1.0),
+        )
+        face = dataclasses.replace(
+            functions["synthesis"].outputs[0], shape=("batch", size, size, 3)
+        )
+        specs += [hole, contour, face]
+    if "regressor" in members:
+        coefficients = functions["regressor"].outputs[0]
+        units = coefficients.units + (
+            "; predicted from complete_face" if "synthesis" in members else ""
+        )
+        specs.append(dataclasses.replace(coefficients, units=units))
+    extra = dict(functions["regressor"].extra) if "regressor" in members else {}
+    return StageFunction(apply, weights, (crop_spec(size),), tuple(specs), extra)
+
+
 @dataclasses.dataclass(frozen=True)
 class AppliedStage:
     """A trained stage ready to run: ``apply(weights, *inputs)``, its config (a dict) and the
@@ -345,16 +466,12 @@ class MaskPredictor:
             weights, probabilities = function.weights, function.apply
 
         def run(weights: Any, crop: jax.Array) -> jax.Array:
-            size = crop.shape[:2]
-            small = jax.image.resize(
-                crop, (self.input_size, self.input_size, 3), "linear", antialias=True
-            )
             if flip_average:
-                both = probabilities(weights, jnp.stack([small, small[:, ::-1]]))
-                prob = 0.5 * (both[0] + both[1][:, ::-1])
-            else:
-                prob = probabilities(weights, small[None])[0]
-            return jax.image.resize(prob, size, "linear")
+                both = mask_probabilities(
+                    probabilities, weights, jnp.stack([crop, crop[:, ::-1]]), self.input_size
+                )
+                return 0.5 * (both[0] + both[1][:, ::-1])
+            return mask_probabilities(probabilities, weights, crop[None], self.input_size)[0]
 
         self._weights = weights
         self._run = jax.jit(run)
@@ -457,14 +574,56 @@ class Deoccluded:
         return synthesis.astype(np.float32), hole, warp(self.contour)
 
 
+def deocclude(
+    contour: Callable[..., jax.Array],
+    contour_weights: Any,
+    synthesis: Callable[..., jax.Array],
+    synthesis_weights: Any,
+    crops: jax.Array,
+    occluder: jax.Array,
+    sizes: tuple[int, int, int],
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """De-occlusion of aligned crops (B, S, S, 3) with occluder maps (B, S, S), all in JAX:
+    (complete face (B, S, S, 3), C_fina at S (B, S, S), hole (B, S, S) {0, 1}).
+
+    ``sizes`` = (N_cont's input C, N_syn's input, hole dilation radius in px at S), static. The
+    hole is the occluder > 0.5 grown by a disc (``faces.edges.dilate_disk``); N_cont runs at C on
+    the luma of the crop resized to C, its Canny edges (``faces.edges.canny``) and the hole
+    resized (any covered pixel stays in it); N_syn at its size on the crop, C_fina and the hole;
+    the synthesis, resized to S, replaces the crop inside the hole only (``pix2pixhd.composite``).
+    Resizing: by area when shrinking, bilinear when growing (``faces.edges.resize_square``). A
+    crop without a hole comes back as it is, with the Canny edges of its own luma at S."""
+    c_size, s_size, radius = sizes
+    side = crops.shape[-2]
+    hole = edges.dilate_disk(occluder, radius)
+    small = edges.resize_square(crops, c_size, channels=True)
+    gray = edges.luma(small)
+    c_fina = contour(contour_weights, gray, edges.canny(gray), edges.resize_hole(hole, c_size))
+    face = synthesis(
+        synthesis_weights,
+        edges.resize_square(crops, s_size, channels=True),
+        edges.resize_square(c_fina, s_size),
+        edges.resize_hole(hole, s_size),
+    )
+    face = edges.resize_square(face, side, channels=True)
+    any_hole = jnp.any(hole > 0.5, axis=(-2, -1))[:, None, None]
+    image = jnp.where(any_hole[..., None], composite(face, crops, hole), crops)
+    contour_s = jnp.where(
+        any_hole, edges.resize_square(c_fina, side), edges.canny(edges.luma(crops))
+    )
+    return image, contour_s, hole
+
+
 class DeocclusionPredictor:
     """N_cont then N_syn on an aligned crop and its occluder mask (the paper's §3.2):
     ``predictor(crop (S, S, 3) in [0, 1], occluder (S, S) in [0, 1]) -> Deoccluded``.
 
     The occluder (> 0.5) is dilated as the training holes were (``inpainting.dilation`` of the
-    synthesis stage's config, a fraction of the side); N_cont runs at its input size on the gray
-    crop and its Canny contours (``data.contour``, as in training), N_syn at its own on the crop
-    and C_fina; the synthesis is resized to S and replaces the crop inside the hole only."""
+    synthesis stage's config, a fraction of the side); then :func:`deocclude`: N_cont at its
+    input size on the gray crop and its Canny contours (``faces.edges.canny``, the JAX twin of
+    the training data's ``data.contour.canny_contour``), N_syn at its own on the crop and C_fina;
+    the synthesis is resized to S and replaces the crop inside the hole only. The exported front
+    end (:func:`frontend_function`) runs the same function."""
 
     def __init__(self, contour: AppliedStage, synthesis: AppliedStage) -> None:
         """``contour``, ``synthesis``: the two trained stages (:func:`stage_apply`)."""
@@ -472,18 +631,28 @@ class DeocclusionPredictor:
         self.contour_size = int(contour.config["generator"]["input_size"])
         self.synthesis_size = int(synthesis.config["generator"]["input_size"])
         self.dilation = float(synthesis.config.get("inpainting", {}).get("dilation", 0.0))
-        self._contour = jax.jit(contour.apply)
-        self._synthesis = jax.jit(synthesis.apply)
+        self._deocclude = jax.jit(
+            functools.partial(deocclude, contour.apply), static_argnums=(1, 5)
+        )
+        self._c_fina = jax.jit(
+            lambda w, gray, hole: contour.apply(w, gray, edges.canny(gray), hole)
+        )
+        self._canny = jax.jit(edges.canny_rgb)
 
     @classmethod
     def from_checkpoints(cls, checkpoints: str | Path) -> DeocclusionPredictor:
         """From a training workdir or an export folder holding ``contour/`` and ``synthesis/``."""
         return cls(stage_apply(checkpoints, "contour"), stage_apply(checkpoints, "synthesis"))
 
+    def radius(self, side: int) -> int:
+        """The hole's dilation in whole pixels for crops of ``side`` px."""
+        return edges.dilation_radius(self.dilation, side)
+
     def hole(self, occluder: np.ndarray) -> np.ndarray:
-        """The hole (S, S) float32 {0, 1}: occluder > 0.5 grown as the training holes were
-        (``data.inpainting.dilate``: a disc of ``dilation`` x S pixels)."""
-        return dilate(occluder, dilation_radius(self.dilation, np.shape(occluder)))
+        """The hole (S, S) float32 {0, 1}: occluder > 0.5 grown as the training holes were (a
+        disc of ``dilation`` x S pixels, ``data.inpainting.dilate``'s)."""
+        occluder = jnp.asarray(occluder, jnp.float32)
+        return np.asarray(edges.dilate_disk(occluder, self.radius(max(occluder.shape))))
 
     def __call__(self, crop: np.ndarray, occluder: np.ndarray) -> Deoccluded:
         crop = np.asarray(crop, np.float32)
@@ -493,37 +662,33 @@ class DeocclusionPredictor:
                 f"and {np.shape(occluder)}"
             )
         hole = self.hole(occluder)
-        side = crop.shape[0]
-        if not hole.any():
-            return Deoccluded(crop, canny_contour(crop), hole)
-        contour = self.complete_contours(crop, hole)
-        s_crop, s_hole = (
-            resize_square(crop, self.synthesis_size),
-            resize_hole(hole, self.synthesis_size),
+        if not hole.any():  # nothing to repaint: the networks need not run
+            return Deoccluded(crop, np.asarray(self._canny(crop)), hole)
+        sizes = (self.contour_size, self.synthesis_size, self.radius(crop.shape[0]))
+        image, contour, hole = self._deocclude(
+            self.stages["contour"].weights,
+            self.stages["synthesis"].apply,
+            self.stages["synthesis"].weights,
+            jnp.asarray(crop)[None],
+            jnp.asarray(occluder, jnp.float32)[None],
+            sizes,
         )
-        s_contour = resize_square(contour, self.synthesis_size)
-        weights = self.stages["synthesis"].weights
-        face = self._synthesis(weights, s_crop[None], s_contour[None], s_hole[None])
-        face = resize_square(np.asarray(face)[0], side)
-        image = np.asarray(composite(face, crop, hole), np.float32)
-        return Deoccluded(image, resize_square(contour, side), hole)
+        return Deoccluded(np.asarray(image[0]), np.asarray(contour[0]), np.asarray(hole[0]))
 
     def complete_contours(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """C_fina (C, C) at N_cont's input size C of a crop (S, S, 3) and its (grown) hole (S, S):
         the Canny contours of the gray crop resized to C outside the hole, N_cont's contour
-        probabilities inside."""
-        small, small_hole = (
-            resize_square(crop, self.contour_size),
-            resize_hole(hole, self.contour_size),
-        )
-        weights = self.stages["contour"].weights
-        edges = canny_contour(small)
-        contour = self._contour(weights, to_gray(small)[None], edges[None], small_hole[None])
+        probabilities inside (as :func:`deocclude` computes it)."""
+        size = self.contour_size
+        gray = edges.luma(edges.resize_square(jnp.asarray(crop, jnp.float32), size, True))
+        small_hole = edges.resize_hole(jnp.asarray(hole, jnp.float32), size)
+        contour = self._c_fina(self.stages["contour"].weights, gray[None], small_hole[None])
         return np.asarray(contour)[0]
 
 
 def resize_square(x: np.ndarray, size: int) -> np.ndarray:
-    """An (S, S[, C]) array at (size, size[, C]): by area when shrinking, bilinear when growing."""
+    """An (S, S[, C]) array at (size, size[, C]): by area when shrinking, bilinear when growing
+    (host numpy, OpenCV; ``faces.edges.resize_square`` is its JAX twin)."""
     x = np.asarray(x, np.float32)
     if x.shape[0] == size:
         return x

@@ -7,6 +7,13 @@ objective (Eq. 15: ``loss.weights``, the fit's defaults), no ground-truth coeffi
 Default data: the data engine's synthetic occluded faces (``synthetic_cached``, generated once into
 the cache; their ground truth only scores the evaluation), landmarks = the projected ones plus
 ``loss.landmark_noise_px`` of detector-like noise, occlusion = the engine's occluder mask.
+Real photos: ``--set data.root=DIR`` mixes every face of the photos under ``DIR`` (recursive) into
+training, ``data.photo_fraction`` (0.3) of the records: aligned as the pipeline aligns, landmarks
+from a 68-point ``.pts``/``.ljson`` beside the photo (or a dlib ``*_with_face_landmarks.xml``),
+else detected once (dlib HOG + 68, the ``landmarks`` extra) and cached under the cache folder
+(``photo_landmarks/``), occluders pasted with ``data.occlusion``; no noise is added to their
+landmarks (a detector's already). Photos have no ground truth: evaluation stays on the held-out
+synthetic faces.
 
 Variants: ``''`` (CPU: ResNet-18 at half width, 128 px, batch 8, 9000 steps: about an hour on
 the 2-core CPU at the measured 0.3-0.4 s per step without the identity term, plus ~10 minutes
@@ -38,6 +45,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.data.occlusion.p_clean = 0.3  # clean faces too: the regressor sees both
     c.data.occlusion.coverage = (0.05, 0.4)
     c.data.validation_size = 64  # the last records, held out, for the vertex error
+    # data.root (the data config's, '' = none): a folder of real photos mixed into training,
+    # photo_fraction of the records (train/tasks/regressor.py, RegressorTask.sources).
+    c.data.photo_fraction = 0.3
     # The morphable model rendered in the loss ('' = the default model) and its coefficient layout.
     c.morphable = ml_collections.ConfigDict(dict(path="", face_only=True, light="rgb"))
     c.model = ml_collections.ConfigDict(
@@ -68,6 +78,14 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             march_jaw=bool(fit.march_jaw),
             jaw_landmark_weight=float(fit.jaw_landmark_weight),
             hidden_landmark_weight=float(fit.hidden_landmark_weight),
+            # An optional warm start on the synthetic faces' ground truth, off by default (the
+            # default loss is weak supervision only): this weight times the mean squared vertex
+            # distance (mm^2) of the predicted shape (identity + expression) to the true one.
+            # 0.01 puts it level with the landmark term at the start.
+            supervised_weight=0.0,
+            # The squared distance of the raw outputs to the fit's bounds (blendshapes [0, 1],
+            # albedo [-3, 3]), which training renders clipped: pulls outputs back inside.
+            bound_weight=1.0,
             landmark_noise_px=2.0,  # std of the noise on the synthetic landmarks, pixels at 224
             noise_seed=0,
         )

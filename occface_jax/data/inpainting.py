@@ -5,9 +5,11 @@
   hole, the gray images N_cont sees and the complete contour map ``contour`` (C_true). A fraction of
   the samples swap the occluder for a free-form hole (``data.freeform``) inside the face's box, as
   free-form inpainting GANs train.
-- :class:`FaceCrops` makes real annotated face photos into training records: every annotated face,
-  aligned as the pipeline aligns (Deng et al.'s 224 crop), resized. These go through
-  ``OccludedPhotos`` (landmarks give the face region), then :class:`InpaintingPairs`.
+- :class:`FaceCrops` makes real face photos into training records: every annotated face (with
+  ``detect``, every face dlib finds in the unannotated photos too, detected once and cached:
+  :mod:`occface_jax.data.detected`), aligned as the pipeline aligns (Deng et al.'s 224 crop),
+  resized. These go through ``OccludedPhotos`` (landmarks give the face region), then
+  :class:`InpaintingPairs` (or, for the regressor, :mod:`occface_jax.data.regressor`).
 - :class:`Mixture` mixes sources (synthetic, photos) in given fractions, deterministically by index.
 
 Records of :class:`InpaintingPairs` (float32 unless said):
@@ -37,6 +39,7 @@ import cv2
 import numpy as np
 
 from occface_jax.data.contour import canny_contour, to_gray
+from occface_jax.data.detected import detect_photo_faces
 from occface_jax.data.errors import DatasetLayoutError
 from occface_jax.data.folder import list_images, read_landmarks68
 from occface_jax.data.freeform import free_form_mask, mask_ratio, region_box
@@ -150,22 +153,32 @@ class InpaintingPairs:
 
 
 class FaceCrops:
-    """Every annotated face of a folder of photos as a record: ``image`` (S, S, 3) float32 in [0, 1],
+    """Every face of a folder of photos as a record: ``image`` (S, S, 3) float32 in [0, 1],
     the Deng et al. aligned crop (``faces.align.align_face``, 224 px) resized to ``image_size`` S;
     ``landmarks`` (68, 2) float32 in crop pixels; ``path`` str, the photo relative to ``root`` with
     ``#k`` for its k-th face.
 
     Annotations: a 68-point ``<stem>.pts`` or ``<stem>.ljson`` beside a photo (one face) and every
     dlib/imglab ``*_with_face_landmarks.xml`` in the folder (several faces per photo, file names
-    relative to the XML). Faces are ordered by photo path, then the beside-file's face, then the XMLs'
-    (sorted) in their order. Photos are decoded on first use, and the crops of all their faces are
-    kept in memory (not pickled: each worker process rebuilds its own). Raises
-    :class:`DatasetLayoutError` when the folder has no annotated face; photos an XML lists that do not
-    exist are left out (``missing`` names them).
+    relative to the XML). With ``detect``, the photos that have none of these get the 68 landmarks
+    of every face dlib's HOG detector finds (:func:`occface_jax.data.detected.detect_photo_faces`:
+    detected once, cached in ``cache``, default the cache folder's file for ``root``); photos
+    without a face are left out (``faceless``), as are photos that do not decode (``unreadable``);
+    ``detected`` lists the photos whose faces were detected. Faces are ordered by photo path, then
+    the beside-file's face (or the detected faces, largest first), then the XMLs' (sorted) in their
+    order. Photos are decoded on first use, and the crops of all their faces are kept in memory
+    (not pickled: each worker process rebuilds its own). Raises :class:`DatasetLayoutError` when
+    the folder has no usable face; photos an XML lists that do not exist are left out (``missing``
+    names them).
     """
 
     def __init__(
-        self, root: str | os.PathLike[str], image_size: int = TARGET_SIZE, recursive: bool = True
+        self,
+        root: str | os.PathLike[str],
+        image_size: int = TARGET_SIZE,
+        recursive: bool = True,
+        detect: bool = False,
+        cache: str | os.PathLike[str] | None = None,
     ) -> None:
         self.root = Path(root)
         self.image_size = int(image_size)
@@ -193,11 +206,28 @@ class FaceCrops:
                 for face in annotated:
                     if face.landmarks.shape == (68, 2):
                         faces.setdefault(photo, []).append(np.asarray(face.landmarks, np.float64))
+        self.detect = bool(detect)
+        self.detected: list[str] = []
+        self.faceless: list[str] = []
+        self.unreadable: list[str] = []
+        with_faces = {os.path.normpath(photo) for photo in faces}
+        unannotated = [photo for photo in photos if os.path.normpath(photo) not in with_faces]
+        if self.detect and unannotated:
+            found = detect_photo_faces(self.root, unannotated, cache)
+            faces.update(found.faces)
+            self.detected = [self._relative(p) for p in sorted(found.faces)]
+            self.faceless = [self._relative(p) for p in found.faceless]
+            self.unreadable = [self._relative(p) for p in found.unreadable]
         self.faces: list[tuple[Path, int, np.ndarray]] = [
             (photo, k, landmarks)
             for photo in sorted(faces)
             for k, landmarks in enumerate(faces[photo])
         ]
+        if not self.faces and self.detect:
+            raise DatasetLayoutError(
+                f"{self.root}: no face in {len(photos)} image file(s) ({len(self.faceless)} "
+                f"without a face dlib finds, {len(self.unreadable)} unreadable)"
+            )
         if not self.faces:
             raise DatasetLayoutError(
                 f"{self.root}: no annotated face (expected photos with a 68-point <stem>.pts or "
@@ -209,7 +239,8 @@ class FaceCrops:
         return len(self.faces)
 
     def __repr__(self) -> str:
-        return f"FaceCrops({str(self.root)!r}, image_size={self.image_size}, {len(self)} faces)"
+        detect = ", detect=True" if self.detect else ""
+        return f"FaceCrops({str(self.root)!r}, image_size={self.image_size}{detect}, {len(self)} faces)"
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_crops": {}}

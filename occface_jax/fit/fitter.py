@@ -109,6 +109,16 @@ def project_constraints(coeffs: Coeffs, exp_kind: str) -> Coeffs:
     return coeffs
 
 
+def constraint_violation(coeffs: Coeffs, exp_kind: str) -> jax.Array:
+    """Squared distance (leading axes kept) of ``coeffs`` to the set :func:`project_constraints`
+    projects onto: 0 inside the bounds, growing outside (a penalty with a gradient where the
+    projection has none)."""
+    projected = project_constraints(coeffs, exp_kind)
+    return sum(
+        jnp.sum((coeffs[k] - projected[k]) ** 2, axis=-1) for k in ("tex", "exp") if k in coeffs
+    )
+
+
 def initial_coeffs(layout: CoeffLayout) -> Coeffs:
     """Mean face, frontal, at Deng et al.'s default distance; light zero (the renderer adds the
     ambient term)."""

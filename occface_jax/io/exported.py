@@ -12,8 +12,13 @@ An export folder holds one sub-folder per stage (``mask/``, ...), each with
 - ``weights.npz``: the parameters, one array per dotted name (read with ``allow_pickle=False``);
 - ``function.jax``: ``jax.export.serialize`` of ``f(weights, *inputs) -> outputs`` (StableHLO).
 
+The front end (``frontend/``: aligned crops -> N_mask -> de-occlusion -> regressor as one function)
+has no ``weights.npz``: its manifest's ``members`` name each member stage's sibling folder and the
+SHA-256 of the weights it was exported with; its weights are theirs, named ``<stage>.<name>``.
+
     stage = load_exported("export/mask")        # or load_exported("export", "mask")
     probabilities = stage(crops)                # numpy/jax (B, S, S, 3) in [0, 1] -> (B, S, S)
+    probability, hole, contour, face, coeffs = load_exported("export", "frontend")(crops)  # 224 px
 
 Every problem (missing file, a manifest that is not this format or does not match its files, weights
 of other shapes than the function takes, inputs of the wrong shape) is one line of ``OccfaceError``.
@@ -116,13 +121,17 @@ class ExportedStage:
         self.folder = folder
         self.manifest = manifest = read_manifest(folder)
         self.stage = str(manifest["stage"])
-        weights_path = _checked_file(folder, manifest["weights"], "weights")
+        if "members" in manifest:  # the front end: its members' weights, from their folders
+            weights_path = folder / MANIFEST
+            weights = self._member_weights()
+        else:
+            weights_path = _checked_file(folder, manifest["weights"], "weights")
+            try:
+                with np.load(weights_path, allow_pickle=False) as data:
+                    weights = {k: np.asarray(data[k]) for k in data.files}
+            except (ValueError, OSError) as err:
+                raise OccfaceError(f"{weights_path}: not a readable npz ({err})") from err
         function_path = _checked_file(folder, manifest["function"], "function")
-        try:
-            with np.load(weights_path, allow_pickle=False) as data:
-                weights = {k: np.asarray(data[k]) for k in data.files}
-        except (ValueError, OSError) as err:
-            raise OccfaceError(f"{weights_path}: not a readable npz ({err})") from err
         try:
             self.exported = jax_export.deserialize(bytearray(function_path.read_bytes()))
         except Exception as err:  # noqa: BLE001 - flatbuffer / MLIR errors of many kinds
@@ -131,6 +140,32 @@ class ExportedStage:
             ) from err
         self._check_weights(weights, weights_path)
         self.weights = {k: jax.numpy.asarray(v) for k, v in weights.items()}
+
+    def _member_weights(self) -> dict[str, Any]:
+        """``<member>.<name>`` -> array for each member stage of a front-end export, each
+        member loaded (and checked) from the sibling folder its entry names, its weights the
+        ones the front end was exported with."""
+        weights: dict[str, Any] = {}
+        members = self.manifest["members"]
+        if not isinstance(members, dict) or not members:
+            raise OccfaceError(f"{self.folder / MANIFEST}: tampered manifest, no member stages")
+        for stage, entry in members.items():
+            where = self.folder.parent / str(entry.get("folder", stage))
+            try:
+                member = ExportedStage(where)
+            except OccfaceError as err:
+                raise OccfaceError(f"{self.stage} member {stage}: {err}") from None
+            if member.stage != stage:
+                raise OccfaceError(
+                    f"{self.stage} member {stage}: {where / MANIFEST} holds stage {member.stage!r}"
+                )
+            if member.manifest["weights"].get("sha256") != entry.get("weights_sha256"):
+                raise OccfaceError(
+                    f"{self.stage} member {stage}: {where} holds other weights than the front end "
+                    "was exported with; export the stages and the front end together again"
+                )
+            weights.update({f"{stage}.{k}": v for k, v in member.weights.items()})
+        return weights
 
     def _check_weights(self, weights: dict[str, np.ndarray], path: Path) -> None:
         declared = self.manifest["weights"].get("arrays", {})
@@ -223,7 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     m = stage.manifest
     platforms = ", ".join(m["function"].get("platforms", []))
-    print(f"{stage.stage} (step {m.get('step')}, platforms {platforms})")
+    members = m.get("members")
+    if members:  # the front end: its members' training steps
+        steps = ", ".join(f"{k} step {v.get('step')}" for k, v in members.items())
+    else:
+        steps = f"step {m.get('step')}"
+    print(f"{stage.stage} ({steps}, platforms {platforms})")
     for kind, specs in (("in", stage.inputs), ("out", stage.outputs)):
         for s in specs:
             print(

@@ -220,7 +220,7 @@ def convert_dlib_weights(
     arrays["format_version"] = np.array(CACHE_FORMAT)
     arrays["source_sha256"] = np.array(hashlib.sha256(dat_path.read_bytes()).hexdigest())
     npz_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npz_path.with_suffix(".tmp.npz")
+    tmp = npz_path.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process: parallel tests
     np.savez(tmp, **arrays)
     os.replace(tmp, npz_path)
     return npz_path

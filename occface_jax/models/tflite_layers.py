@@ -280,7 +280,7 @@ def convert_tflite_weights(
     arrays["source_sha256"] = np.array(graph.sha256)
     arrays["source_name"] = np.array(tflite_path.name)
     npz_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npz_path.with_suffix(".tmp.npz")
+    tmp = npz_path.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process: parallel tests
     (np.savez_compressed if compact else np.savez)(tmp, **arrays)
     os.replace(tmp, npz_path)
     return npz_path

@@ -8,12 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import cv2
-import jax
 import numpy as np
 import pytest
-from flax import nnx
 from PIL import Image
 from scipy import ndimage
+from trained_stages import GAN_STAGES, crop_and_occluder, write_stage
 
 from occface_jax.app.pipeline import Reconstructor, write_outputs
 from occface_jax.app.predictors import (
@@ -25,56 +24,14 @@ from occface_jax.cli import enable_compilation_cache, main
 from occface_jax.config import load_config
 from occface_jax.data.contour import canny_contour
 from occface_jax.errors import OccfaceError
-from occface_jax.io import checkpoints as ckpt
-from occface_jax.models.edge_connect import build_edge_generator
-from occface_jax.models.patch_gan import build_patch_discriminator
-from occface_jax.models.pix2pixhd import build_global_generator
-from occface_jax.models.unet import build_unet
-
-BUILDERS = {
-    "mask": {"unet": (build_unet, "model")},
-    "contour": {
-        "generator": (build_edge_generator, "generator"),
-        "discriminator": (build_patch_discriminator, "discriminator"),
-    },
-    "synthesis": {
-        "generator": (build_global_generator, "generator"),
-        "discriminator": (build_patch_discriminator, "discriminator"),
-    },
-}
-
-
-def write_stage(root: Path, stage: str, seed: int = 0) -> None:
-    """``root/<stage>/`` as ``occface train`` leaves it (smoke config, weights at their init)."""
-    config = load_config(stage, "smoke")
-    items = {
-        # RBG keys: threefry's initialisers compile for seconds per shape on a CPU
-        name: nnx.state(builder(config[section], nnx.Rngs(jax.random.key(seed, impl="rbg"))))
-        for name, (builder, section) in BUILDERS[stage].items()
-    }
-    manager = ckpt.manager(root / stage / "checkpoints")
-    meta = dict(format=ckpt.FORMAT, stage=stage, step=1, config=ckpt.plain(config))
-    ckpt.save(manager, 1, items, {ckpt.META: meta, ckpt.DATA: {}})
-    manager.wait_until_finished()
-    (root / stage / "config.json").write_text(config.to_json_best_effort())
 
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("runs")
-    for stage in BUILDERS:
+    for stage in GAN_STAGES:
         write_stage(root, stage)
     return root
-
-
-def crop_and_occluder(size: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:size, 0:size] / size
-    crop = np.stack([0.3 + 0.5 * x, 0.4 + 0.2 * y, 0.5 + 0.3 * x * y], -1).astype(np.float32)
-    crop += rng.normal(0, 0.02, crop.shape).astype(np.float32)
-    occluder = np.zeros((size, size), np.float32)
-    occluder[size // 3 : size // 2, size // 4 : 3 * size // 4] = 0.9
-    return np.clip(crop, 0, 1), occluder
 
 
 def test_the_crop_is_kept_outside_the_grown_hole(workdir):

@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
+from trained_stages import LOADER_SCRIPT
 
 from occface_jax.app.export import serialise
 from occface_jax.app.predictors import STAGE_FUNCTIONS, MaskPredictor, load_stage
@@ -89,41 +89,13 @@ def test_lowering_for_cuda_happens_on_a_cpu_machine(workdir):
     assert str(cuda_only.in_avals[-1].shape[0]) == "batch"
 
 
-LOADER_SCRIPT = textwrap.dedent(
-    """
-    import importlib.abc, importlib.util, sys
-    import numpy as np
-
-    BLOCKED = ("occface_jax", "flax", "orbax", "optax", "ml_collections", "grain")
-
-    class Block(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path=None, target=None):
-            if name.split(".")[0] in BLOCKED:
-                raise ImportError(f"blocked: {name}")
-            return None
-
-    sys.meta_path.insert(0, Block())
-    spec = importlib.util.spec_from_file_location("standalone_loader", sys.argv[1])
-    loader = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(loader)
-    stage = loader.load_exported(sys.argv[2], "mask")
-    np.save(sys.argv[4], np.asarray(stage(np.load(sys.argv[3]))))
-    try:
-        stage(np.zeros((1, 8, 8, 3), np.float32))
-    except loader.OccfaceError as err:
-        print("ERROR", err)
-    assert not [m for m in sys.modules if m.split(".")[0] in BLOCKED], "project code imported"
-    """
-)
-
-
 def test_the_standalone_loader_needs_only_jax_and_numpy(workdir, export_dir, tmp_path):
     crops = _crops(4, seed=7)
     np.save(tmp_path / "in.npy", crops)
     script = tmp_path / "run_loader.py"
     script.write_text(LOADER_SCRIPT)
     args = [sys.executable, str(script), str(export_dir / "loader.py"), str(export_dir)]
-    args += [str(tmp_path / "in.npy"), str(tmp_path / "out.npy")]
+    args += [str(tmp_path / "in.npy"), str(tmp_path / "out.npz")]
     done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     assert (
@@ -132,7 +104,7 @@ def test_the_standalone_loader_needs_only_jax_and_numpy(workdir, export_dir, tmp
     models, config, _ = load_stage(workdir, "mask")
     function = STAGE_FUNCTIONS["mask"](models, config)
     want = np.asarray(function.apply(function.weights, crops))
-    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), want, atol=1e-5)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npz")["arr_0"], want, atol=1e-5)
 
 
 def _copy(export_dir: Path, tmp_path: Path) -> Path:

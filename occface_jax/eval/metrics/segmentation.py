@@ -30,8 +30,17 @@ def mask_iou(pred: jax.Array, target: jax.Array) -> jax.Array:
 def precision_recall(pred: jax.Array, target: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Pooled precision and recall over all images (scalars; 1 where nothing was predicted / due)."""
     c = {k: jnp.sum(v) for k, v in mask_counts(pred, target).items()}
-    precision = jnp.where(c["tp"] + c["fp"] > 0, c["tp"] / jnp.maximum(c["tp"] + c["fp"], 1), 1.0)
-    recall = jnp.where(c["tp"] + c["fn"] > 0, c["tp"] / jnp.maximum(c["tp"] + c["fn"], 1), 1.0)
+    return precision_recall_from_counts(c["tp"], c["fp"], c["fn"])
+
+
+def precision_recall_from_counts(
+    tp: jax.Array, fp: jax.Array, fn: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Precision and recall of pixel counts (sum them over images first to pool); 1 where
+    nothing was predicted / due."""
+    tp, fp, fn = (jnp.asarray(x, jnp.float32) for x in (tp, fp, fn))
+    precision = jnp.where(tp + fp > 0, tp / jnp.maximum(tp + fp, 1), 1.0)
+    recall = jnp.where(tp + fn > 0, tp / jnp.maximum(tp + fn, 1), 1.0)
     return precision, recall
 
 

@@ -5,7 +5,7 @@ shared run (progress, resume, outputs) and the predictor around ``app.pipeline.R
 in ``runner``. Metrics come from ``eval.metrics``; no protocol re-implements one.
 """
 
-from occface_jax.eval.protocols import inpainting, landmarks, lfw, micc, now, synthetic
+from occface_jax.eval.protocols import inpainting, landmarks, lfw, mask_net, micc, now, synthetic
 from occface_jax.eval.protocols.runner import Protocol
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -16,4 +16,5 @@ PROTOCOLS: dict[str, Protocol] = {
     "lfw": lfw.PROTOCOL,
     "inpainting": inpainting.PROTOCOL,
     "synthetic": synthetic.PROTOCOL,
+    "mask_net": mask_net.PROTOCOL,
 }

