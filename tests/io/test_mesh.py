@@ -65,3 +65,17 @@ def test_textured_obj_round_trip(tmp_path, toy_model):
     image = np.asarray(mesh.visual.material.image.convert("RGB"))
     np.testing.assert_array_equal(image, np.asarray(Image.open(files["texture"]).convert("RGB")))
     np.testing.assert_allclose(image / 255.0, tex, atol=0.5 / 255 + 1e-6)
+
+
+def test_format_rows_writes_what_savetxt_writes():
+    import io as _io
+
+    from occface_jax.io.mesh import format_rows
+
+    rng = np.random.default_rng(0)
+    floats, ints = rng.normal(size=(50, 3)) * 1e3, rng.integers(0, 10**6, size=(40, 6))
+    for fmt, rows in (("v %.5f %.5f %.5f", floats), ("f %d/%d %d/%d %d/%d", ints)):
+        reference = _io.StringIO()
+        np.savetxt(reference, rows, fmt=fmt)
+        assert format_rows(fmt, rows) == reference.getvalue()
+    assert format_rows("f %d %d %d", np.zeros((0, 3), int)) == ""
