@@ -16,9 +16,9 @@ landmarks (a detector's already). Photos have no ground truth: evaluation stays 
 synthetic faces.
 
 Variants: ``''`` (CPU: ResNet-18 at half width, 128 px, batch 8, 9000 steps: about an hour on
-the 2-core CPU at the measured 0.3-0.4 s per step without the identity term, plus ~10 minutes
-once to generate the 8000 records; ``experiments/results/regressor.md``), ``'paper'`` (ResNet-50, 224, batch 32, identity term on: the
-accelerator config), ``'smoke'`` (tiny, for tests). Override from the command line, e.g.
+the 2-core CPU at the measured 0.4 s per step without the identity term, plus ~7 minutes once to
+generate the 12000 records; ``experiments/results/regressor.md``), ``'paper'`` (ResNet-50, 224,
+batch 32, identity term on: the accelerator config), ``'smoke'`` (tiny, for tests). Override from the command line, e.g.
 ``occface train regressor --set train.steps=500 --set loss.use_identity=True``.
 """
 
