@@ -337,6 +337,24 @@ class Fitter:
         """The ``('data',)`` mesh of the first ``devices`` devices."""
         return Mesh(np.asarray(self.devices[:devices]), ("data",))
 
+    def _landmark(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("landmark", devices)(shared, batched)
+
+    def _chunk(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("chunk", devices)(shared, batched)
+
+    def _estimate(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("estimate", devices)(shared, batched)
+
+    def _final(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("final", devices)(shared, batched)
+
+    def _texture(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("texture", devices)(shared, batched)
+
+    def _fill(self, devices: int, shared: Shared, batched: Any) -> Any:
+        return self._piece("fill", devices)(shared, batched)
+
     def _dense(self, shared: Shared, faces: FaceBatch, occlusion: jax.Array | None):
         """The dense term for the batch (None without dense points): targets at S for the landmark
         stage (``occlusion`` None), else at R with points under ``occlusion`` down-weighted."""
@@ -615,10 +633,10 @@ class Fitter:
             if check is not None:
                 check()
             if estimate.any() and done >= int(c.robust_start):
-                new = self._piece("estimate", devices)(shared, (params, faces))
+                new = self._estimate(devices, shared, (params, faces))
                 occlusion = _select(estimate, new, occlusion)
-            params, opt_state, history = self._piece("chunk", devices)(
-                shared, (params, opt_state, faces, occlusion)
+            params, opt_state, history = self._chunk(
+                devices, shared, (params, opt_state, faces, occlusion)
             )
             histories.append(history)
         return params, occlusion, histories
@@ -692,13 +710,13 @@ class Fitter:
         start, faces, occ = batched
         if check is not None:
             check()
-        start, landmark_losses = self._piece("landmark", devices)(shared, (start, faces))
+        start, landmark_losses = self._landmark(devices, shared, (start, faces))
         params, occ, histories = self.photometric_pass(
             devices, shared, start, faces, occ, estimate, check
         )
         restarted = estimate & bool(config.robust_restart)
         if restarted.any():  # step 4, with pass 1's final estimate
-            occ = _select(restarted, self._piece("estimate", devices)(shared, (params, faces)), occ)
+            occ = _select(restarted, self._estimate(devices, shared, (params, faces)), occ)
             again, occ_again, more = self.photometric_pass(
                 devices, shared, start, faces, occ, estimate, check
             )
@@ -707,10 +725,8 @@ class Fitter:
         else:
             more = []
         if estimate.any():
-            occ = _select(estimate, self._piece("estimate", devices)(shared, (params, faces)), occ)
-        final, face_image, face_mask, dense_fitted = self._piece("final", devices)(
-            shared, (params, faces)
-        )
+            occ = _select(estimate, self._estimate(devices, shared, (params, faces)), occ)
+        final, face_image, face_mask, dense_fitted = self._final(devices, shared, (params, faces))
         full = (self.size, self.size)
         occ_full = jax.vmap(lambda o: jax.image.resize(o, full, "nearest"))(occ)
         if given.any():
@@ -728,8 +744,8 @@ class Fitter:
             if given.any():
                 at_full = texture((params, faces.photo, occ_full, final.depth, final.mask))
                 textured = _select(given, at_full, textured)
-        fill_region, fill = self._piece("fill", devices)(
-            shared, (params, face_image, face_mask, occ_full, faces.features)
+        fill_region, fill = self._fill(
+            devices, shared, (params, face_image, face_mask, occ_full, faces.features)
         )
         arrays = jax.device_get(
             {
