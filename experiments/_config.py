@@ -21,9 +21,16 @@ def add_fit_config_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def fit_config(args: argparse.Namespace) -> ml_collections.ConfigDict:
-    """The fit config the arguments of :func:`add_fit_config_arguments` name."""
-    return apply_overrides(load_config("fit", args.variant), args.set, "configs/fit.py")
+def fit_config(
+    args: argparse.Namespace, truth_landmarks: bool = False
+) -> ml_collections.ConfigDict:
+    """The fit config the arguments of :func:`add_fit_config_arguments` name. ``truth_landmarks``:
+    the fit is given the data engine's true landmarks, the model's own 68 vertices projected, so it
+    fits those (``landmark_vertices=model``) unless ``--set`` says otherwise."""
+    config = load_config("fit", args.variant)
+    if truth_landmarks:
+        config.landmark_vertices = "model"
+    return apply_overrides(config, args.set, "configs/fit.py")
 
 
 def config_name(args: argparse.Namespace) -> str:

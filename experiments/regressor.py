@@ -62,7 +62,7 @@ def main() -> None:
     )
     fitters: dict[float, Fitter] = {}
     if args.fit:
-        base = fit_config(args)
+        base = fit_config(args, truth_landmarks=True)
         for fraction in (float(f) for f in args.fractions.split(",")):
             config = base.copy_and_resolve_references()
             config.landmark_steps = max(1, round(fraction * base.landmark_steps))

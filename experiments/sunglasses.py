@@ -116,7 +116,7 @@ def main() -> None:
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     start = time.perf_counter()
-    out = run(args.n, args.seed, fit_config(args))
+    out = run(args.n, args.seed, fit_config(args, truth_landmarks=True))
     lines = [
         f"{args.n} synthetic faces (seed {args.seed}), each with sunglasses and clean, config "
         f"{config_name(args)}; {platform.processor() or platform.machine()}, "

@@ -116,7 +116,7 @@ def main() -> None:
 
     full = load_model()
     face = full.face_only()
-    config = fit_config(args)
+    config = fit_config(args, truth_landmarks=args.landmark_noise != "mediapipe")
     synth = benchmark_faces(full, args.seed)
     plain_cfg = config.copy_and_resolve_references()
     plain_cfg.robust = False

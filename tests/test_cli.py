@@ -138,3 +138,28 @@ def test_reconstruct_checks_out_and_shard_before_any_work(capsys, tmp_path):
         assert main(args) == 2, extra
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and expected in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"), (([], "model"), (["landmark_vertices=ibug"], "ibug"))
+)
+def test_evaluate_applies_the_protocols_fit_settings_unless_set(
+    monkeypatch, tmp_path, sets, expected
+):
+    """``occface evaluate synthetic`` fits the model's own landmark vertices (its true landmarks
+    are those), unless ``--set`` names the key."""
+    from occface_jax.eval.protocols import runner
+
+    seen = {}
+
+    def fake_evaluate(protocol, data, out, predictor, *rest):
+        predictor._factory()
+        return {"samples": 0, "failed": 0}
+
+    monkeypatch.setattr(runner, "make_predictor", lambda config, *a: seen.setdefault("config", config))  # fmt: skip
+    monkeypatch.setattr(runner, "evaluate", fake_evaluate)
+    args = ["evaluate", "synthetic", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]
+    for pair in sets:
+        args += ["--set", pair]
+    assert main(args) == 0
+    assert seen["config"].landmark_vertices == expected

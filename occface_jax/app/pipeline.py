@@ -268,7 +268,8 @@ class Reconstructor:
 
         mediapipe468: the face mesh runs on the upright region around the box and, for a BlazeFace
         detection, on the region its eye keypoints rotate (MediaPipe's own rule, misled when an
-        occluder hides the eyes); the result with the higher presence score is kept. When that
+        occluder hides the eyes); the result with the higher presence score is kept (with
+        ``config.mesh_search``: the region search from both, ``FaceMesh.search``). When that
         score is below ``config.mesh_min_presence`` the mesh has lost the face: dlib's 68 points in
         the box are used instead, without dense landmarks (``landmark_source`` says 'dlib68')."""
         blazeface = name.startswith("blazeface")
@@ -277,7 +278,10 @@ class Reconstructor:
             regions = [roi_from_box(face.box)]
             if blazeface and np.shape(face.landmarks) == (6, 2):
                 regions.append(roi_from_detection(face))
-            best = max((self._mesh().landmarks(photo, r) for r in regions), key=lambda m: m.score)
+            if self.config.get("mesh_search", False):
+                best = self._mesh().search(photo, regions)
+            else:
+                best = max((self._mesh().landmarks(photo, r) for r in regions), key=lambda m: m.score)  # fmt: skip
             presence = float(best.score)
             if presence >= float(self.config.get("mesh_min_presence", 0.0)):
                 dense = np.asarray(best.landmarks)

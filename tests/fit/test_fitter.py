@@ -20,6 +20,7 @@ from occface_jax.fit.fitter import (
     initial_coeffs,
     landmark_stage,
     project_constraints,
+    with_landmark_vertices,
 )
 from occface_jax.fit.objective import (
     FaceRenderer,
@@ -30,6 +31,7 @@ from occface_jax.fit.objective import (
 from occface_jax.fit.occlusion import estimate_occlusion
 from occface_jax.losses.recon import LossWeights
 from occface_jax.morphable import CoeffLayout, contour, geometry
+from occface_jax.morphable.correspondence import save_ibug68
 from occface_jax.morphable.rendering import project_landmarks, render
 from occface_jax.render import deng_camera
 from occface_jax.render.antialias import mesh_adjacency
@@ -142,13 +144,20 @@ def test_the_second_pass_starts_with_the_first_passs_mask(fitted_with_occluder):
     config = load_config("fit", "test")
     assert config.robust and config.robust_restart
     fitter = Fitter(full.face_only(), config, full)
-    masks, chunk = [], fitter._chunk
+    masks, piece = [], fitter._piece
 
-    def recording_chunk(devices, shared, batched):
-        masks.append(np.asarray(batched[3][0]))  # the occlusion map of the batch's one face
-        return chunk(devices, shared, batched)
+    def recording_piece(name, devices):
+        run = piece(name, devices)
+        if name != "chunk":
+            return run
 
-    fitter._chunk = recording_chunk
+        def recorded(shared, batched):
+            masks.append(np.asarray(batched[3][0]))  # the occlusion map of the batch's one face
+            return run(shared, batched)
+
+        return recorded
+
+    fitter._piece = recording_piece
     result = fitter(image, landmarks)
     per_pass = len(masks) // 2
     assert masks[0].sum() == 0  # pass 1 starts unmasked
@@ -343,3 +352,35 @@ def test_constraint_violation_is_the_squared_distance_to_the_bounds():
     grad = jax.grad(lambda c: constraint_violation(c, "blendshape").sum())(coeffs)
     np.testing.assert_allclose(grad["exp"][0], [0.0, -1.0, 0.5], atol=1e-6)
     assert float(constraint_violation({"exp": jnp.array([[-2.0]])}, "pca")[0]) == 0.0
+
+
+def test_the_landmark_vertices_file_sets_the_fits_inner_68(default_model, tmp_path):
+    """``landmark_vertices``: a file's inner points (17-67) replace the model's in the fit, the jaw
+    stays; the fitted landmarks are then the projections of the file's vertices, "model" keeps the
+    model's own, and a file for another model is one line."""
+    full = default_model
+    face = full.face_only()
+    ids = np.asarray(full.landmarks68).copy()
+    mean = np.asarray(full.mean_shape)
+    region = np.flatnonzero(np.asarray(full.face_region))
+    for k in range(17, 68):  # each inner point moved to a face vertex 3-6 mm away
+        d = np.linalg.norm(mean[region] - mean[ids[k]], axis=1)
+        ids[k] = region[np.flatnonzero((d > 3) & (d < 6))[0]]
+    path = save_ibug68(tmp_path / "ibug.npz", ids, full, face)
+    assert with_landmark_vertices(face, "model") is face
+    swapped = with_landmark_vertices(face, str(path))
+    np.testing.assert_array_equal(swapped.landmarks68[:17], face.landmarks68[:17])
+    np.testing.assert_allclose(np.asarray(swapped.mean_shape)[swapped.landmarks68[17:]], mean[ids[17:]], atol=1e-6)  # fmt: skip
+    assert np.all(swapped.landmarks68[17:] != face.landmarks68[17:])
+
+    layout = CoeffLayout.for_model(face)
+    truth = layout.zeros()
+    truth["angles"] = jnp.array([0.05, 0.2, 0.0])
+    r = render(swapped.to_jax(), truth, deng_camera(224), background=jnp.full((224, 224, 3), 0.3))
+    config = load_config("fit", "test")
+    config.steps, config.landmark_steps = 0, 0
+    config.landmark_vertices = str(path)
+    result = Fitter(face, config, full)(np.asarray(r.image), np.asarray(r.landmarks), start=truth)
+    np.testing.assert_allclose(result.landmarks[17:], np.asarray(r.landmarks)[17:], atol=0.05)
+    with pytest.raises(Exception, match="derived for model 'other'"):
+        with_landmark_vertices(face, str(save_ibug68(tmp_path / "o.npz", ids, full.replace(name="other"), face)))  # fmt: skip

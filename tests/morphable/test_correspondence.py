@@ -1,5 +1,6 @@
 """The 468-point dense correspondences: the closest-point search on a hand-made mesh, the shipped
-file's format and residual, its errors, and the dense projection against the whole model's."""
+file's format and residual, its errors, and the dense projection against the whole model's; the
+iBUG-68 vertex files: round trip in both indexings, and their errors."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from occface_jax.morphable.correspondence import (
     DenseCorrespondence,
     closest_surface_points,
     load_correspondence,
+    load_ibug68,
     save_correspondence,
+    save_ibug68,
 )
 from occface_jax.morphable.rendering import project, project_dense
 from occface_jax.render import deng_camera
@@ -91,3 +94,51 @@ def test_dense_projection_equals_the_whole_models_projection(models):
     # Turned 23 degrees: the nose tip faces the camera; most points do, none is NaN.
     assert float(facing[1]) > 0.5 and float(jnp.mean(facing > 0)) > 0.7
     assert bool(jnp.all(jnp.isfinite(facing)))
+
+
+def test_ibug68_vertices_round_trip_in_both_indexings(models, tmp_path):
+    full, face = models
+    ids = np.asarray(full.landmarks68)[
+        ::-1
+    ].copy()  # any 68 face vertices, here the model's reversed
+    path = save_ibug68(tmp_path / "ibug.npz", ids, full, face, rounds=np.int64(2))
+    from_full, from_face = load_ibug68(full, path), load_ibug68(face, path)
+    np.testing.assert_array_equal(from_full, ids)
+    np.testing.assert_allclose(
+        np.asarray(face.mean_shape)[from_face], np.asarray(full.mean_shape)[ids], atol=1e-6
+    )
+    assert int(np.load(path)["rounds"]) == 2
+
+
+def test_bad_ibug68_files_are_one_line(models, tmp_path):
+    full, face = models
+    assert load_ibug68(full.replace(name="no_such_model")) is None  # the package has none for it
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK not really")
+    with pytest.raises(ModelFileError, match="cannot read the iBUG-68 vertex file"):
+        load_ibug68(full, corrupt)
+    other = save_ibug68(tmp_path / "o.npz", np.asarray(full.landmarks68), full.replace(name="x"), face)  # fmt: skip
+    with pytest.raises(ModelFileError, match="derived for model 'x'"):
+        load_ibug68(full, other)
+    dense = save_correspondence(tmp_path / "dense.npz", load_correspondence(full), full, face)
+    with pytest.raises(ModelFileError, match="expected 68 vertex ids"):
+        load_ibug68(full, dense)
+    with pytest.raises(ValueError, match="68 vertex ids"):
+        save_ibug68(tmp_path / "short.npz", np.arange(10), full, face)
+
+
+def test_the_shipped_ibug68_vertices_move_the_brows_down_to_where_annotators_mark_them(models):
+    """tools/fit_ibug68.py's file for the default model: the jaw is the model's own, the inner
+    points face forward, and the brows sit below ICT-FaceKit's brow vertices (the convention
+    difference it was derived to remove, measured 7-8 mm); the eyes move little."""
+    full, face = models
+    ids = load_ibug68(full)
+    assert ids is not None and load_ibug68(face).shape == (68,)
+    own = np.asarray(full.landmarks68)
+    np.testing.assert_array_equal(ids[:17], own[:17])
+    mean = np.asarray(full.mean_shape)
+    normals = np.asarray(geometry.vertex_normals(jnp.asarray(mean), jnp.asarray(full.triangles)))
+    assert np.all(normals[ids[17:], 2] > 0.1)
+    shift = mean[ids] - mean[own]  # model frame, y up
+    assert -12.0 < shift[17:27, 1].mean() < -4.0
+    assert np.linalg.norm(shift[36:48], axis=1).mean() < 5.0

@@ -89,6 +89,9 @@ class Protocol:
     #: A protocol that scores one trained network, not the reconstruction: ``network(checkpoints)``
     #: builds the predictor its ``score`` calls (``occface evaluate`` then needs --checkpoints).
     network: Callable[[str | Path], Callable[..., Any]] | None = None
+    #: Fit config settings (``KEY=VALUE``) the protocol's inputs need, applied unless ``--set`` names
+    #: the key: the synthetic protocol gives the model's own 68 landmark vertices, projected.
+    fit_overrides: tuple[str, ...] = ()
 
 
 def occluder_kinds(protocol: str, occluders: str) -> tuple[str, ...]:

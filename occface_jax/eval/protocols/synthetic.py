@@ -194,4 +194,5 @@ PROTOCOL = Protocol(
     summarise,
     table,
     writes_data=True,
+    fit_overrides=("landmark_vertices=model",),
 )
