@@ -40,8 +40,9 @@ from occface_jax.faces.landmarks_io import read_dlib_xml
 from occface_jax.io import images as imageio
 from occface_jax.morphable import geometry, load_model
 from occface_jax.morphable.correspondence import face_only_index, save_ibug68
+from occface_jax.morphable.rendering import project
 from occface_jax.paths import shared_dir
-from occface_jax.render.camera import deng_camera, project_perspective, rigid_transform
+from occface_jax.render.camera import deng_camera
 
 RADIUS_MM = 15.0
 FACING = 0.1
@@ -61,12 +62,10 @@ def annotated_faces(min_eyes: float) -> list[tuple[str, np.ndarray, np.ndarray]]
     return out
 
 
-def projected_vertices(result, size: int) -> np.ndarray:
-    """(N, 2) photo pixels of the full model's fitted vertices (the fit's camera and pose)."""
-    coeffs = result.fit.coeffs
-    world = rigid_transform(result.fit.vertices, coeffs["angles"], coeffs["translation"])
-    crop = np.asarray(project_perspective(world, deng_camera(size)))
-    return result.aligned.to_original(crop)
+def projected_vertices(model, result, size: int) -> np.ndarray:
+    """(N, 2) photo pixels of the full ``model``'s fitted vertices (the fit's camera and pose)."""
+    crop = project(model, result.fit.vertices, result.fit.coeffs, deng_camera(size))[2]
+    return result.aligned.to_original(np.asarray(crop))
 
 
 def one_round(model, table_full: np.ndarray, table_file: Path, faces, max_yaw: float):
@@ -96,7 +95,7 @@ def one_round(model, table_full: np.ndarray, table_file: Path, faces, max_yaw: f
         yaw = abs(np.degrees(float(result.fit.coeffs["angles"][1])))
         if yaw > max_yaw:
             continue
-        pixels = projected_vertices(result, int(config.image_size))
+        pixels = projected_vertices(model, result, int(config.image_size))
         check = np.abs(pixels[table_full[INNER]] - result.landmarks_model[INNER]).max()
         if check > 0.5:
             raise RuntimeError(f"projection disagrees with the fit's landmarks by {check:.2f} px")

@@ -176,13 +176,10 @@ class FaceMesh:
         else:
             region = roi_from_box(np.asarray(face))
         for step in range(self.refine + 1):
-            crop = crop_face(image, region)
-            points, logits = self.raw(crop[None])
-            landmarks = crop_points_to_image(points[0], region)
+            meshes, presence = self._batch(image, [region])
             if step < self.refine:
-                region = roi_from_landmarks(landmarks)
-        score = float(1.0 / (1.0 + np.exp(-float(logits[0]))))
-        return FaceMeshResult(landmarks, score, region)
+                region = roi_from_landmarks(meshes[0])
+        return FaceMeshResult(meshes[0], float(presence[0]), region)
 
     def _batch(self, image: np.ndarray, regions: list[FaceRegion]) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (N, 468, 3) in photo pixels and presence (N,) of each region's crop."""
