@@ -20,6 +20,7 @@ final step is not retrained (runs resume).
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import subprocess
 import sys
@@ -91,18 +92,19 @@ def main() -> None:
             [sys.executable, str(HERE / "regressor.py"), "--checkpoints", str(workdir)]
             + ["--n", str(args.n), "--out", str(synthetic)]
         )
-        james = workdir / "james.md"
+        james = workdir / "james_eval"
         run(
             [sys.executable, str(HERE / "james_scan.py"), "--checkpoints", str(workdir)]
-            + ["--set", "steps=0", "--set", "landmark_steps=0", "--out", str(james)]
+            + ["--set", "steps=0", "--set", "landmark_steps=0", "--eval-dir", str(james)]
         )
-        s, j = synthetic.read_text(), james.read_text()
+        s = synthetic.read_text()
+        j = json.loads((james / "results.json").read_text())["subsets"]
         marks = ["x" if t in terms else "" for t in TERMS]
         values = [
             table_value(s, ("regressor, clean",), 1),
             table_value(s, ("regressor, occluded",), 1),
-            table_value(j, ("all", "clean"), 2),
-            table_value(j, ("all", "occluded"), 2),
+            j["clean"]["mean"],
+            j["occluded"]["mean"],
         ]
         lines.append("| " + " | ".join(marks + [f"{v:.2f}" for v in values]) + " |")
         print(lines[-1], flush=True)

@@ -58,18 +58,51 @@ def write_pts(path: PathLike, points: np.ndarray) -> None:
     Path(path).write_text(f"version: 1\nn_points: {len(points)}\n{{\n{body}\n}}\n")
 
 
+#: The iBUG-68 parts in index order, each with the label names menpo files give it ("left" is the
+#: image's left, as in menpo's ``ibug_face_68`` labels; older menpo3d files say "leye", "chin").
+IBUG68_PARTS = (
+    (("jaw", "chin"), 17),
+    (("left_eyebrow", "leyebrow"), 5),
+    (("right_eyebrow", "reyebrow"), 5),
+    (("nose",), 9),
+    (("left_eye", "leye"), 6),
+    (("right_eye", "reye"), 6),
+    (("mouth",), 20),
+)
+
+
+def ibug68_order(labels: list[dict]) -> np.ndarray | None:
+    """The file indices (68,) that put a labelled menpo group in iBUG-68 order, from its
+    ``labels`` ([{"label", "mask"}]): the parts in iBUG order, each part's points in file order.
+    None when the labels are not the seven iBUG-68 parts of their sizes (file order is kept)."""
+    masks = {str(entry["label"]).lower(): list(entry["mask"]) for entry in labels}
+    order: list[int] = []
+    for names, size in IBUG68_PARTS:
+        mask = next((masks[n] for n in names if n in masks), None)
+        if mask is None or len(mask) != size:
+            return None
+        order += mask
+    return np.asarray(order) if sorted(order) == list(range(68)) else None
+
+
 def read_ljson(path: PathLike, group: str | None = None) -> np.ndarray:
     """Read menpo ``.ljson`` points: 2-D image points as (N, 2) (x, y) project coordinates; 3-D points as
-    stored (N, 3). ``group``: the landmark group (default: the only or first one)."""
+    stored (N, 3). ``group``: the landmark group (default: the only or first one). A 68-point
+    group labelled with the iBUG parts comes back in iBUG order whatever the file's order
+    (:func:`ibug68_order`; menpo3d's ``james.ljson`` stores the eyes before the brows)."""
     try:
         data = json.loads(_open_text(path))
         if "groups" in data:  # version 3
             groups = data["groups"]
             name = group if group is not None else next(iter(groups))
-            points = groups[name]["landmarks"]["points"]
+            chosen = groups[name]
         else:  # version 2
-            points = data["landmarks"]["points"]
+            chosen = data
+        points = chosen["landmarks"]["points"]
         array = np.array([[np.nan if v is None else float(v) for v in p] for p in points])
+        order = ibug68_order(chosen.get("labels", [])) if len(array) == 68 else None
+        if order is not None:
+            array = array[order]
     except (json.JSONDecodeError, KeyError, TypeError, ValueError, StopIteration) as err:
         raise LandmarkFileError(
             f"{path}: not a menpo .ljson landmark file (group {group!r}: {err})"

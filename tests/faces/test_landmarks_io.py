@@ -40,6 +40,34 @@ def test_ljson_swaps_y_x_and_keeps_3d(tmp_path, shared_dir):
     assert read_ljson(shared_dir / "faces" / "menpo3d" / "james.ljson").shape == (68, 3)
 
 
+def test_labelled_ljson_comes_back_in_ibug_order(tmp_path):
+    points = np.random.default_rng(1).uniform(0, 100, size=(68, 3))
+    parts = {"chin": (0, 17), "leyebrow": (17, 22), "reyebrow": (22, 27), "nose": (27, 36)}
+    parts.update({"leye": (36, 42), "reye": (42, 48), "mouth": (48, 68)})
+    file_order = ["chin", "leye", "reye", "leyebrow", "nose", "reyebrow", "mouth"]  # james's
+    stored, labels = [], []
+    for name in file_order:
+        a, b = parts[name]
+        labels.append({"label": name, "mask": list(range(len(stored), len(stored) + b - a))})
+        stored += points[a:b].tolist()
+    doc = {"groups": {"LJSON": {"landmarks": {"points": stored}, "labels": labels}}}
+    (tmp_path / "a.ljson").write_text(json.dumps(doc))
+    np.testing.assert_allclose(read_ljson(tmp_path / "a.ljson"), points)
+    labels[1]["label"] = "pupils"  # not the iBUG parts: the file's order is kept
+    (tmp_path / "b.ljson").write_text(json.dumps(doc))
+    np.testing.assert_allclose(read_ljson(tmp_path / "b.ljson"), np.asarray(stored))
+
+
+def test_james_scan_landmarks_have_the_ibug_layout(shared_dir):
+    lm = read_ljson(shared_dir / "faces" / "menpo3d" / "james.ljson")  # y up, z to the viewer
+    brows, eyes, mouth = lm[17:27, 1].mean(), lm[36:48, 1].mean(), lm[48:68, 1].mean()
+    assert brows > eyes > lm[30, 1] > mouth > lm[8, 1]
+    assert lm[30, 2] == lm[27:36, 2].max()  # the nose tip stands out most
+    # the image-left parts (jaw start, brow 17-21, eye 36-41, mouth corner 48) on one side
+    left, right = lm[[0, 19, 36, 39, 48], 0], lm[[16, 24, 45, 42, 54], 0]
+    assert left.max() < lm[27:31, 0].mean() < right.min()
+
+
 def test_dlib_xml_matches_dlibs_own_reader(dlib, shared_dir):
     path = shared_dir / "faces" / "dlib" / "testing_with_face_landmarks.xml"
     ours = read_dlib_xml(path)

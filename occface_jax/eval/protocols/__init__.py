@@ -5,7 +5,7 @@ shared run (progress, resume, outputs) and the predictor around ``app.pipeline.R
 in ``runner``. Metrics come from ``eval.metrics``; no protocol re-implements one.
 """
 
-from occface_jax.eval.protocols import inpainting, landmarks, lfw, mask_net, micc, now, synthetic
+from occface_jax.eval.protocols import inpainting, landmarks, lfw, mask_net, micc, now, scans, synthetic
 from occface_jax.eval.protocols.runner import Protocol
 
 PROTOCOLS: dict[str, Protocol] = {
@@ -17,4 +17,5 @@ PROTOCOLS: dict[str, Protocol] = {
     "inpainting": inpainting.PROTOCOL,
     "synthetic": synthetic.PROTOCOL,
     "mask_net": mask_net.PROTOCOL,
+    "scans": scans.PROTOCOL,
 }
