@@ -5,7 +5,16 @@ shared run (progress, resume, outputs) and the predictor around ``app.pipeline.R
 in ``runner``. Metrics come from ``eval.metrics``; no protocol re-implements one.
 """
 
-from occface_jax.eval.protocols import inpainting, landmarks, lfw, mask_net, micc, now, scans, synthetic
+from occface_jax.eval.protocols import (
+    inpainting,
+    landmarks,
+    lfw,
+    mask_net,
+    micc,
+    now,
+    scans,
+    synthetic,
+)
 from occface_jax.eval.protocols.runner import Protocol
 
 PROTOCOLS: dict[str, Protocol] = {
