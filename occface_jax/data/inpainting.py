@@ -46,14 +46,13 @@ from occface_jax.data.freeform import free_form_mask, mask_ratio, region_box
 from occface_jax.data.records import read_image, resize_image, scale_points
 from occface_jax.errors import OccfaceError
 from occface_jax.faces.align import TARGET_SIZE, align_face
-from occface_jax.faces.landmarks_io import read_dlib_xml
+from occface_jax.faces.landmarks_io import DLIB_XML_GLOB, read_dlib_xml
 
 # InpaintingPairs draws from default_rng([seed, index, _STREAM]): the extra word keeps its draws apart
 # from a wrapped source seeded alike (OccludedPhotos uses default_rng([seed, index])), whose occluder
 # choice would otherwise be correlated with the free-form coin.
 _STREAM = 0x1A9A
 FILL_VALUE = 0.5  # what a free-form hole is filled with in ``image``
-DLIB_XML_GLOB = "*_with_face_landmarks.xml"
 
 
 def _repr(source: Any) -> str:

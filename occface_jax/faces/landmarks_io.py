@@ -124,6 +124,20 @@ class AnnotatedFace:
     landmarks: np.ndarray
 
 
+#: dlib's example annotations (``examples/faces/*_with_face_landmarks.xml``) and imglab's exports.
+DLIB_XML_GLOB = "*_with_face_landmarks.xml"
+
+
+def dlib_xml_faces(folder: PathLike) -> list[tuple[str, Path, AnnotatedFace]]:
+    """Every face of the dlib XML datasets ``folder/*_with_face_landmarks.xml`` (files sorted,
+    faces in file order): (name ``"<photo>#<i>"``, the photo's path, the face)."""
+    out = []
+    for xml in sorted(Path(folder).glob(DLIB_XML_GLOB)):
+        for name, faces in read_dlib_xml(xml).items():
+            out += [(f"{name}#{i}", xml.parent / name, face) for i, face in enumerate(faces)]
+    return out
+
+
 def read_dlib_xml(path: PathLike) -> dict[str, list[AnnotatedFace]]:
     """Read a dlib/imglab XML dataset: image file name (as written) -> its annotated faces, landmarks
     ordered by part name."""

