@@ -93,7 +93,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             phot=1.4,
             land=1.6e-3,
             w_id=1.0,
-            w_exp=1.75e-3,
+            # The paper's 1.75e-3 was set for BFM's PCA expression (coefficients ~ N(0, 1)); for
+            # blendshape weights in [0, 1] it is next to nothing, and the fit drove blendshapes to
+            # their bound on neutral faces. 5 is the synthetic protocol's optimum
+            # (experiments/results/james_scan.md; the fit's landmark stage scales it by 10). A model with
+            # PCA expression (BFM) wants the paper's value: --set weights.w_exp=1.75e-3.
+            w_exp=5.0,
             w_tex=1.75e-3,
             # MediaPipe's 468 points through the model's dense correspondences
             # (morphable/correspondence.py), when the fit is given them (landmarks=mediapipe468):
