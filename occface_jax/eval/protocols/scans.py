@@ -85,7 +85,9 @@ def samples(
     try:
         angles = [float(y) for y in str(yaws).split(",") if y.strip()]
     except ValueError as err:
-        raise layout_error(Path(root), f"yaws={yaws!r} is not a list of degrees", LAYOUT) from err
+        raise OccfaceError(
+            f"scans: yaws={yaws!r} is not a comma-separated list of degrees"
+        ) from err
     out = []
     for name in wanted or found:
         index = found.index(name)
