@@ -138,6 +138,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(np.asarray(image, np.float64) * 255.0), 0, 255).astype(np.uint8)
 
 
+#: zlib level of the PNGs written: 1 encodes a 1920 x 1080 photo in ~130 ms instead of ~500 ms
+#: (PIL's default 6) for ~8 % more bytes; ``occface reconstruct`` writes four or five per face.
+PNG_COMPRESS_LEVEL = 1
+
+
 def save_image(path: str | Path, image: np.ndarray) -> Path:
     """Write a float [0, 1] or uint8 image (H, W), (H, W, 3) or (H, W, 4) as PNG/JPEG by suffix."""
     path = Path(path)
@@ -145,7 +150,8 @@ def save_image(path: str | Path, image: np.ndarray) -> Path:
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         arr = to_uint8(arr)
-    Image.fromarray(arr).save(path)
+    options = {"compress_level": PNG_COMPRESS_LEVEL} if path.suffix.lower() == ".png" else {}
+    Image.fromarray(arr).save(path, **options)
     return path
 
 

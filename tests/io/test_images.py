@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from occface_jax.io.images import ImageError, find_images, load_image, save_image
+from occface_jax.io.images import ImageError, find_images, load_image, save_image, to_uint8
 
 
 def _rand(shape, dtype=np.uint8, peak=255):
@@ -58,6 +58,18 @@ def test_find_images_and_save(tmp_path):
     paths, problems = find_images([str(tmp_path), str(tmp_path / "sub" / "*.jpg"), "nope*.png"])
     assert [p.name for p in paths] == ["a.png", "b.jpg"]
     assert problems == [("nope*.png", "no such file, folder or pattern")]
+
+
+def test_png_written_fast_is_still_lossless(tmp_path):
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    fast = save_image(tmp_path / "fast.png", pixels)
+    Image.fromarray(pixels).save(tmp_path / "default.png")  # PIL's zlib level 6
+    np.testing.assert_array_equal(np.asarray(Image.open(fast)), pixels)
+    smooth = np.repeat(np.linspace(0, 1, 200)[None, :, None], 150, 0).repeat(3, 2)
+    save_image(tmp_path / "smooth.png", smooth)
+    Image.fromarray(to_uint8(smooth)).save(tmp_path / "smooth6.png")
+    # level 1: larger than level 6 on compressible pixels (the level is really passed)
+    assert (tmp_path / "smooth.png").stat().st_size > (tmp_path / "smooth6.png").stat().st_size
 
 
 @pytest.fixture(scope="module")
