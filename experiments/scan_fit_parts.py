@@ -10,9 +10,7 @@ blendshapes set to 0; plus the largest blendshape weights. Same alignment and cr
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -20,10 +18,8 @@ from _config import add_fit_config_arguments, config_name, fit_config  # experim
 from _tables import emit  # experiments/_tables.py
 
 from occface_jax.app.pipeline import Reconstructor
-from occface_jax.data.occluders import OCCLUDERS
-from occface_jax.eval.metrics.surface import scan_to_mesh_error
 from occface_jax.eval.protocols import scans
-from occface_jax.io import images as imageio
+from occface_jax.eval.protocols.runner import ReconstructorPredictor
 from occface_jax.morphable import geometry, load_model
 from occface_jax.morphable.io import read_npz
 from occface_jax.morphable.registry import find_model
@@ -37,54 +33,45 @@ def main() -> None:
     parser.add_argument("--out", help="write the table (markdown) here")
     args = parser.parse_args()
     model = load_model()
-    rec = Reconstructor(model, fit_config(args))
-    scan = scans.load_textured_scan(str(shared_dir() / "faces" / "menpo3d"), args.scan)
-    tris = np.asarray(model.triangles)[np.asarray(model.face_triangles)]
-    landmarks = np.asarray(model.landmarks68)
+    predictor = ReconstructorPredictor(Reconstructor(model, fit_config(args)))
+    tris, root = predictor.triangles, shared_dir() / "faces" / "menpo3d"
     fields = read_npz(find_model())
     names = [str(n) for n in fields["exp_names"]] if "exp_names" in fields else None
     mouth = [i for i, n in enumerate(names or []) if n.startswith(("mouth", "jaw"))]
 
-    def error(vertices) -> float:
-        v = np.asarray(vertices, np.float64)
-        inner = scans.INNER
-        return float(
-            scan_to_mesh_error(
-                v, tris, v[landmarks][inner], scan["points"], scan["landmarks"][inner]
-            ).mean()
-        )
-
-    tmp = Path(tempfile.mkdtemp())
-    lines = [
+    lines, scan = [], None
+    for sample in scans.samples(root, names=args.scan):
+        scan, image, landmarks = scans.sample_view(sample)
+        box = np.concatenate([landmarks.min(0), landmarks.max(0)])
+        fit = predictor.reconstruct(image, box).fit
+        ident, expr = jnp.asarray(fit.coeffs["id"]), np.asarray(fit.coeffs["exp"])
+        no_mouth = expr.copy()
+        no_mouth[mouth] = 0.0
+        parts = [
+            geometry.shape(model, ident, jnp.asarray(expr)),
+            geometry.shape(model, ident, jnp.zeros(expr.shape)),
+            geometry.shape(model, jnp.zeros_like(ident), jnp.asarray(expr)),
+            geometry.shape(model, ident, jnp.asarray(no_mouth)),
+        ]
+        errors = [
+            scans.align_to_scan(scan, v, tris, np.asarray(geometry.landmarks3d(model, v)))[1].mean()
+            for v in (np.asarray(p, np.float64) for p in parts)
+        ]
+        top = np.argsort(-np.abs(expr))[:4]
+        largest = ", ".join(f"{names[i] if names else i} {expr[i]:.2f}" for i in top)
+        cells = " | ".join(f"{e:.2f}" for e in errors)
+        lines.append(f"| {sample.data['yaw']:+.0f} | {sample.subset} | {cells} | {largest} |")
+        print(lines[-1], flush=True)
+    header = [
         f"{args.scan}: scan-to-mesh mean error (mm) of parts of the fitted shape; config "
-        f"{config_name(args)}; {time.strftime('%Y-%m-%d')}. Mean face: {error(model.mean_shape):.2f}.",
+        f"{config_name(args)}; {time.strftime('%Y-%m-%d')}. Mean face: "
+        f"{scan['baseline'].mean():.2f}.",
         "",
         "| yaw | condition | fit | identity only | expression only | no mouth/jaw blendshapes "
         "| largest blendshapes |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
-    for yaw in (-25.0, 0.0, 25.0):
-        view = scans.view(scan, yaw, 100 + int(yaw), tuple(OCCLUDERS))
-        for condition in scans.CONDITIONS:
-            path = imageio.save_image(tmp / "view.png", view[condition])
-            loaded = imageio.load_image(path)
-            face = rec.detect(loaded.pixels)[0]
-            fit = rec.reconstruct_face(path, loaded, face, time.perf_counter()).fit
-            ident, expr = jnp.asarray(fit.coeffs["id"]), np.asarray(fit.coeffs["exp"])
-            no_mouth = expr.copy()
-            no_mouth[mouth] = 0.0
-            parts = [
-                geometry.shape(model, ident, jnp.asarray(expr)),
-                geometry.shape(model, ident, jnp.zeros(expr.shape)),
-                geometry.shape(model, jnp.zeros_like(ident), jnp.asarray(expr)),
-                geometry.shape(model, ident, jnp.asarray(no_mouth)),
-            ]
-            top = np.argsort(-np.abs(expr))[:4]
-            largest = ", ".join(f"{names[i] if names else i} {expr[i]:.2f}" for i in top)
-            cells = " | ".join(f"{error(p):.2f}" for p in parts)
-            lines.append(f"| {yaw:+.0f} | {condition} | {cells} | {largest} |")
-            print(lines[-1], flush=True)
-    emit("Parts of the fitted shape against a real scan", lines, args.out)
+    emit("Parts of the fitted shape against a real scan", header + lines, args.out)
 
 
 if __name__ == "__main__":

@@ -180,14 +180,21 @@ class ReconstructorPredictor:
     def __call__(
         self, image: Any, box: np.ndarray | None = None, landmarks: np.ndarray | None = None
     ) -> Predicted:
+        rec = self.reconstruct(image, box, landmarks)
+        return self._predicted(rec, rec.scale)
+
+    def reconstruct(
+        self, image: Any, box: np.ndarray | None = None, landmarks: np.ndarray | None = None
+    ) -> Any:
+        """The pipeline's ``Reconstruction`` of the face ``__call__`` scores (same arguments):
+        for callers that need more of the fit than :class:`Predicted` holds."""
         if not isinstance(image, (str, Path)):
             image = imageio.save_image(self._tmp / "frame.png", np.asarray(image))
         start = time.perf_counter()
         loaded = imageio.load_image(image)
         if landmarks is not None:  # given: no detection
             given = np.asarray(landmarks, np.float64) * loaded.scale
-            rec = self.reconstructor.reconstruct_face(Path(image), loaded, given, start)
-            return self._predicted(rec, loaded.scale)
+            return self.reconstructor.reconstruct_face(Path(image), loaded, given, start)
         scaled = (
             None if box is None or not np.isfinite(box).all() else np.asarray(box) * loaded.scale
         )
@@ -202,8 +209,7 @@ class ReconstructorPredictor:
             if scaled is None:
                 raise
             face = self.reconstructor.landmarks_in_box(loaded.pixels, scaled)
-        rec = self.reconstructor.reconstruct_face(Path(image), loaded, face, start)
-        return self._predicted(rec, loaded.scale)
+        return self.reconstructor.reconstruct_face(Path(image), loaded, face, start)
 
     def _predicted(self, rec: Any, scale: float) -> Predicted:
         vertices = np.asarray(rec.fit.vertices, np.float64)

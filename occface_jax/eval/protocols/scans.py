@@ -141,8 +141,8 @@ def render_textured(
     return np.asarray(image), np.asarray(cam.project_perspective(world, camera))
 
 
-@functools.lru_cache(maxsize=2)
-def reference_face() -> np.ndarray:
+@functools.cache
+def reference_face() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The default morphable model's mean face (N, 3) mm, triangles of its face region (F, 3) and
     its 68 landmark vertices (68, 3): the frame scans are scaled to and the baseline."""
     from occface_jax.morphable import load_model
@@ -169,11 +169,11 @@ def _texture(obj: Path, mesh: Any) -> np.ndarray:
 @functools.lru_cache(maxsize=2)
 def load_textured_scan(root: str, name: str) -> dict[str, np.ndarray]:
     """The scan ``ROOT/<name>`` in the model frame: ``vertices`` (N, 3) mm, ``triangles``,
-    ``uv``, ``texture``, ``landmarks`` (68, 3) mm, ``points`` (the scan vertices within
-    ``RADIUS_MM`` of the nose tip) and ``baseline`` (their distances to the mean face)."""
+    ``uv``, ``texture``, ``landmarks`` (68, 3) mm, ``landmark_vertices`` (68,) (the scan vertex
+    nearest each), ``points`` (the scan vertices within ``RADIUS_MM`` of the nose tip) and
+    ``baseline`` (their distances to the mean face)."""
     import trimesh  # ~3 s to import; only scans need it
 
-    from occface_jax.eval.metrics.surface import scan_to_mesh_error
     from occface_jax.faces.landmarks_io import read_landmarks
 
     obj = Path(root) / f"{name}.obj"
@@ -194,17 +194,35 @@ def load_textured_scan(root: str, name: str) -> dict[str, np.ndarray]:
     to_model = similarity_transform(raw_landmarks[INNER], mean_landmarks[INNER])
     vertices = apply_similarity(to_model, np.asarray(mesh.vertices, np.float64))
     landmarks = apply_similarity(to_model, raw_landmarks)
-    points = vertices[np.linalg.norm(vertices - landmarks[30], axis=1) < RADIUS_MM]
-    baseline = scan_to_mesh_error(mean, tris, mean_landmarks[INNER], points, landmarks[INNER])
-    return {
+    scan = {
         "vertices": vertices,
         "triangles": np.asarray(mesh.faces, np.int32),
         "uv": np.asarray(uv, np.float32),
         "texture": _texture(obj, mesh),
         "landmarks": landmarks,
-        "points": points,
-        "baseline": baseline,
+        "landmark_vertices": np.argmin(
+            np.linalg.norm(vertices[:, None] - landmarks[None], axis=2), axis=0
+        ),
+        "points": vertices[np.linalg.norm(vertices - landmarks[30], axis=1) < RADIUS_MM],
     }
+    scan["baseline"] = align_to_scan(scan, mean, tris, mean_landmarks)[1]
+    return scan
+
+
+def align_to_scan(
+    scan: dict[str, np.ndarray],
+    vertices: np.ndarray,
+    triangles: np.ndarray,
+    landmarks3d: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(``vertices`` moved onto the scan, the distance (P,) mm from each of the scan's ``points``
+    to the moved surface): a similarity on the inner 51 of the 68 ``landmarks3d`` refined by ICP
+    with scale (``surface.scan_to_mesh_alignment``)."""
+    sim = scan_to_mesh_alignment(
+        vertices, triangles, landmarks3d[INNER], scan["points"], scan["landmarks"][INNER]
+    )
+    moved = apply_similarity(sim, vertices)
+    return moved, closest_points_on_mesh(scan["points"], moved, triangles)[1]
 
 
 def view(scan: dict[str, np.ndarray], yaw: float, seed: int, kinds: tuple[str, ...]) -> dict:
@@ -213,10 +231,7 @@ def view(scan: dict[str, np.ndarray], yaw: float, seed: int, kinds: tuple[str, .
     image, pixels = render_textured(
         scan["vertices"], scan["triangles"], scan["uv"], scan["texture"], yaw
     )
-    nearest = np.argmin(
-        np.linalg.norm(scan["vertices"][:, None] - scan["landmarks"][None], axis=2), 0
-    )
-    landmarks = pixels[nearest]
+    landmarks = pixels[scan["landmark_vertices"]]
     occluded = None
     if kinds:
         config = OcclusionConfig(kinds=kinds, count=OCCLUSION.count, coverage=OCCLUSION.coverage)
@@ -224,6 +239,20 @@ def view(scan: dict[str, np.ndarray], yaw: float, seed: int, kinds: tuple[str, .
             image, np.random.default_rng(seed), landmarks=landmarks, config=config
         )["occluded"]
     return {"clean": image, "occluded": occluded, "landmarks": landmarks}
+
+
+@functools.lru_cache(maxsize=2)  # a view's clean and occluded samples follow each other
+def _view(root: str, name: str, yaw: float, seed: int, kinds: tuple[str, ...]) -> dict:
+    return view(load_textured_scan(root, name), yaw, seed, kinds)
+
+
+def sample_view(sample: Sample) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """(the scan, the image, its projected 68 landmarks (68, 2) px) of one of :func:`samples`."""
+    data = sample.data
+    kinds = tuple(k for k in data["kinds"].split(",") if k)
+    seed = int(data["yaw"]) + 100 + 1000 * int(data["index"])
+    rendered = _view(data["root"], data["name"], float(data["yaw"]), seed, kinds)
+    return load_textured_scan(data["root"], data["name"]), rendered[sample.subset], rendered["landmarks"]  # fmt: skip
 
 
 def _stats(distances: np.ndarray) -> dict[str, float]:
@@ -243,23 +272,13 @@ def _to_scan_surface(vertices: np.ndarray, scan: dict[str, np.ndarray]) -> np.nd
 
 def score(sample: Sample, predict: Predict, samples_dir: Path) -> dict[str, Any]:
     data = sample.data
-    scan = load_textured_scan(data["root"], data["name"])
-    kinds = tuple(k for k in data["kinds"].split(",") if k)
-    seed = int(data["yaw"]) + 100 + 1000 * int(data["index"])
-    rendered = view(scan, float(data["yaw"]), seed, kinds)
-    landmarks = rendered["landmarks"]
+    scan, image, landmarks = sample_view(sample)
     box = np.concatenate([landmarks.min(0), landmarks.max(0)])
     given = {"landmarks": landmarks} if data.get("truth") else {}
-    predicted = predict(rendered[sample.subset], box, **given)
-    sim = scan_to_mesh_alignment(
-        predicted.vertices,
-        predicted.triangles,
-        predicted.landmarks3d[INNER],
-        scan["points"],
-        scan["landmarks"][INNER],
+    predicted = predict(image, box, **given)
+    moved, dist = align_to_scan(
+        scan, predicted.vertices, predicted.triangles, predicted.landmarks3d
     )
-    moved = apply_similarity(sim, predicted.vertices)
-    dist = closest_points_on_mesh(scan["points"], moved, predicted.triangles)[1]
     save_error_heatmap(
         samples_dir.parent / HEATMAPS / f"{safe_name(sample.id)}.png",
         moved,
