@@ -221,7 +221,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     method += f" ({args.config_variant or 'default'} fit config{overrides})"
     config = _fit_config(args)
     given = {pair.partition("=")[0].strip() for pair in args.set or []}
-    needed = [pair for pair in protocol.fit_overrides if pair.partition("=")[0] not in given]
+    wanted = protocol.fit_overrides(**options)
+    needed = [pair for pair in wanted if pair.partition("=")[0] not in given]
     _parse_overrides(needed, config, "the protocol's fit settings")
     predictor = LazyPredictor(lambda: make_predictor(config, args.checkpoints, args.model))
     if protocol.network is not None:  # scores one trained network, not the reconstruction

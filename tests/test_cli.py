@@ -141,13 +141,19 @@ def test_reconstruct_checks_out_and_shard_before_any_work(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("sets", "expected"), (([], "model"), (["landmark_vertices=ibug"], "ibug"))
+    ("extra", "expected"),
+    (
+        ([], "model"),
+        (["--set", "landmark_vertices=ibug"], "ibug"),
+        (["--option", "landmarks=detected"], "ibug"),
+    ),
 )
 def test_evaluate_applies_the_protocols_fit_settings_unless_set(
-    monkeypatch, tmp_path, sets, expected
+    monkeypatch, tmp_path, extra, expected
 ):
-    """``occface evaluate synthetic`` fits the model's own landmark vertices (its true landmarks
-    are those), unless ``--set`` names the key."""
+    """``occface evaluate synthetic`` fits the model's own landmark vertices (its given true
+    landmarks are those), unless ``--set`` names the key or its landmarks are detected (then the
+    default, the iBUG vertices)."""
     from occface_jax.eval.protocols import runner
 
     seen = {}
@@ -159,7 +165,5 @@ def test_evaluate_applies_the_protocols_fit_settings_unless_set(
     monkeypatch.setattr(runner, "make_predictor", lambda config, *a: seen.setdefault("config", config))  # fmt: skip
     monkeypatch.setattr(runner, "evaluate", fake_evaluate)
     args = ["evaluate", "synthetic", "--data", str(tmp_path / "d"), "--out", str(tmp_path / "o")]
-    for pair in sets:
-        args += ["--set", pair]
-    assert main(args) == 0
+    assert main(args + extra) == 0
     assert seen["config"].landmark_vertices == expected

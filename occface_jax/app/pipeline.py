@@ -14,6 +14,7 @@ import dataclasses
 import time
 import warnings
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -453,45 +454,60 @@ def write_mesh_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
     )
 
 
+#: Threads writing one reconstruction's files at once: PNG encoding (zlib) and the texture bake (XLA)
+#: release the GIL, so the files overlap (timed by tools/bench_network_path.py; 1 = one by one).
+WRITER_THREADS = 4
+
+
 def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> dict[str, str]:
-    """Write one reconstruction's files into ``out_dir``; returns {kind: path}."""
+    """Write one reconstruction's files into ``out_dir`` (several at once); returns {kind: path}."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fit = rec.fit
     tris = np.asarray(model.triangles)
-    files = {
-        **write_mesh_obj(out_dir, rec, model),  # + mesh.mtl, texture.png with UVs
-        "mesh_ply": export.write_ply(out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors),
-        "coeffs": export.write_coefficients(
+    landmarks = {
+        "convention": "pixels of the original photo, x right, y down, pixel centres at +0.5",
+        "model": rec.landmarks_model / rec.scale,
+        "detected": rec.landmarks_detected / rec.scale,
+        "detector": rec.face.detector,
+        "landmark_source": rec.face.landmark_source,
+        "mesh_presence": rec.face.mesh_presence,
+        **(
+            {"dense": rec.face.dense_landmarks / rec.scale}  # (468, 3): x, y, same scale z
+            if rec.face.dense_landmarks is not None
+            else {}
+        ),
+    }
+    coverage = rec.coverage_original[..., None]
+    deoccluded = rec.deoccluded()
+    overlay = rec.photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
+    writers: dict[str, Callable[[], Any]] = {
+        "mesh_obj": lambda: write_mesh_obj(out_dir, rec, model),  # + mesh.mtl, texture.png
+        "mesh_ply": lambda: export.write_ply(
+            out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors
+        ),
+        "coeffs": lambda: export.write_coefficients(
             out_dir / "coeffs.npz",
             fit.coeffs,
             model_name=np.array(model.name),
             crop_to_photo=rec.aligned.inverse,
             photo_scale=np.float32(rec.scale),
         ),
-        "landmarks": export.write_json(
-            out_dir / "landmarks.json",
-            {
-                "convention": "pixels of the original photo, x right, y down, pixel centres at +0.5",
-                "model": rec.landmarks_model / rec.scale,
-                "detected": rec.landmarks_detected / rec.scale,
-                "detector": rec.face.detector,
-                "landmark_source": rec.face.landmark_source,
-                "mesh_presence": rec.face.mesh_presence,
-                **(
-                    {"dense": rec.face.dense_landmarks / rec.scale}  # (468, 3): x, y, same scale z
-                    if rec.face.dense_landmarks is not None
-                    else {}
-                ),
-            },
-        ),
+        "landmarks": lambda: export.write_json(out_dir / "landmarks.json", landmarks),
     }
-    coverage = rec.coverage_original[..., None]
-    deoccluded = rec.deoccluded()
     if rec.contour_original is not None:  # the GANs' completed contours
-        files["contour"] = imageio.save_image(out_dir / "contour.png", rec.contour_original)
-    overlay = rec.photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
-    files["mask"] = imageio.save_image(out_dir / "mask.png", rec.occlusion_original)
-    files["deoccluded"] = imageio.save_image(out_dir / "deoccluded.png", deoccluded)
-    files["overlay"] = imageio.save_image(out_dir / "overlay.png", overlay)
-    files["report"] = report.save_report(out_dir / "report.png", rec, deoccluded, overlay, model)
+        writers["contour"] = lambda: imageio.save_image(
+            out_dir / "contour.png", rec.contour_original
+        )
+    writers["mask"] = lambda: imageio.save_image(out_dir / "mask.png", rec.occlusion_original)
+    writers["deoccluded"] = lambda: imageio.save_image(out_dir / "deoccluded.png", deoccluded)
+    writers["overlay"] = lambda: imageio.save_image(out_dir / "overlay.png", overlay)
+    writers["report"] = lambda: report.save_report(
+        out_dir / "report.png", rec, deoccluded, overlay, model
+    )
+    with ThreadPoolExecutor(WRITER_THREADS) as pool:
+        pending = {kind: pool.submit(write) for kind, write in writers.items()}
+    files: dict[str, Any] = {}
+    for kind, future in pending.items():
+        written = future.result()  # the first failure is raised here
+        files.update(written if isinstance(written, dict) else {kind: written})
     return {k: str(v) for k, v in files.items()}

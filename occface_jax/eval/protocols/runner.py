@@ -90,8 +90,10 @@ class Protocol:
     #: builds the predictor its ``score`` calls (``occface evaluate`` then needs --checkpoints).
     network: Callable[[str | Path], Callable[..., Any]] | None = None
     #: Fit config settings (``KEY=VALUE``) the protocol's inputs need, applied unless ``--set`` names
-    #: the key: the synthetic protocol gives the model's own 68 landmark vertices, projected.
-    fit_overrides: tuple[str, ...] = ()
+    #: the key, as ``fit_overrides(**options)`` (the options ``samples`` accepts): the synthetic
+    #: protocol gives the model's own 68 landmark vertices, projected, unless its landmarks are
+    #: detected.
+    fit_overrides: Callable[..., tuple[str, ...]] = lambda **options: ()
 
 
 def occluder_kinds(protocol: str, occluders: str) -> tuple[str, ...]:

@@ -11,7 +11,7 @@ import pytest
 from face_surface import similarity
 
 from occface_jax.errors import OccfaceError
-from occface_jax.eval.metrics.surface import apply_similarity
+from occface_jax.eval.metrics.surface import aligned_vertex_distances, apply_similarity
 from occface_jax.eval.protocols import PROTOCOLS, synthetic
 from occface_jax.eval.protocols.runner import Predicted, evaluate
 
@@ -52,6 +52,15 @@ def test_known_errors_on_generated_faces(toy_model, tmp_path):
     # |N(0, 0.2^2 I_3)| has mean 0.2 * 2 sqrt(2 / pi); the alignment absorbs a little of it.
     assert occluded["mean"] == pytest.approx(0.2 * 2 * np.sqrt(2 / np.pi), rel=0.1)
     assert all(1.2 < g < 1.8 for g in given)  # 1.5 px of noise on the landmarks
+    assert results["scaled"]["clean"]["mean"] < 1e-4
+    # the baseline: the model's mean face against each true shape, rigidly aligned
+    mean_face = []
+    for i in range(2):
+        with np.load(root / f"{i:04d}.npz") as data:
+            mean = np.asarray(toy_model.mean_shape)[data["region"]]
+            mean_face.append(aligned_vertex_distances(mean, data["truth"]).mean())
+    assert results["mean_face"]["clean"]["mean"] == pytest.approx(np.mean(mean_face), rel=1e-6)
+    assert results["mean_face"]["clean"]["mean"] > 0.1
     # Figure 4's pictures: one heat map per reconstruction and the mean per condition; the
     # errors drawn are the ones scored
     pictures = tmp_path / "out" / "heatmaps"
@@ -71,5 +80,40 @@ def test_known_errors_on_generated_faces(toy_model, tmp_path):
             tmp_path / "o2",
             predict,
             options={"n": "4", "seed": "3"},
+            progress=False,
+        )
+
+
+def test_detected_landmarks_leave_detection_to_the_predictor(toy_model, tmp_path):
+    """``landmarks=detected``: the predictor gets each render without landmarks (it detects, as on
+    a photo); a reconstruction 10% too large is wrong rigidly aligned, right aligned with scale; an
+    unknown source is one line."""
+    root = tmp_path / "synth"
+    synthetic.generate(root, n=1, seed=3, model=toy_model)
+    calls = []
+    triangles = np.asarray(toy_model.triangles)[np.asarray(toy_model.face_triangles)]
+
+    def predict(image, box, **kwargs):
+        calls.append((image.name, kwargs))
+        with np.load(root / "0000.npz") as data:
+            vertices = np.zeros((toy_model.n_vertices, 3))
+            vertices[data["region"]] = 1.1 * data["truth"]  # 10% too large
+        return Predicted(vertices, triangles, np.zeros((68, 3)), np.zeros((68, 2)))
+
+    options = {"n": "1", "seed": "3", "landmarks": "detected"}
+    results = evaluate(
+        PROTOCOLS["synthetic"], root, tmp_path / "out", predict, options=options, progress=False
+    )
+    assert results["failed"] == 0 and results["conditions"]["clean"]["mean"] > 1.0
+    assert results["scaled"]["clean"]["mean"] < 1e-4  # the size is all that is wrong
+    assert calls == [("0000_clean.png", {}), ("0000_occluded.png", {})]
+    assert "landmarks detected" in (tmp_path / "out" / "results.md").read_text()
+    with pytest.raises(OccfaceError, match="landmarks='mesh': 'given' or 'detected'"):
+        evaluate(
+            PROTOCOLS["synthetic"],
+            root,
+            tmp_path / "o2",
+            predict,
+            options={"landmarks": "mesh"},
             progress=False,
         )
