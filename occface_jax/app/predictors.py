@@ -664,16 +664,33 @@ class DeocclusionPredictor:
         hole = self.hole(occluder)
         if not hole.any():  # nothing to repaint: the networks need not run
             return Deoccluded(crop, np.asarray(self._canny(crop)), hole)
-        sizes = (self.contour_size, self.synthesis_size, self.radius(crop.shape[0]))
-        image, contour, hole = self._deocclude(
+        image, contour, hole = self._batch(crop[None], np.asarray(occluder)[None])
+        return Deoccluded(np.asarray(image[0]), np.asarray(contour[0]), np.asarray(hole[0]))
+
+    def complete(self, crops: np.ndarray, occluders: np.ndarray) -> np.ndarray:
+        """I_fina (B, S, S, 3) float32 of a batch of crops (B, S, S, 3) in [0, 1] and their
+        occluder maps (B, S, S): each crop repainted inside its grown hole, as :meth:`__call__`
+        repaints one (a crop without an occluder comes back as it is)."""
+        crops = np.asarray(crops, np.float32)
+        if crops.ndim != 4 or crops.shape[-1] != 3 or np.shape(occluders) != crops.shape[:3]:
+            raise ValueError(
+                f"de-occlusion takes (B, S, S, 3) crops and (B, S, S) masks, got {crops.shape} "
+                f"and {np.shape(occluders)}"
+            )
+        if not (np.asarray(occluders) > 0.5).any():
+            return crops
+        return np.asarray(self._batch(crops, occluders)[0])
+
+    def _batch(self, crops: np.ndarray, occluders: np.ndarray) -> tuple[jax.Array, ...]:
+        sizes = (self.contour_size, self.synthesis_size, self.radius(crops.shape[1]))
+        return self._deocclude(
             self.stages["contour"].weights,
             self.stages["synthesis"].apply,
             self.stages["synthesis"].weights,
-            jnp.asarray(crop)[None],
-            jnp.asarray(occluder, jnp.float32)[None],
+            jnp.asarray(crops),
+            jnp.asarray(occluders, jnp.float32),
             sizes,
         )
-        return Deoccluded(np.asarray(image[0]), np.asarray(contour[0]), np.asarray(hole[0]))
 
     def complete_contours(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """C_fina (C, C) at N_cont's input size C of a crop (S, S, 3) and its (grown) hole (S, S):

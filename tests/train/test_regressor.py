@@ -418,3 +418,35 @@ def test_occface_train_regressor_smoke_runs_end_to_end(tmp_path):
     manager = ckpt.manager(tmp_path / "regressor" / "checkpoints")
     assert manager.latest_step() == 4
     assert {"resnet", "resnet_optimizer", "meta", "data"} <= ckpt.items(manager, 4)
+
+
+def test_with_the_gans_the_network_sees_the_deoccluded_face(toy, tmp_path):
+    """``data.deoccluder``: each record's crop is what the pipeline's de-occlusion makes of it and
+    its occluder mask (the batch equals the predictor crop by crop), a crop without an occluder
+    stays as it is, the mask still marks the repainted pixels; a missing folder is one line."""
+    from trained_stages import write_stage
+
+    from occface_jax.app.predictors import DeocclusionPredictor
+
+    model, config, task = toy[0], toy_config(toy[0]), RegressorTask(model=toy[0])
+    for stage in ("contour", "synthesis"):
+        write_stage(tmp_path / "runs", stage)
+    source = SyntheticFaces(model, SynthConfig(image_size=SIZE), seed=0, size=8)
+    records = [source[i] for i in range(3)]
+    records[2]["mask"] = np.zeros_like(records[2]["mask"])  # no occluder on this one
+    assert all(r["mask"].any() for r in records[:2])
+    stacked = {k: np.stack([r[k] for r in records]) for k in records[0]}
+    plain = task.make_batch(stacked, config)
+    config.data.deoccluder = str(tmp_path / "runs")
+    batch = task.make_batch(stacked, config)
+    predictor = DeocclusionPredictor.from_checkpoints(tmp_path / "runs")
+    for i in range(2):
+        one = predictor(plain["image"][i], plain["occlusion"][i])
+        np.testing.assert_allclose(batch["image"][i], one.image, atol=1e-5)
+        assert np.abs(batch["image"][i] - plain["image"][i]).max() > 1e-3
+    np.testing.assert_array_equal(batch["image"][2], plain["image"][2])
+    for key in ("occlusion", "landmarks", "coeffs"):
+        np.testing.assert_array_equal(batch[key], plain[key])
+    config.data.deoccluder = str(tmp_path / "none")
+    with pytest.raises(OccfaceError, match="data.deoccluder .*none: no such folder"):
+        RegressorTask(model=model).make_batch(stacked, config)

@@ -16,7 +16,11 @@ out for evaluation; with ``data.root``, training mixes in (``data.photo_fraction
 annotated beside the photo or detected once by dlib and cached, occluders pasted), whose
 coefficients are NaN (no ground truth: the loss never reads ``coeffs``).
 
-Batch (``make_batch``, numpy): ``image`` (B, S, S, 3) the occluded face, RGB in [0, 1];
+Batch (``make_batch``, numpy): ``image`` (B, S, S, 3) the occluded face, RGB in [0, 1], or with
+``data.deoccluder`` (a folder holding the trained ``contour/`` and ``synthesis/`` stages) the
+de-occluded face I_fina the GANs make of it and its occluder mask, the input the pipeline's
+regressor gets when the GANs are present (the photometric term still leaves the repainted pixels
+out: the occlusion mask below);
 ``landmarks`` (B, 68, 2) pixels: a synthetic face's projected landmarks (jaw on the outline, as
 a detector marks them) plus Gaussian noise of ``loss.landmark_noise_px`` pixels at 224 (a
 detector's error, drawn once per sample index, so a sample keeps its noise across epochs); a
@@ -46,6 +50,7 @@ loss terms. Images: input | render over it.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import cv2
@@ -132,6 +137,7 @@ class RegressorTask(Task):
     def __init__(self, model: MorphableModel | None = None) -> None:
         self._given = model
         self._face: MorphableModel | None = None
+        self._deoccluder: tuple[str, Any] | None = None
 
     # -- the morphable model and what depends on it ---------------------------------------------
     def face_model(self, config: ml_collections.ConfigDict) -> MorphableModel:
@@ -200,6 +206,21 @@ class RegressorTask(Task):
             out["face_id"] = load_face_id_net()
         return out
 
+    def deoccluder(self, config: ml_collections.ConfigDict) -> Any:
+        """The de-occlusion GANs of ``data.deoccluder`` (a training workdir or an ``occface
+        export`` folder holding ``contour/`` and ``synthesis/``; loaded once), or None when empty:
+        the network then sees the occluded face itself."""
+        root = str(config.data.get("deoccluder", "") or "")
+        if not root:
+            return None
+        if self._deoccluder is None or self._deoccluder[0] != root:
+            from occface_jax.app.predictors import DeocclusionPredictor  # only with the GANs
+
+            if not Path(root).is_dir():
+                raise OccfaceError(f"data.deoccluder {root}: no such folder")
+            self._deoccluder = (root, DeocclusionPredictor.from_checkpoints(root))
+        return self._deoccluder[1]
+
     def make_batch(self, records: dict[str, Any], config: ml_collections.ConfigDict) -> dict:
         size = int(config.model.input_size)
         image = np.asarray(records["occluded"], np.float32)
@@ -210,6 +231,9 @@ class RegressorTask(Task):
             image = np.stack([_resize(x, size) for x in image])
             mask = (np.stack([_resize(x, size) for x in mask]) > 0.5).astype(np.float32)
             clean = clean * scale
+        deoccluder = self.deoccluder(config)
+        if deoccluder is not None:  # I_fina: the face the pipeline's regressor sees with the GANs
+            image = deoccluder.complete(image, mask)
         sigma = float(config.loss.landmark_noise_px) * size / DETECTOR_SIZE
         seed = int(config.loss.noise_seed)
         n = image.shape[0]
