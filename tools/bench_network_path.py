@@ -9,9 +9,10 @@ config's detector chain and landmark source), alignment (``faces.align.align_fac
 regressor's forward pass (in memory, and the ``occface export`` StableHLO when ``--export`` names
 an export folder), then the prediction's texture and render (``Fitter`` with 0 steps) together
 with writing the result files (``app.pipeline.write_outputs``; JAX's dispatch is asynchronous, so
-the writing is where its work is waited for). Then the whole
-``Reconstructor.reconstruct_face`` with the fit (default config) from the mean face, for the
-ratio.
+the writing is where its work is waited for). Then the fit (default config) from the mean face
+on the first ``--fit-photos`` + 1 photos: ``Reconstructor.reconstruct_face`` alone, and the whole
+fitted path as ``occface reconstruct`` runs it (detection, the fit, the files written), for the
+ratios. ``--writer-threads`` sets ``app.pipeline.WRITER_THREADS`` (1: the files one by one).
 
     python tools/bench_network_path.py --checkpoints runs [--export exported] [--limit 12]
 """
@@ -27,6 +28,7 @@ from pathlib import Path
 import numpy as np
 from bench_reconstruct import shared_photos  # tools/, the script's folder
 
+from occface_jax.app import pipeline
 from occface_jax.app.pipeline import Reconstructor, write_outputs
 from occface_jax.app.predictors import RegressorPredictor
 from occface_jax.config import load_config
@@ -48,7 +50,11 @@ def main() -> None:
     parser.add_argument("--export", help="also time the exported regressor of this folder")
     parser.add_argument("--limit", type=int, default=12, help="at most this many photos")
     parser.add_argument("--fit-photos", type=int, default=4, help="photos for the fit's time")
+    parser.add_argument(
+        "--writer-threads", type=int, default=pipeline.WRITER_THREADS, help="files written at once"
+    )
     args = parser.parse_args()
+    pipeline.WRITER_THREADS = args.writer_threads
     photos = shared_photos(args.limit)
     model = load_model()
     face = model.face_only()
@@ -91,18 +97,23 @@ def main() -> None:
         done += 1
     fit_rec = Reconstructor(model, load_config("fit"))
     fit_ms: list[float] = []
+    whole_fit_ms: list[float] = []
     for photo in photos[: args.fit_photos + 1]:
+        begin = time.perf_counter()
         loaded = imageio.load_image(photo)
         try:
             faces = fit_rec.detect(loaded.pixels)
         except OccfaceError:
             continue
         start = time.perf_counter()
-        fit_rec.reconstruct_face(photo, loaded, faces[0], start)
+        result = fit_rec.reconstruct_face(photo, loaded, faces[0], start)
         fit_ms.append(1000.0 * (time.perf_counter() - start))
+        write_outputs(result, out / f"fit_{photo.stem}", model)
+        whole_fit_ms.append(1000.0 * (time.perf_counter() - begin))
     print(
         f"network path on {done} photos ({platform.machine()}, {time.strftime('%Y-%m-%d')}; "
-        f"regressor {args.checkpoints}); ms per photo, median after the first"
+        f"regressor {args.checkpoints}; {pipeline.WRITER_THREADS} writer threads); ms per photo, "
+        "median after the first"
     )
     print("| stage | ms (median) | first photo (ms) |")
     print("| --- | --- | --- |")
@@ -111,11 +122,19 @@ def main() -> None:
     if len(fit_ms) > 1:
         whole = float(np.median(times["whole network path"]))
         fit = float(np.median(fit_ms[1:]))
+        whole_fit = float(np.median(whole_fit_ms[1:]))
         print(
             f"| fit from the mean face (default config), without detection/writing | {fit:.0f} "
             f"| {fit_ms[0]:.0f} |"
         )
-        print(f"\nnetwork path {whole / 1000:.2f} s per photo; the fit alone {fit / whole:.1f}x it")
+        print(
+            f"| whole fitted path (decode, detection, fit, files written) | {whole_fit:.0f} "
+            f"| {whole_fit_ms[0]:.0f} |"
+        )
+        print(
+            f"\nnetwork path {whole / 1000:.2f} s per photo; the fit alone {fit / whole:.1f}x it, "
+            f"the whole fitted path {whole_fit / whole:.1f}x it"
+        )
 
 
 if __name__ == "__main__":

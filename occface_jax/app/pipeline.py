@@ -439,19 +439,31 @@ def _fit_shape(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(array, np.float32).reshape(shape + np.shape(array)[2:])
 
 
-def write_mesh_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
+def write_mesh_obj(out_dir: Path, rec: Any, model: Any, texture: bool = True) -> dict[str, Path]:
     """``out_dir/mesh.obj`` of a ``Reconstruction`` of the full ``model``: textured (+
-    ``mesh.mtl``, ``texture.png`` baked by ``texture.atlas.bake_fit_texture`` with the photo)
-    when the model has UVs, else with vertex colours. Returns {kind: path}."""
+    ``mesh.mtl``, and unless ``texture`` is False ``texture.png``: :func:`write_texture`) when
+    the model has UVs, else with vertex colours. Returns {kind: path}."""
     fit, path = rec.fit, Path(out_dir) / "mesh.obj"
     tris = np.asarray(model.triangles)
     if model.uv is None:
         return {"mesh_obj": export.write_obj(path, fit.vertices, tris, fit.vertex_colors)}
-    crop_size = int(np.shape(rec.aligned.image)[0])
-    texture = bake_fit_texture(model, fit, rec.fitted_photo, rec.aligned.inverse, crop_size)
+    baked = bake_texture(rec, model) if texture else None
     return export.write_textured_obj(
-        path, fit.vertices, tris, model.uv.coords, model.uv.triangles, texture, fit.vertex_colors
+        path, fit.vertices, tris, model.uv.coords, model.uv.triangles, baked, fit.vertex_colors
     )
+
+
+def bake_texture(rec: Any, model: Any) -> np.ndarray:
+    """The texture (H, W, 3) of a ``Reconstruction`` of the full ``model`` (with UVs), baked by
+    ``texture.atlas.bake_fit_texture`` with the photo."""
+    crop_size = int(np.shape(rec.aligned.image)[0])
+    return bake_fit_texture(model, rec.fit, rec.fitted_photo, rec.aligned.inverse, crop_size)
+
+
+def write_texture(out_dir: Path, rec: Any, model: Any) -> Path:
+    """``out_dir/texture.png`` (what ``mesh.obj``'s material names) of :func:`bake_texture`."""
+    path = export.texture_path(Path(out_dir) / "mesh.obj")
+    return imageio.save_image(path, bake_texture(rec, model))
 
 
 #: Threads writing one reconstruction's files at once: PNG encoding (zlib) and the texture bake (XLA)
@@ -481,7 +493,8 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
     deoccluded = rec.deoccluded()
     overlay = rec.photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
     writers: dict[str, Callable[[], Any]] = {
-        "mesh_obj": lambda: write_mesh_obj(out_dir, rec, model),  # + mesh.mtl, texture.png
+        # + mesh.mtl; the texture (bake, PNG) on its own thread, the longest of the files
+        "mesh_obj": lambda: write_mesh_obj(out_dir, rec, model, texture=False),
         "mesh_ply": lambda: export.write_ply(
             out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors
         ),
@@ -494,6 +507,8 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
         ),
         "landmarks": lambda: export.write_json(out_dir / "landmarks.json", landmarks),
     }
+    if model.uv is not None:
+        writers["texture"] = lambda: write_texture(out_dir, rec, model)
     if rec.contour_original is not None:  # the GANs' completed contours
         writers["contour"] = lambda: imageio.save_image(
             out_dir / "contour.png", rec.contour_original

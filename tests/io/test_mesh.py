@@ -65,6 +65,12 @@ def test_textured_obj_round_trip(tmp_path, toy_model):
     image = np.asarray(mesh.visual.material.image.convert("RGB"))
     np.testing.assert_array_equal(image, np.asarray(Image.open(files["texture"]).convert("RGB")))
     np.testing.assert_allclose(image / 255.0, tex, atol=0.5 / 255 + 1e-6)
+    # Without a texture the OBJ and material are the same and the PNG is left to the caller.
+    again = export.write_textured_obj(tmp_path / "b" / "mesh.obj", verts, tris, uv, uv_tris, None, colors)  # fmt: skip
+    assert again["texture"] == export.texture_path(again["mesh_obj"])
+    assert not again["texture"].exists()
+    for kind in ("mesh_obj", "mesh_mtl"):
+        assert again[kind].read_text() == files[kind].read_text()
 
 
 def test_format_rows_writes_what_savetxt_writes():
