@@ -34,6 +34,7 @@ from flax import nnx
 from occface_jax.errors import OccfaceError
 from occface_jax.faces import edges
 from occface_jax.faces.align import TARGET_SIZE
+from occface_jax.fit.deocclusion import deocclude
 from occface_jax.fit.fitter import project_constraints
 from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
@@ -574,46 +575,6 @@ class Deoccluded:
         return synthesis.astype(np.float32), hole, warp(self.contour)
 
 
-def deocclude(
-    contour: Callable[..., jax.Array],
-    contour_weights: Any,
-    synthesis: Callable[..., jax.Array],
-    synthesis_weights: Any,
-    crops: jax.Array,
-    occluder: jax.Array,
-    sizes: tuple[int, int, int],
-) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """De-occlusion of aligned crops (B, S, S, 3) with occluder maps (B, S, S), all in JAX:
-    (complete face (B, S, S, 3), C_fina at S (B, S, S), hole (B, S, S) {0, 1}).
-
-    ``sizes`` = (N_cont's input C, N_syn's input, hole dilation radius in px at S), static. The
-    hole is the occluder > 0.5 grown by a disc (``faces.edges.dilate_disk``); N_cont runs at C on
-    the luma of the crop resized to C, its Canny edges (``faces.edges.canny``) and the hole
-    resized (any covered pixel stays in it); N_syn at its size on the crop, C_fina and the hole;
-    the synthesis, resized to S, replaces the crop inside the hole only (``pix2pixhd.composite``).
-    Resizing: by area when shrinking, bilinear when growing (``faces.edges.resize_square``). A
-    crop without a hole comes back as it is, with the Canny edges of its own luma at S."""
-    c_size, s_size, radius = sizes
-    side = crops.shape[-2]
-    hole = edges.dilate_disk(occluder, radius)
-    small = edges.resize_square(crops, c_size, channels=True)
-    gray = edges.luma(small)
-    c_fina = contour(contour_weights, gray, edges.canny(gray), edges.resize_hole(hole, c_size))
-    face = synthesis(
-        synthesis_weights,
-        edges.resize_square(crops, s_size, channels=True),
-        edges.resize_square(c_fina, s_size),
-        edges.resize_hole(hole, s_size),
-    )
-    face = edges.resize_square(face, side, channels=True)
-    any_hole = jnp.any(hole > 0.5, axis=(-2, -1))[:, None, None]
-    image = jnp.where(any_hole[..., None], composite(face, crops, hole), crops)
-    contour_s = jnp.where(
-        any_hole, edges.resize_square(c_fina, side), edges.canny(edges.luma(crops))
-    )
-    return image, contour_s, hole
-
-
 class DeocclusionPredictor:
     """N_cont then N_syn on an aligned crop and its occluder mask (the paper's §3.2):
     ``predictor(crop (S, S, 3) in [0, 1], occluder (S, S) in [0, 1]) -> Deoccluded``.
@@ -664,33 +625,16 @@ class DeocclusionPredictor:
         hole = self.hole(occluder)
         if not hole.any():  # nothing to repaint: the networks need not run
             return Deoccluded(crop, np.asarray(self._canny(crop)), hole)
-        image, contour, hole = self._batch(crop[None], np.asarray(occluder)[None])
-        return Deoccluded(np.asarray(image[0]), np.asarray(contour[0]), np.asarray(hole[0]))
-
-    def complete(self, crops: np.ndarray, occluders: np.ndarray) -> np.ndarray:
-        """I_fina (B, S, S, 3) float32 of a batch of crops (B, S, S, 3) in [0, 1] and their
-        occluder maps (B, S, S): each crop repainted inside its grown hole, as :meth:`__call__`
-        repaints one (a crop without an occluder comes back as it is)."""
-        crops = np.asarray(crops, np.float32)
-        if crops.ndim != 4 or crops.shape[-1] != 3 or np.shape(occluders) != crops.shape[:3]:
-            raise ValueError(
-                f"de-occlusion takes (B, S, S, 3) crops and (B, S, S) masks, got {crops.shape} "
-                f"and {np.shape(occluders)}"
-            )
-        if not (np.asarray(occluders) > 0.5).any():
-            return crops
-        return np.asarray(self._batch(crops, occluders)[0])
-
-    def _batch(self, crops: np.ndarray, occluders: np.ndarray) -> tuple[jax.Array, ...]:
-        sizes = (self.contour_size, self.synthesis_size, self.radius(crops.shape[1]))
-        return self._deocclude(
+        sizes = (self.contour_size, self.synthesis_size, self.radius(crop.shape[0]))
+        image, contour, hole = self._deocclude(
             self.stages["contour"].weights,
             self.stages["synthesis"].apply,
             self.stages["synthesis"].weights,
-            jnp.asarray(crops),
-            jnp.asarray(occluders, jnp.float32),
+            jnp.asarray(crop)[None],
+            jnp.asarray(occluder, jnp.float32)[None],
             sizes,
         )
+        return Deoccluded(np.asarray(image[0]), np.asarray(contour[0]), np.asarray(hole[0]))
 
     def complete_contours(self, crop: np.ndarray, hole: np.ndarray) -> np.ndarray:
         """C_fina (C, C) at N_cont's input size C of a crop (S, S, 3) and its (grown) hole (S, S):

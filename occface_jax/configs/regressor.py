@@ -48,8 +48,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # data.root (the data config's, '' = none): a folder of real photos mixed into training,
     # photo_fraction of the records (train/tasks/regressor.py, RegressorTask.sources).
     c.data.photo_fraction = 0.3
-    # data.deoccluder: a training workdir or `occface export` folder with the de-occlusion GANs
-    # (contour/, synthesis/); the network then trains on I_fina, the face the GANs complete from
+    # data.deoccluder: a training workdir with the de-occlusion GANs trained into it (contour/,
+    # synthesis/); the network then trains on I_fina, the face the GANs complete from
     # each record and its occluder mask, as the pipeline gives it with --checkpoints holding them.
     # '' = the occluded face itself.
     c.data.deoccluder = ""

@@ -423,7 +423,8 @@ def test_occface_train_regressor_smoke_runs_end_to_end(tmp_path):
 def test_with_the_gans_the_network_sees_the_deoccluded_face(toy, tmp_path):
     """``data.deoccluder``: each record's crop is what the pipeline's de-occlusion makes of it and
     its occluder mask (the batch equals the predictor crop by crop), a crop without an occluder
-    stays as it is, the mask still marks the repainted pixels; a missing folder is one line."""
+    stays as it is, the mask still marks the repainted pixels; a missing folder or stage is one
+    line."""
     from trained_stages import write_stage
 
     from occface_jax.app.predictors import DeocclusionPredictor
@@ -449,4 +450,8 @@ def test_with_the_gans_the_network_sees_the_deoccluded_face(toy, tmp_path):
         np.testing.assert_array_equal(batch[key], plain[key])
     config.data.deoccluder = str(tmp_path / "none")
     with pytest.raises(OccfaceError, match="data.deoccluder .*none: no such folder"):
+        RegressorTask(model=model).make_batch(stacked, config)
+    shutil.rmtree(tmp_path / "runs" / "synthesis")
+    config.data.deoccluder = str(tmp_path / "runs")
+    with pytest.raises(OccfaceError, match="runs: no trained synthesis/"):
         RegressorTask(model=model).make_batch(stacked, config)

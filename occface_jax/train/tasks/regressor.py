@@ -50,6 +50,8 @@ loss terms. Images: input | render over it.
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,8 @@ from occface_jax.data.regressor import PhotoRecords, SyntheticRecords
 from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import point_errors
 from occface_jax.faces.affine import apply_affine, invert_affine, random_similarity, warp_affine
+from occface_jax.faces.edges import dilation_radius
+from occface_jax.fit.deocclusion import deocclude_with_generators
 from occface_jax.fit.fitter import constraint_violation, project_constraints
 from occface_jax.fit.objective import (
     FaceRenderer,
@@ -74,6 +78,7 @@ from occface_jax.fit.objective import (
     hidden_landmark_weights,
     landmark_weights,
 )
+from occface_jax.io import checkpoints as ckpt
 from occface_jax.losses.identity import embed_faces, identity_loss_to_embedding
 from occface_jax.losses.recon import LossWeights
 from occface_jax.models.face_id import load_face_id_net
@@ -137,7 +142,7 @@ class RegressorTask(Task):
     def __init__(self, model: MorphableModel | None = None) -> None:
         self._given = model
         self._face: MorphableModel | None = None
-        self._deoccluder: tuple[str, Any] | None = None
+        self._deoccluder: tuple[str, Callable[..., np.ndarray]] | None = None
 
     # -- the morphable model and what depends on it ---------------------------------------------
     def face_model(self, config: ml_collections.ConfigDict) -> MorphableModel:
@@ -207,18 +212,16 @@ class RegressorTask(Task):
         return out
 
     def deoccluder(self, config: ml_collections.ConfigDict) -> Any:
-        """The de-occlusion GANs of ``data.deoccluder`` (a training workdir or an ``occface
-        export`` folder holding ``contour/`` and ``synthesis/``; loaded once), or None when empty:
-        the network then sees the occluded face itself."""
+        """``(crops (B, S, S, 3), occluders (B, S, S)) -> I_fina (B, S, S, 3)`` with the
+        de-occlusion GANs of ``data.deoccluder`` (a training workdir holding trained
+        ``contour/`` and ``synthesis/``; loaded once), as the pipeline's de-occlusion computes it
+        (``fit.deocclusion.deocclude``: the occluder grown by the synthesis stage's
+        ``inpainting.dilation``); None when empty: the network then sees the occluded face."""
         root = str(config.data.get("deoccluder", "") or "")
         if not root:
             return None
         if self._deoccluder is None or self._deoccluder[0] != root:
-            from occface_jax.app.predictors import DeocclusionPredictor  # only with the GANs
-
-            if not Path(root).is_dir():
-                raise OccfaceError(f"data.deoccluder {root}: no such folder")
-            self._deoccluder = (root, DeocclusionPredictor.from_checkpoints(root))
+            self._deoccluder = (root, _load_deoccluder(Path(root)))
         return self._deoccluder[1]
 
     def make_batch(self, records: dict[str, Any], config: ml_collections.ConfigDict) -> dict:
@@ -232,8 +235,8 @@ class RegressorTask(Task):
             mask = (np.stack([_resize(x, size) for x in mask]) > 0.5).astype(np.float32)
             clean = clean * scale
         deoccluder = self.deoccluder(config)
-        if deoccluder is not None:  # I_fina: the face the pipeline's regressor sees with the GANs
-            image = deoccluder.complete(image, mask)
+        if deoccluder is not None and (mask > 0.5).any():  # I_fina: what the pipeline's
+            image = deoccluder(image, mask)  # regressor sees with the GANs
         sigma = float(config.loss.landmark_noise_px) * size / DETECTOR_SIZE
         seed = int(config.loss.noise_seed)
         n = image.shape[0]
@@ -372,6 +375,50 @@ class RegressorTask(Task):
         params = project_constraints(self.predict(models, batch, config), model.exp_kind)
         rendered = self.renderer(config)(model, params, batch["image"])
         return {"input": batch["image"], "render": jnp.clip(rendered.image, 0.0, 1.0)}
+
+
+def _load_deoccluder(root: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """The jitted I_fina of :meth:`RegressorTask.deoccluder` from the generators trained into
+    ``root/contour`` and ``root/synthesis``; a missing stage is one line."""
+    from occface_jax.train.tasks.contour import ContourTask
+    from occface_jax.train.tasks.synthesis import SynthesisTask
+
+    if not root.is_dir():
+        raise OccfaceError(f"data.deoccluder {root}: no such folder")
+    generators, configs = [], []
+    for task in (ContourTask, SynthesisTask):
+        if not (root / task.name / "config.json").is_file():
+            raise OccfaceError(
+                f"data.deoccluder {root}: no trained {task.name}/ (a training workdir holding "
+                "contour/ and synthesis/)"
+            )
+        spec = {"generator": task.models["generator"]}
+        models, stage_config, _ = ckpt.load_models(
+            root / task.name, task.name, spec, ("generator",)
+        )
+        generators.append(nnx.split(models["generator"]))
+        configs.append(stage_config)
+    contour_size, synthesis_size = (int(c.generator.input_size) for c in configs)
+    inpainting = configs[1].get("inpainting", None)
+    dilation = float(inpainting.get("dilation", 0.0)) if inpainting is not None else 0.0
+    (contour_graph, contour_state), (synthesis_graph, synthesis_state) = generators
+
+    @functools.partial(jax.jit, static_argnums=4)
+    def run(contour_state, synthesis_state, crops, occluders, sizes):
+        return deocclude_with_generators(
+            nnx.merge(contour_graph, contour_state),
+            nnx.merge(synthesis_graph, synthesis_state),
+            crops,
+            occluders,
+            sizes,
+        )
+
+    def complete(crops: np.ndarray, occluders: np.ndarray) -> np.ndarray:
+        sizes = (contour_size, synthesis_size, dilation_radius(dilation, crops.shape[1]))
+        out = run(contour_state, synthesis_state, jnp.asarray(crops), jnp.asarray(occluders), sizes)
+        return np.asarray(out, np.float32)
+
+    return complete
 
 
 def _resize(x: np.ndarray, size: int) -> np.ndarray:
