@@ -7,9 +7,9 @@ render (``Reconstructor.detect``, as on a photo). Their 68 points are compared w
 projections of the vertices the fit fits them to (``--set landmark_vertices``: the iBUG table by
 default, with the jaw marched along the outline as the fit does), and the 468 dense points with
 the true projections of their surface correspondences (``morphable/data/mediapipe468_*.npz``).
-Printed per landmark group: the mean signed offset (x right, y down) and the RMS distance, px at
-224; for the dense points per region of the face mesh's 68 map. A bias here is what the fit
-turns into a wrong shape.
+Printed per landmark group of the 68, and for all 468 dense points together: the mean signed
+offset (x right, y down), the RMS distance, px at 224, and the ratio of the points' spread,
+detected / true. A bias here is what the fit turns into a wrong shape.
 
     python experiments/synthetic_landmarks.py [--n 12] [--seed 7] [--set landmark_vertices=model]
 """

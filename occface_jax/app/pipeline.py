@@ -439,31 +439,26 @@ def _fit_shape(array: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.asarray(array, np.float32).reshape(shape + np.shape(array)[2:])
 
 
-def write_mesh_obj(out_dir: Path, rec: Any, model: Any, texture: bool = True) -> dict[str, Path]:
-    """``out_dir/mesh.obj`` of a ``Reconstruction`` of the full ``model``: textured (+
-    ``mesh.mtl``, and unless ``texture`` is False ``texture.png``: :func:`write_texture`) when
-    the model has UVs, else with vertex colours. Returns {kind: path}."""
+def write_mesh_obj(out_dir: Path, rec: Any, model: Any) -> dict[str, Path]:
+    """``out_dir/mesh.obj`` of a ``Reconstruction`` of the full ``model``: with UVs textured (+
+    ``mesh.mtl`` naming ``texture.png``, which :func:`write_texture` writes), else with vertex
+    colours. Returns {kind: path}."""
     fit, path = rec.fit, Path(out_dir) / "mesh.obj"
     tris = np.asarray(model.triangles)
     if model.uv is None:
         return {"mesh_obj": export.write_obj(path, fit.vertices, tris, fit.vertex_colors)}
-    baked = bake_texture(rec, model) if texture else None
     return export.write_textured_obj(
-        path, fit.vertices, tris, model.uv.coords, model.uv.triangles, baked, fit.vertex_colors
+        path, fit.vertices, tris, model.uv.coords, model.uv.triangles, None, fit.vertex_colors
     )
 
 
-def bake_texture(rec: Any, model: Any) -> np.ndarray:
-    """The texture (H, W, 3) of a ``Reconstruction`` of the full ``model`` (with UVs), baked by
+def write_texture(out_dir: Path, rec: Any, model: Any) -> Path:
+    """``out_dir/texture.png`` (what ``mesh.obj``'s material names): the texture of a
+    ``Reconstruction`` of the full ``model`` (with UVs), baked by
     ``texture.atlas.bake_fit_texture`` with the photo."""
     crop_size = int(np.shape(rec.aligned.image)[0])
-    return bake_fit_texture(model, rec.fit, rec.fitted_photo, rec.aligned.inverse, crop_size)
-
-
-def write_texture(out_dir: Path, rec: Any, model: Any) -> Path:
-    """``out_dir/texture.png`` (what ``mesh.obj``'s material names) of :func:`bake_texture`."""
-    path = export.texture_path(Path(out_dir) / "mesh.obj")
-    return imageio.save_image(path, bake_texture(rec, model))
+    texture = bake_fit_texture(model, rec.fit, rec.fitted_photo, rec.aligned.inverse, crop_size)
+    return imageio.save_image(export.texture_path(Path(out_dir) / "mesh.obj"), texture)
 
 
 #: Threads writing one reconstruction's files at once: PNG encoding (zlib) and the texture bake (XLA)
@@ -494,7 +489,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
     overlay = rec.photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
     writers: dict[str, Callable[[], Any]] = {
         # + mesh.mtl; the texture (bake, PNG) on its own thread, the longest of the files
-        "mesh_obj": lambda: write_mesh_obj(out_dir, rec, model, texture=False),
+        "mesh_obj": lambda: write_mesh_obj(out_dir, rec, model),
         "mesh_ply": lambda: export.write_ply(
             out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors
         ),

@@ -34,7 +34,7 @@ from flax import nnx
 from occface_jax.errors import OccfaceError
 from occface_jax.faces import edges
 from occface_jax.faces.align import TARGET_SIZE
-from occface_jax.fit.deocclusion import deocclude
+from occface_jax.fit.deocclusion import deocclude, hole_dilation
 from occface_jax.fit.fitter import project_constraints
 from occface_jax.io import exported
 from occface_jax.io.checkpoints import ModelSpec, load_models
@@ -591,7 +591,7 @@ class DeocclusionPredictor:
         self.stages = {"contour": contour, "synthesis": synthesis}
         self.contour_size = int(contour.config["generator"]["input_size"])
         self.synthesis_size = int(synthesis.config["generator"]["input_size"])
-        self.dilation = float(synthesis.config.get("inpainting", {}).get("dilation", 0.0))
+        self.dilation = hole_dilation(synthesis.config)
         self._deocclude = jax.jit(
             functools.partial(deocclude, contour.apply), static_argnums=(1, 5)
         )

@@ -39,6 +39,12 @@ def deocclusion_fill(
     return region * jnp.maximum(face_mask, head_mask), fill
 
 
+def hole_dilation(synthesis_config: Any) -> float:
+    """How far a de-occlusion hole grows beyond the occluder, a fraction of the crop side: the
+    synthesis stage's training holes' (its config's ``inpainting.dilation``; 0 without one)."""
+    return float(synthesis_config.get("inpainting", {}).get("dilation", 0.0))
+
+
 def deocclude(
     contour: Callable[..., jax.Array],
     contour_weights: Any,

@@ -83,19 +83,19 @@ def generate(root: Path, n: int, seed: int, model: Any = None) -> None:
     model = load_model() if model is None else model
     synth = benchmark_faces(model, seed)
     region = np.flatnonzero(np.asarray(model.face_region))
+    mean = np.asarray(model.mean_shape)[region]
     root.mkdir(parents=True, exist_ok=True)
     for i in range(n):
         s = synth[i]
         coeffs = synth.layout.split(np.asarray(s["coeffs"]))
         shape = np.asarray(geometry.shape(model, coeffs["id"], coeffs["exp"]))
-        mean = np.asarray(model.mean_shape)
         for condition in CONDITIONS:
             imageio.save_image(root / f"{i:04d}_{condition}.png", s[condition])
         np.savez(
             root / f"{i:04d}.npz",
             landmarks=np.asarray(s["landmarks"], np.float64),
             truth=shape[region],
-            mean=mean[region],
+            mean=mean,
             region=region,
             coverage=np.float32(s["coverage"]),
         )

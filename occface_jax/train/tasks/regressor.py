@@ -70,7 +70,7 @@ from occface_jax.errors import OccfaceError
 from occface_jax.eval.metrics.landmarks import point_errors
 from occface_jax.faces.affine import apply_affine, invert_affine, random_similarity, warp_affine
 from occface_jax.faces.edges import dilation_radius
-from occface_jax.fit.deocclusion import deocclude_with_generators
+from occface_jax.fit.deocclusion import deocclude_with_generators, hole_dilation
 from occface_jax.fit.fitter import constraint_violation, project_constraints
 from occface_jax.fit.objective import (
     FaceRenderer,
@@ -399,8 +399,7 @@ def _load_deoccluder(root: Path) -> Callable[[np.ndarray, np.ndarray], np.ndarra
         generators.append(nnx.split(models["generator"]))
         configs.append(stage_config)
     contour_size, synthesis_size = (int(c.generator.input_size) for c in configs)
-    inpainting = configs[1].get("inpainting", None)
-    dilation = float(inpainting.get("dilation", 0.0)) if inpainting is not None else 0.0
+    dilation = hole_dilation(configs[1])
     (contour_graph, contour_state), (synthesis_graph, synthesis_state) = generators
 
     @functools.partial(jax.jit, static_argnums=4)
