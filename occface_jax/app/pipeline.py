@@ -182,6 +182,7 @@ class Reconstructor:
             except ModelFileError as err:
                 warnings.warn(f"{err}; the fit uses the face mesh's 68 points only", stacklevel=2)
                 self.fit_dense = False
+        self.fitter.dense_slot = self.fit_dense  # a face the mesh missed: the same compiled fit
         self.all_faces = all_faces
         self.mask_predictor = mask_predictor
         self.regressor = regressor

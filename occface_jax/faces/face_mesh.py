@@ -123,12 +123,17 @@ def consensus(landmarks: np.ndarray, presence: np.ndarray) -> tuple[np.ndarray, 
 
 def crop_face(image: np.ndarray, region: FaceRegion, size: int = INPUT_SIZE) -> np.ndarray:
     """The (size, size, 3) float32 RGB [0, 1] crop of ``region`` (bilinear, replicated borders)."""
+    return _crop_rgb(to_float_rgb(image), region, size)
+
+
+def _crop_rgb(rgb: np.ndarray, region: FaceRegion, size: int = INPUT_SIZE) -> np.ndarray:
+    """:func:`crop_face` of a photo already float32 RGB in [0, 1] (converted once per photo)."""
     matrix = region.crop_to_image(size)
     # OpenCV addresses pixels by index (centres at integers): shift by half a pixel on both sides.
     index_matrix = matrix.copy()
     index_matrix[:, 2] += matrix[:, :2] @ np.array([0.5, 0.5]) - 0.5
     return cv2.warpAffine(
-        to_float_rgb(image),
+        rgb,
         index_matrix,
         (size, size),
         flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
@@ -175,15 +180,17 @@ class FaceMesh:
                 region = roi_from_box(face.box)
         else:
             region = roi_from_box(np.asarray(face))
+        rgb = to_float_rgb(image)
         for step in range(self.refine + 1):
-            meshes, presence = self._batch(image, [region])
+            meshes, presence = self._batch(rgb, [region])
             if step < self.refine:
                 region = roi_from_landmarks(meshes[0])
         return FaceMeshResult(meshes[0], float(presence[0]), region)
 
-    def _batch(self, image: np.ndarray, regions: list[FaceRegion]) -> tuple[np.ndarray, np.ndarray]:
-        """Landmarks (N, 468, 3) in photo pixels and presence (N,) of each region's crop."""
-        points, logits = self.raw(np.stack([crop_face(image, r) for r in regions]))
+    def _batch(self, rgb: np.ndarray, regions: list[FaceRegion]) -> tuple[np.ndarray, np.ndarray]:
+        """Landmarks (N, 468, 3) in photo pixels and presence (N,) of each region's crop of the
+        photo ``rgb`` (float32 RGB in [0, 1], see ``to_float_rgb``)."""
+        points, logits = self.raw(np.stack([_crop_rgb(rgb, r) for r in regions]))
         landmarks = np.stack(
             [crop_points_to_image(p, r) for p, r in zip(points, regions, strict=True)]
         )
@@ -192,8 +199,9 @@ class FaceMesh:
     def search(self, image: np.ndarray, regions: list[FaceRegion]) -> FaceMeshResult:
         """Landmarks of one face by the region search (module docstring) from starting
         ``regions`` (e.g. a box's upright region and a BlazeFace detection's rotated one)."""
-        landmarks, score = consensus(*self._batch(image, jittered_regions(regions, SEARCH_SCALES, SEARCH_SHIFT)))  # fmt: skip
+        rgb = to_float_rgb(image)
+        landmarks, score = consensus(*self._batch(rgb, jittered_regions(regions, SEARCH_SCALES, SEARCH_SHIFT)))  # fmt: skip
         for _ in range(REFINE_ROUNDS):
             region = roi_from_landmarks(landmarks)
-            landmarks, score = consensus(*self._batch(image, jittered_regions([region], REFINE_SCALES, REFINE_SHIFT)))  # fmt: skip
+            landmarks, score = consensus(*self._batch(rgb, jittered_regions([region], REFINE_SCALES, REFINE_SHIFT)))  # fmt: skip
         return FaceMeshResult(landmarks, score, region)

@@ -323,6 +323,10 @@ class Fitter:
             identity=self.identity,
         )
         self._dense_points = None  # the model's 468 correspondences, loaded on first use
+        # every batch carries the dense term's arrays (zeros, weighing 0, for a face without dense
+        # points), so that faces with and without them share one compiled fit (set by a caller
+        # that fits photos of both kinds, e.g. ``occface reconstruct`` when the face mesh can fail)
+        self.dense_slot = False
         self._compiled: dict[tuple[str, int], Callable[..., Any]] = {}
         margin = float(config.feature_margin) * self.render_size / self.size
         self._features = jax.jit(
@@ -577,13 +581,14 @@ class Fitter:
 
     def stack(self, prepared: list[FitInputs], proposed: list[jax.Array | None]) -> FaceBatch:
         """Prepared faces (and their networks' proposals) on a leading axis; a face without
-        dense points (or proposal) in a batch with some gets zeros, its dense term weighing 0."""
+        dense points (or proposal) in a batch with some gets zeros, its dense term weighing 0
+        (with ``dense_slot``, in every batch)."""
 
         def stacked(values: list[Any]) -> jax.Array:
             return jnp.stack([jnp.asarray(v) for v in values])
 
-        def optional(values: list[Any], like: tuple[int, ...]) -> jax.Array | None:
-            if all(v is None for v in values):
+        def optional(values: list[Any], like: tuple[int, ...], always: bool = False):
+            if all(v is None for v in values) and not always:
                 return None
             return stacked([jnp.zeros(like, jnp.float32) if v is None else v for v in values])
 
@@ -591,7 +596,7 @@ class Fitter:
         if self.identity is not None:
             embedding = stacked([p.identity[1] for p in prepared])
         dense_on = None
-        if any(p.dense_landmarks is not None for p in prepared):
+        if self.dense_slot or any(p.dense_landmarks is not None for p in prepared):
             dense_on = jnp.asarray([p.dense_landmarks is not None for p in prepared], jnp.float32)
         small = (self.render_size, self.render_size)
         return FaceBatch(
@@ -601,8 +606,10 @@ class Fitter:
             target=stacked([p.target for p in prepared]),
             features=stacked([p.features for p in prepared]),
             embedding=embedding,
-            dense_landmarks=optional([p.dense_landmarks for p in prepared], (468, 2)),
-            dense_target=optional([p.dense_target for p in prepared], (468, 2)),
+            dense_landmarks=optional(
+                [p.dense_landmarks for p in prepared], (468, 2), self.dense_slot
+            ),
+            dense_target=optional([p.dense_target for p in prepared], (468, 2), self.dense_slot),
             dense_on=dense_on,
             proposed=optional(proposed, small),
         )

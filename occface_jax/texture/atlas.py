@@ -126,10 +126,14 @@ def fill_empty(texture: jax.Array, coverage: jax.Array) -> jax.Array:
     return texture * weight + mean * (1 - weight)
 
 
-def sample_bilinear(image: jax.Array, points: jax.Array) -> tuple[jax.Array, jax.Array]:
+def sample_bilinear(
+    image: jax.Array, points: jax.Array, size: jax.Array | None = None
+) -> tuple[jax.Array, jax.Array]:
     """``image`` (H, W, C) at pixel positions ``points`` (..., 2) (x right, y down, centres at
-    +0.5), bilinear, edges clamped; and whether each point lies inside the image (...)."""
-    h, w = image.shape[:2]
+    +0.5), bilinear, edges clamped; and whether each point lies inside the image (...).
+    ``size`` (height, width), when given, is the part of ``image`` (its top left) that holds the
+    picture, the rest padding (see :func:`padded_photo`); it may be traced."""
+    h, w = image.shape[:2] if size is None else (size[0], size[1])
     x, y = points[..., 0] - 0.5, points[..., 1] - 0.5
     inside = (points[..., 0] >= 0) & (points[..., 0] <= w) & (points[..., 1] >= 0)
     inside = inside & (points[..., 1] <= h)
@@ -163,39 +167,42 @@ def bake_vertex_colors(layout: UVLayout, triangles: jax.Array, colors: jax.Array
 
 
 @jax.jit
-def texel_photo_points(
-    raster: Raster,
+@jax.jit
+def texel_attributes(
+    layout: UVLayout,
     triangles: jax.Array,
+    vertex_triangles: jax.Array,
     vertices: jax.Array,
+    colors: jax.Array,
+    visible: jax.Array,
     angles: jax.Array,
     translation: jax.Array,
     camera: cam.PerspectiveCamera,
     crop_to_photo: jax.Array,
-) -> tuple[jax.Array, jax.Array]:
-    """Crop and photo pixel positions (H, W, 2) each of the texels' surface points: ``vertices``
-    (N, 3) mm interpolated over the UV ``raster``, posed (``angles`` (3,) rad, ``translation`` (3,)
-    dm), projected by the crop's ``camera``, then mapped by ``crop_to_photo`` (2, 3)."""
-    position = interpolate(jnp.asarray(vertices, jnp.float32), raster, triangles)
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """Per texel of the ``layout``, interpolated in one pass: the surface point's crop and photo
+    pixel positions (H, W, 2) each (``vertices`` (N, 3) mm, posed by ``angles`` (3,) rad and
+    ``translation`` (3,) dm, projected by the crop's ``camera``, mapped by ``crop_to_photo``
+    (2, 3)), its photo weight (H, W, 1) (``photo_weight(visible)``) and its vertex colour
+    (H, W, 3) (``colors`` (N, 3))."""
+    weight = photo_weight(visible, triangles, vertex_triangles)[:, None]
+    attrs = jnp.concatenate(
+        [jnp.asarray(vertices, jnp.float32), weight, jnp.asarray(colors, jnp.float32)], axis=1
+    )
+    texels = interpolate(attrs, layout.raster, triangles)
+    position, weight, base = texels[..., :3], texels[..., 3:4], texels[..., 4:]
     crop = cam.project_perspective(cam.rigid_transform(position, angles, translation), camera)
-    return crop, jnp.einsum("ij,...j->...i", crop_to_photo[:, :2], crop) + crop_to_photo[:, 2]
+    points = jnp.einsum("ij,...j->...i", crop_to_photo[:, :2], crop) + crop_to_photo[:, 2]
+    return crop, points, weight, base
 
 
 @jax.jit
 def blend_texture(
-    layout: UVLayout,
-    triangles: jax.Array,
-    vertex_triangles: jax.Array,
-    colors: jax.Array,
-    visible: jax.Array,
-    sampled: jax.Array,
-    usable: jax.Array,
+    layout: UVLayout, weight: jax.Array, base: jax.Array, sampled: jax.Array, usable: jax.Array
 ) -> jax.Array:
-    """``w * sampled + (1 - w) * colors`` per texel, w interpolated from ``photo_weight(visible)``
-    times ``usable`` (H, W) in [0, 1] (0 off the photo or on the occluder); dilated, filled."""
-    weight_v = photo_weight(visible, triangles, vertex_triangles)
-    attrs = jnp.concatenate([weight_v[:, None], jnp.asarray(colors, jnp.float32)], axis=1)
-    both = interpolate(attrs, layout.raster, triangles)
-    weight, base = both[..., :1] * usable[..., None], both[..., 1:]
+    """``w * sampled + (1 - w) * base`` per texel, w the texels' photo ``weight`` (H, W, 1) times
+    ``usable`` (H, W) in [0, 1] (0 off the photo or on the occluder); dilated, filled."""
+    weight = weight * usable[..., None]
     texture = jnp.clip(weight * sampled + (1 - weight) * base, 0, 1)
     return fill_empty(*dilate(texture, layout.sources))
 
@@ -222,20 +229,39 @@ def bake_photo_texture(
     (2, 3) affine from crop pixels to ``photo`` (H, W, 3) pixels (project pixel convention);
     ``occlusion`` (S, S), 1 = occluder, over the crop: texels on it (bilinear, so edges are soft)
     never take the photo, a finer cut than the per-vertex visibility.
-    Jitted pieces, so that only the small sampling steps recompile per photo size.
+    Jitted pieces: the photo's sampling compiles per size bucket (:func:`padded_photo`), the
+    rest once per layout.
     """
-    crop, points = texel_photo_points(
-        layout.raster, triangles, vertices, angles, translation, camera, crop_to_photo
-    )
-    sampled, inside = _sample(jnp.asarray(photo, jnp.float32), points)
+    crop, points, weight, base = texel_attributes(
+        layout, triangles, vertex_triangles, vertices, colors, visible, angles, translation,
+        camera, crop_to_photo,
+    )  # fmt: skip
+    sampled, inside = _sample(*padded_photo(photo), points)
     usable = inside.astype(jnp.float32)
     if occlusion is not None:
-        occluded = _sample(jnp.asarray(occlusion, jnp.float32)[..., None], crop)[0][..., 0]
+        occluded = _sample(jnp.asarray(occlusion, jnp.float32)[..., None], None, crop)[0][..., 0]
         usable = usable * (1.0 - jnp.clip(occluded, 0, 1))
-    return blend_texture(layout, triangles, vertex_triangles, colors, visible, sampled, usable)
+    return blend_texture(layout, weight, base, sampled, usable)
 
 
-_sample = jax.jit(sample_bilinear)
+PHOTO_BUCKET = 256  # photos are padded to multiples of this (pixels) before sampling
+
+
+def padded_photo(photo: np.ndarray, bucket: int = PHOTO_BUCKET) -> tuple[np.ndarray, np.ndarray]:
+    """``photo`` (H, W, C) float32, zero-padded on the bottom and right to multiples of ``bucket``
+    pixels, and its (H, W): so that the sampling compiles once per bucket, not per photo size."""
+    photo = np.asarray(photo, np.float32)
+    height, width = photo.shape[:2]
+    padded = np.zeros(
+        (-(-height // bucket) * bucket, -(-width // bucket) * bucket) + photo.shape[2:], np.float32
+    )
+    padded[:height, :width] = photo
+    return padded, np.array([height, width], np.int32)
+
+
+@jax.jit
+def _sample(image: jax.Array, size: jax.Array | None, points: jax.Array):
+    return sample_bilinear(image, points, size)
 
 
 def bake_fit_texture(

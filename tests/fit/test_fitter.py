@@ -384,3 +384,34 @@ def test_the_landmark_vertices_file_sets_the_fits_inner_68(default_model, tmp_pa
     np.testing.assert_allclose(result.landmarks[17:], np.asarray(r.landmarks)[17:], atol=0.05)
     with pytest.raises(Exception, match="derived for model 'other'"):
         with_landmark_vertices(face, str(save_ibug68(tmp_path / "o.npz", ids, full.replace(name="other"), face)))  # fmt: skip
+
+
+@pytest.mark.slow(
+    reason="compiles the fit twice, with and without the dense term (~70 s on 2 cores)"
+)
+def test_a_dense_slot_fits_a_face_without_dense_points_as_a_plain_fit(default_model):
+    """With ``dense_slot`` a face the face mesh missed is fitted by the same compiled pieces as a
+    face with dense points (zeros weighing 0 in the slot), and its result is that of a fit that
+    never had the dense term."""
+    from occface_jax.morphable.rendering import project_dense
+
+    face = default_model.face_only()
+    layout = CoeffLayout.for_model(face)
+    truth = layout.zeros()
+    truth["angles"] = jnp.array([0.05, -0.2, 0.02])
+    camera = deng_camera(224)
+    r = render(face.to_jax(), truth, camera, background=jnp.full((224, 224, 3), 0.3))
+    image, landmarks = np.asarray(r.image), np.asarray(r.landmarks)
+    config = load_config("fit", "test")
+    slotted = Fitter(face, config, default_model)
+    slotted.dense_slot = True
+    dense, _ = project_dense(face.to_jax(), truth, camera, slotted.dense_points()[0])
+    slotted(image, landmarks, dense_landmarks=np.asarray(dense))
+    pieces = {key: piece._cache_size() for key, piece in slotted._compiled.items()}
+    got = slotted(image + 0.02, landmarks)  # no dense points: nothing compiles again
+    assert {key: piece._cache_size() for key, piece in slotted._compiled.items()} == pieces
+    assert got.dense_landmarks is None and "dense" not in got.history
+    want = Fitter(face, config, default_model)(image + 0.02, landmarks)
+    for key, value in want.coeffs.items():
+        np.testing.assert_allclose(got.coeffs[key], value, atol=1e-4, err_msg=key)
+    np.testing.assert_allclose(got.vertices, want.vertices, atol=1e-2)

@@ -147,3 +147,26 @@ def test_sample_nearest_reads_the_pixel_holding_each_point_and_clamps_off_the_im
     points = np.array([[2.7, 1.2], [3.0, 2.0], [-6.0, 3.5], [40.0, 9.0]])
     got = np.asarray(texture.sample_nearest(image, points))
     np.testing.assert_array_equal(got, image[[1, 2, 3, 3], [2, 3, 0, 4]])
+
+
+def test_bilinear_sampling_matches_opencv_and_ignores_the_padding_of_a_padded_photo():
+    """``sample_bilinear`` against OpenCV's remap (centres at integers there, replicated
+    borders), and on the photo padded to the sampling bucket (its true size given, traced under
+    jit) exactly as on the photo itself: the same values and the same inside flags."""
+    import cv2
+    import jax
+
+    rng = np.random.default_rng(0)
+    photo = rng.random((37, 53, 3), dtype=np.float32)  # (H, W, C), odd sizes off the bucket
+    points = rng.uniform(-4.0, 60.0, (200, 2)).astype(np.float32)  # some off the photo
+    values, inside = (np.asarray(a) for a in texture.sample_bilinear(jnp.asarray(photo), points))
+    map_x, map_y = points[:, 0:1] - 0.5, points[:, 1:2] - 0.5
+    want = cv2.remap(photo, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    np.testing.assert_allclose(values, want[:, 0], atol=2e-3)  # OpenCV's 5-bit weights
+    expected_inside = (points >= 0).all(1) & (points[:, 0] <= 53) & (points[:, 1] <= 37)
+    np.testing.assert_array_equal(inside, expected_inside)
+    padded, size = texture.padded_photo(photo, bucket=32)
+    assert padded.shape == (64, 64, 3) and tuple(size) == (37, 53)
+    got_values, got_inside = jax.jit(texture.sample_bilinear)(padded, points, size)
+    np.testing.assert_allclose(np.asarray(got_values), values, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(got_inside), inside)
