@@ -10,9 +10,10 @@ regressor's forward pass (in memory, and the ``occface export`` StableHLO when `
 an export folder), then the prediction's texture and render (``Fitter`` with 0 steps) together
 with writing the result files (``app.pipeline.write_outputs``; JAX's dispatch is asynchronous, so
 the writing is where its work is waited for). Then the fit (default config) from the mean face
-on the first ``--fit-photos`` + 1 photos: ``Reconstructor.reconstruct_face`` alone, and the whole
-fitted path as ``occface reconstruct`` runs it (detection, the fit, the files written), for the
-ratios. ``--writer-threads`` sets ``app.pipeline.WRITER_THREADS`` (1: the files one by one).
+on the first ``--fit-photos`` + 1 photos, each right after that photo's network path (so that a
+change in the shared machine's speed hits both alike): ``Reconstructor.reconstruct_face`` alone,
+and the whole fitted path as ``occface reconstruct`` runs it (detection, the fit, the files
+written), for the ratios. ``--writer-threads`` sets ``app.pipeline.WRITER_THREADS`` (1: the files one by one).
 
     python tools/bench_network_path.py --checkpoints runs [--export exported] [--limit 12]
 """
@@ -64,6 +65,24 @@ def main() -> None:
     exported = RegressorPredictor.from_checkpoints(args.export, face) if args.export else None
     rec = Reconstructor(model, network, regressor=regressor)
     out = Path(tempfile.mkdtemp())
+    fit_rec = Reconstructor(model, load_config("fit"))
+    fit_ms: list[float] = []
+    whole_fit_ms: list[float] = []
+
+    def fitted_path(photo: Path) -> None:
+        """The fit from the mean face on ``photo``, timed alone and as the whole fitted path."""
+        begin = time.perf_counter()
+        loaded = imageio.load_image(photo)
+        try:
+            faces = fit_rec.detect(loaded.pixels)
+        except OccfaceError:
+            return
+        start = time.perf_counter()
+        result = fit_rec.reconstruct_face(photo, loaded, faces[0], start)
+        fit_ms.append(1000.0 * (time.perf_counter() - start))
+        write_outputs(result, out / f"fit_{photo.stem}", model)
+        whole_fit_ms.append(1000.0 * (time.perf_counter() - begin))
+
     times: dict[str, list[float]] = {}
     first: dict[str, float] = {}
     done = 0
@@ -95,21 +114,8 @@ def main() -> None:
             else:
                 times.setdefault(key, []).append(value)
         done += 1
-    fit_rec = Reconstructor(model, load_config("fit"))
-    fit_ms: list[float] = []
-    whole_fit_ms: list[float] = []
-    for photo in photos[: args.fit_photos + 1]:
-        begin = time.perf_counter()
-        loaded = imageio.load_image(photo)
-        try:
-            faces = fit_rec.detect(loaded.pixels)
-        except OccfaceError:
-            continue
-        start = time.perf_counter()
-        result = fit_rec.reconstruct_face(photo, loaded, faces[0], start)
-        fit_ms.append(1000.0 * (time.perf_counter() - start))
-        write_outputs(result, out / f"fit_{photo.stem}", model)
-        whole_fit_ms.append(1000.0 * (time.perf_counter() - begin))
+        if len(fit_ms) <= args.fit_photos:  # interleaved, so that both see the same machine
+            fitted_path(photo)
     print(
         f"network path on {done} photos ({platform.machine()}, {time.strftime('%Y-%m-%d')}; "
         f"regressor {args.checkpoints}; {pipeline.WRITER_THREADS} writer threads); ms per photo, "

@@ -57,3 +57,19 @@ def _interpolate(
 ) -> jax.Array:
     corners = gather_corners(attributes, triangles, triangle_id)
     return jnp.einsum("...k,...kc->...c", bary, corners)
+
+
+def interpolate_planes(
+    attributes: jax.Array, raster: Raster, triangles: jax.Array
+) -> list[jax.Array]:
+    """:func:`interpolate` of per-vertex ``attributes`` (N, C) over a ``raster`` (..., H, W), one
+    (..., H, W) plane per channel: scalar gathers per channel and corner, which XLA fuses with
+    what follows on the CPU (a large texture's attributes and projection: 39 ms against 91 for
+    the interleaved (..., H, W, C) array and its slices). For forward passes: its gradient's
+    scatter-adds are slower than :func:`interpolate`'s (the renderer's fit path keeps that)."""
+    corner = triangles[jnp.maximum(raster.triangle_id, 0)]
+    bary = raster.bary
+    return [
+        sum(bary[..., k] * channel[corner[..., k]] for k in range(3))
+        for channel in jnp.asarray(attributes).T
+    ]

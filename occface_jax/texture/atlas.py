@@ -38,7 +38,7 @@ import numpy as np
 
 from occface_jax.morphable.model import MorphableModel, UVMap
 from occface_jax.render import camera as cam
-from occface_jax.render.interpolate import interpolate
+from occface_jax.render.interpolate import interpolate, interpolate_planes
 from occface_jax.render.raster import Raster, rasterize
 from occface_jax.texture.vertex import photo_weight
 
@@ -186,13 +186,14 @@ def texel_attributes(
     (2, 3)), its photo weight (H, W, 1) (``photo_weight(visible)``) and its vertex colour
     (H, W, 3) (``colors`` (N, 3))."""
     weight = photo_weight(visible, triangles, vertex_triangles)[:, None]
-    attrs = jnp.concatenate(
-        [jnp.asarray(vertices, jnp.float32), weight, jnp.asarray(colors, jnp.float32)], axis=1
-    )
-    texels = interpolate(attrs, layout.raster, triangles)
-    position, weight, base = texels[..., :3], texels[..., 3:4], texels[..., 4:]
-    crop = cam.project_perspective(cam.rigid_transform(position, angles, translation), camera)
-    points = jnp.einsum("ij,...j->...i", crop_to_photo[:, :2], crop) + crop_to_photo[:, 2]
+    # The pose is affine, so it is applied to the N vertices rather than the H x W texel points.
+    world = cam.rigid_transform(jnp.asarray(vertices, jnp.float32), angles, translation)
+    attrs = jnp.concatenate([world, weight, jnp.asarray(colors, jnp.float32)], axis=1)
+    planes = interpolate_planes(attrs, layout.raster, triangles)
+    crop = cam.project_perspective(jnp.stack(planes[:3], axis=-1), camera)
+    affine = jnp.asarray(crop_to_photo)  # written out: a (H W, 2) x (2, 2) product is slow here
+    points = crop[..., :1] * affine[:, 0] + crop[..., 1:] * affine[:, 1] + affine[:, 2]
+    weight, base = planes[3][..., None], jnp.stack(planes[4:], axis=-1)
     return crop, points, weight, base
 
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from occface_jax.morphable.synthetic import sphere_mesh
 from occface_jax.render.camera import deng_camera, perspective_clip, rigid_transform
-from occface_jax.render.interpolate import interpolate
+from occface_jax.render.interpolate import interpolate, interpolate_planes
 from occface_jax.render.raster import Raster, barycentrics, rasterize
 
 SIZE = 40
@@ -34,6 +34,10 @@ def test_interpolate_matches_direct_barycentric_sum():
     pair = jax.tree.map(lambda a: jnp.stack([a, a]), raster)
     batched = interpolate(jnp.stack([attrs, 2 * attrs]), pair, triangles)
     np.testing.assert_allclose(np.asarray(batched[1]), 2 * out, atol=1e-5)
+    # One plane per channel, the same values.
+    planes = jax.jit(interpolate_planes)(attrs, raster, triangles)
+    assert len(planes) == 5 and planes[0].shape == (SIZE, SIZE)
+    np.testing.assert_allclose(np.stack(planes, axis=-1), expected, atol=1e-5)
 
 
 def test_gradients_match_finite_differences():
