@@ -485,38 +485,38 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
             else {}
         ),
     }
-    coverage = rec.coverage_original[..., None]
-    deoccluded = rec.deoccluded()
-    overlay = rec.photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
-    writers: dict[str, Callable[[], Any]] = {
-        # + mesh.mtl; the texture (bake, PNG) on its own thread, the longest of the files
-        "mesh_obj": lambda: write_mesh_obj(out_dir, rec, model),
-        "mesh_ply": lambda: export.write_ply(
-            out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors
-        ),
-        "coeffs": lambda: export.write_coefficients(
-            out_dir / "coeffs.npz",
-            fit.coeffs,
-            model_name=np.array(model.name),
-            crop_to_photo=rec.aligned.inverse,
-            photo_scale=np.float32(rec.scale),
-        ),
-        "landmarks": lambda: export.write_json(out_dir / "landmarks.json", landmarks),
-    }
-    if model.uv is not None:
-        writers["texture"] = lambda: write_texture(out_dir, rec, model)
-    if rec.contour_original is not None:  # the GANs' completed contours
-        writers["contour"] = lambda: imageio.save_image(
-            out_dir / "contour.png", rec.contour_original
-        )
-    writers["mask"] = lambda: imageio.save_image(out_dir / "mask.png", rec.occlusion_original)
-    writers["deoccluded"] = lambda: imageio.save_image(out_dir / "deoccluded.png", deoccluded)
-    writers["overlay"] = lambda: imageio.save_image(out_dir / "overlay.png", overlay)
-    writers["report"] = lambda: report.save_report(
-        out_dir / "report.png", rec, deoccluded, overlay, model
-    )
     with ThreadPoolExecutor(WRITER_THREADS) as pool:
-        pending = {kind: pool.submit(write) for kind, write in writers.items()}
+        pending = {}
+        if model.uv is not None:  # the longest of the files (bake, PNG): started first
+            pending["texture"] = pool.submit(write_texture, out_dir, rec, model)
+        coverage = rec.coverage_original[..., None]
+        deoccluded = rec.deoccluded()
+        overlay = rec.photo * (1 - 0.7 * coverage) + rec.render_original * 0.7 * coverage
+        writers: dict[str, Callable[[], Any]] = {
+            "mesh_obj": lambda: write_mesh_obj(out_dir, rec, model),  # + mesh.mtl
+            "mesh_ply": lambda: export.write_ply(
+                out_dir / "mesh.ply", fit.vertices, tris, fit.vertex_colors
+            ),
+            "coeffs": lambda: export.write_coefficients(
+                out_dir / "coeffs.npz",
+                fit.coeffs,
+                model_name=np.array(model.name),
+                crop_to_photo=rec.aligned.inverse,
+                photo_scale=np.float32(rec.scale),
+            ),
+            "landmarks": lambda: export.write_json(out_dir / "landmarks.json", landmarks),
+        }
+        if rec.contour_original is not None:  # the GANs' completed contours
+            writers["contour"] = lambda: imageio.save_image(
+                out_dir / "contour.png", rec.contour_original
+            )
+        writers["mask"] = lambda: imageio.save_image(out_dir / "mask.png", rec.occlusion_original)
+        writers["deoccluded"] = lambda: imageio.save_image(out_dir / "deoccluded.png", deoccluded)
+        writers["overlay"] = lambda: imageio.save_image(out_dir / "overlay.png", overlay)
+        writers["report"] = lambda: report.save_report(
+            out_dir / "report.png", rec, deoccluded, overlay, model
+        )
+        pending.update({kind: pool.submit(write) for kind, write in writers.items()})
     files: dict[str, Any] = {}
     for kind, future in pending.items():
         written = future.result()  # the first failure is raised here
