@@ -167,7 +167,6 @@ def bake_vertex_colors(layout: UVLayout, triangles: jax.Array, colors: jax.Array
 
 
 @jax.jit
-@jax.jit
 def texel_attributes(
     layout: UVLayout,
     triangles: jax.Array,
