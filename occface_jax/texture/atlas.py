@@ -236,10 +236,11 @@ def bake_photo_texture(
         layout, triangles, vertex_triangles, vertices, colors, visible, angles, translation,
         camera, crop_to_photo,
     )  # fmt: skip
-    sampled, inside = _sample(*padded_photo(photo), points)
+    padded, size = padded_photo(photo)
+    sampled, inside = _sample(padded, points, size)
     usable = inside.astype(jnp.float32)
     if occlusion is not None:
-        occluded = _sample(jnp.asarray(occlusion, jnp.float32)[..., None], None, crop)[0][..., 0]
+        occluded = _sample(jnp.asarray(occlusion, jnp.float32)[..., None], crop)[0][..., 0]
         usable = usable * (1.0 - jnp.clip(occluded, 0, 1))
     return blend_texture(layout, weight, base, sampled, usable)
 
@@ -259,9 +260,7 @@ def padded_photo(photo: np.ndarray, bucket: int = PHOTO_BUCKET) -> tuple[np.ndar
     return padded, np.array([height, width], np.int32)
 
 
-@jax.jit
-def _sample(image: jax.Array, size: jax.Array | None, points: jax.Array):
-    return sample_bilinear(image, points, size)
+_sample = jax.jit(sample_bilinear)
 
 
 def bake_fit_texture(
