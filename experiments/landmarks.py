@@ -242,6 +242,11 @@ def main() -> None:
     parser.add_argument("--fit-dlib", action="store_true", help="fit dlib's example faces too")
     parser.add_argument("--profiles", type=int, default=3, help="synthetic faces per yaw bin")
     parser.add_argument("--variant", default="", help="configs/fit.py variant of both fits")
+    parser.add_argument(
+        "--mesh-weights",
+        default="",
+        help="the MediaPipe path's face mesh (fit config mesh_weights)",
+    )
     parser.add_argument("--out", help="write the tables (markdown) here")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
@@ -251,10 +256,11 @@ def main() -> None:
         config = apply_overrides(load_config("fit", args.variant), overrides, "fit")
         return Reconstructor(model, config, all_faces=True)
 
+    mediapipe = [*MEDIAPIPE, f"mesh_weights={args.mesh_weights}"]
     recs = {
         "dlib": reconstructor(DLIB),
-        "mediapipe": reconstructor(MEDIAPIPE),
-        "one crop": reconstructor([*MEDIAPIPE, "mesh_search=false"]),
+        "mediapipe": reconstructor(mediapipe),
+        "one crop": reconstructor([*mediapipe, "mesh_search=false"]),
     }
     timer = Timer()
     started = time.perf_counter()
@@ -300,7 +306,7 @@ def main() -> None:
         "distance. 'fit dlib' = `--set "
         + " --set ".join(DLIB)
         + "`, 'fit dense' = `--set "
-        + " --set ".join(MEDIAPIPE)
+        + " --set ".join(mediapipe)
         + "`.",
         "Peer (quoted from issue 20, not rerun here): 3DDFA_V2 box NME 0.038 clean, 0.052 occluded; "
         "goal 0.035 / 0.045.",

@@ -125,7 +125,8 @@ def test_load_config_by_name_and_by_path(tmp_path):
 
 def test_load_config_errors(tmp_path):
     with pytest.raises(
-        OccfaceError, match=r"no config named 'nope'; known: contour, data, fit, inpainting, mask"
+        OccfaceError,
+        match=r"no config named 'nope'; known: contour, data, face_mesh, fit, inpainting, mask",
     ):
         load_config("nope")
     with pytest.raises(OccfaceError, match=r"config file .*missing\.py not found"):

@@ -33,6 +33,7 @@ from occface_jax.fit import FitRequest, FitResult, Fitter
 from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
 from occface_jax.io import report
+from occface_jax.models.face_mesh import face_mesh_weights
 from occface_jax.morphable import MorphableModel
 from occface_jax.texture.atlas import bake_fit_texture
 
@@ -215,7 +216,8 @@ class Reconstructor:
 
     def _mesh(self) -> Any:
         if self._face_mesh is None:
-            self._face_mesh = FaceMesh(refine=1)
+            weights = face_mesh_weights(str(self.config.get("mesh_weights", "") or ""))
+            self._face_mesh = FaceMesh(weights, refine=1)
         return self._face_mesh
 
     def detect(self, photo: np.ndarray) -> list[DetectedFace]:

