@@ -60,6 +60,12 @@ def mesh68(rec: Reconstructor, photo: np.ndarray, truth: np.ndarray, timer: Time
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--weights", action="append", default=[], help="NAME=npz (repeatable)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME=key=value;key=value: fit-config overrides of another column (repeatable)",
+    )
     parser.add_argument("--kinds", default=",".join(OCCLUDERS))
     parser.add_argument("--profiles", type=int, default=3, help="synthetic faces per yaw bin")
     parser.add_argument(
@@ -68,10 +74,14 @@ def main() -> None:
     parser.add_argument("--out")
     args = parser.parse_args()
     weights = {"shipped": ""} | dict(w.split("=", 1) for w in args.weights)
+    columns = {name: [f"mesh_weights={path}"] for name, path in weights.items()}
+    for variant in args.variant:
+        name, overrides = variant.split("=", 1)
+        columns[name] = overrides.split(";")
     model = load_model()
     recs = {}
-    for name, path in weights.items():
-        config = apply_overrides(load_config("fit"), [*MEDIAPIPE, f"mesh_weights={path}"], "fit")
+    for name, overrides in columns.items():
+        config = apply_overrides(load_config("fit"), [*MEDIAPIPE, *overrides], "fit")
         recs[name] = Reconstructor(model, config, all_faces=True)
     kinds = [k for k in args.kinds.split(",") if k]
     wanted = args.sets.split(",")

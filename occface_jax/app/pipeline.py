@@ -33,7 +33,6 @@ from occface_jax.fit import FitRequest, FitResult, Fitter
 from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
 from occface_jax.io import report
-from occface_jax.models.face_mesh import face_mesh_weights
 from occface_jax.morphable import MorphableModel
 from occface_jax.texture.atlas import bake_fit_texture
 
@@ -216,7 +215,7 @@ class Reconstructor:
 
     def _mesh(self) -> Any:
         if self._face_mesh is None:
-            weights = face_mesh_weights(str(self.config.get("mesh_weights", "") or ""))
+            weights = str(self.config.get("mesh_weights", "") or "") or None
             self._face_mesh = FaceMesh(weights, refine=1)
         return self._face_mesh
 

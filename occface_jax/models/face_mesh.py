@@ -24,10 +24,8 @@ import jax
 import ml_collections
 from flax import nnx
 
-from occface_jax.errors import WeightsFileError
 from occface_jax.models.tflite_graph import mediapipe_model_path
 from occface_jax.models.tflite_layers import (
-    PACKAGED_WEIGHTS,
     Conv2D,
     LayerNames,
     PReLU,
@@ -45,8 +43,6 @@ TRUNK_BLOCKS: tuple[tuple[int, int], ...] = (
 )  # fmt: skip
 PRESENCE_TAP = 13  # the presence head reads the trunk after this block (6x6x128)
 CACHE_NAME = "face_landmark.npz"
-#: Named weight sets the package ships (``models/data/``; provenance in its README).
-NAMED_WEIGHTS = {"robust": "face_landmark_robust.npz"}
 
 
 class PReLUBlazeBlock(nnx.Module):
@@ -126,20 +122,6 @@ def load_face_mesh(
     return load_tflite_model(
         net, weights, lambda: mediapipe_model_path("face_landmark"), CACHE_NAME, cache
     )
-
-
-def face_mesh_weights(name: str) -> str | None:
-    """The weights a fit config's ``mesh_weights`` names: '' -> None (MediaPipe's, as
-    :func:`load_face_mesh` finds them), a key of ``NAMED_WEIGHTS`` -> the packaged file, anything
-    else -> itself (a path to an npz or a .tflite)."""
-    if not name:
-        return None
-    if name in NAMED_WEIGHTS:
-        path = PACKAGED_WEIGHTS / NAMED_WEIGHTS[name]
-        if not path.is_file():
-            raise WeightsFileError(f"{path}: the packaged {name!r} face mesh is missing")
-        return str(path)
-    return name
 
 
 def build_face_mesh(config: ml_collections.ConfigDict, rngs: nnx.Rngs) -> FaceMeshNet:

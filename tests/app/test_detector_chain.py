@@ -1,5 +1,5 @@
 """``app.pipeline.Reconstructor.detect``: the configurable detector fallback chain (fake detectors),
-its one-line errors, and a real photo through BlazeFace + the face mesh."""
+its one-line errors, a real photo through BlazeFace + the face mesh, and ``mesh_weights``."""
 
 from __future__ import annotations
 
@@ -8,9 +8,11 @@ import pytest
 
 from occface_jax.app.pipeline import Reconstructor, parse_detector_chain
 from occface_jax.config import load_config
-from occface_jax.errors import OccfaceError
+from occface_jax.errors import OccfaceError, WeightsFileError
 from occface_jax.faces.detect import Face
 from occface_jax.faces.errors import NoFaceFoundError
+from occface_jax.models.face_mesh import load_face_mesh
+from occface_jax.models.tflite_layers import layer_arrays, write_weight_npz
 
 BOX = np.array([10.0, 20.0, 60.0, 80.0])
 
@@ -203,3 +205,16 @@ def test_a_regressor_starts_the_fit_and_fit_steps_0_returns_it(toy_model, shared
     result = rec.reconstruct_face(path, loaded, read_landmarks(path.with_suffix(".pts")), 0.0)
     assert crops == [(224, 224, 3)]
     np.testing.assert_allclose(result.fit.coeffs["angles"], prediction["angles"])
+
+
+def test_mesh_weights_choose_the_face_mesh(toy_model, tmp_path):
+    arrays = {k: v * 1.01 for k, v in layer_arrays(load_face_mesh()).items()}
+    path = write_weight_npz(arrays, tmp_path / "student.npz")
+    crops = np.random.default_rng(0).uniform(0, 1, (1, 192, 192, 3)).astype(np.float32)
+    shipped = _reconstructor(toy_model)._mesh().raw(crops)[0]
+    student = _reconstructor(toy_model, mesh_weights=str(path))._mesh().raw(crops)[0]
+    again = load_face_mesh(path)(crops)[0]
+    np.testing.assert_allclose(student, np.asarray(again), atol=1e-3)
+    assert np.abs(student - shipped).max() > 0.01
+    with pytest.raises(WeightsFileError, match="no such weight file"):
+        _reconstructor(toy_model, mesh_weights=str(tmp_path / "missing.npz"))._mesh()

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from occface_jax.errors import WeightsFileError
-from occface_jax.models import face_mesh
-from occface_jax.models.face_mesh import face_mesh_weights, load_face_mesh
+from occface_jax.models.face_mesh import load_face_mesh
 from occface_jax.models.tflite_layers import layer_arrays, write_weight_npz
 
 
@@ -33,13 +32,3 @@ def test_a_file_missing_a_layer_is_one_clear_error(tmp_path):
     path = write_weight_npz(arrays, tmp_path / "w.npz")
     with pytest.raises(WeightsFileError, match="is missing"):
         load_face_mesh(path)
-
-
-def test_mesh_weights_names(tmp_path, monkeypatch):
-    assert face_mesh_weights("") is None
-    assert face_mesh_weights("/some/where.npz") == "/some/where.npz"
-    monkeypatch.setattr(face_mesh, "PACKAGED_WEIGHTS", tmp_path)
-    with pytest.raises(WeightsFileError, match="packaged 'robust' face mesh is missing"):
-        face_mesh_weights("robust")
-    (tmp_path / face_mesh.NAMED_WEIGHTS["robust"]).write_bytes(b"")
-    assert face_mesh_weights("robust") == str(tmp_path / face_mesh.NAMED_WEIGHTS["robust"])
