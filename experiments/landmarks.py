@@ -145,6 +145,27 @@ def chain_face(
     return None, ""
 
 
+def pipeline_face(
+    rec: Reconstructor,
+    chain: tuple[str, ...],
+    photo: np.ndarray,
+    face_box,
+    timer: Timer,
+    label: str = "",
+    then: tuple[str, ...] = (),
+) -> tuple[DetectedFace, bool]:
+    """(the annotated face with the reconstructor's landmarks, whether ``chain`` found it):
+    ``chain`` first, then the detectors ``then`` (the pipeline's chain goes on to dlib's for the
+    mesh), else the landmarks in the annotated box."""
+    face, _ = chain_face(rec, chain, photo, face_box, timer, label)
+    found = face is not None
+    if face is None and then:
+        face, _ = chain_face(rec, then, photo, face_box, timer)
+    if face is None:
+        face = rec.landmarks_in_box(photo, face_box)
+    return face, found
+
+
 def measure(sample, recs: dict[str, Reconstructor], timer: Timer, fit: bool) -> dict:
     """One face: detection per chain and the NME of each method (box, inter-ocular, inner box)."""
     name, photo, truth = sample
@@ -156,13 +177,8 @@ def measure(sample, recs: dict[str, Reconstructor], timer: Timer, fit: bool) -> 
         ("mesh68 one crop", recs["one crop"], CHAINS["blazeface"]),
         ("mesh68", recs["mediapipe"], CHAINS["blazeface"]),
     ):
-        face, _ = chain_face(rec, chain, photo, face_box, timer, method)
-        row["found"][method] = face is not None
-        if face is None:  # the pipeline's chain goes on to dlib's detectors for the mesh too
-            if method.startswith("mesh68"):
-                face, _ = chain_face(rec, CHAINS["dlib"], photo, face_box, timer)
-            if face is None:
-                face = rec.landmarks_in_box(photo, face_box)
+        then = CHAINS["dlib"] if method.startswith("mesh68") else ()
+        face, row["found"][method] = pipeline_face(rec, chain, photo, face_box, timer, method, then)
         detected[method] = face
     row["fallback"] = detected["mesh68"].landmark_source == "dlib68"
     points = {method: face.landmarks for method, face in detected.items()}

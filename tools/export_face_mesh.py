@@ -18,10 +18,10 @@ from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import ml_collections  # noqa: E402
-
+from occface_jax.errors import OccfaceError  # noqa: E402
+from occface_jax.io import checkpoints as ckpt  # noqa: E402
 from occface_jax.models.tflite_layers import layer_arrays, write_weight_npz  # noqa: E402
-from occface_jax.train import get_task, restore_models  # noqa: E402
+from occface_jax.train import get_task  # noqa: E402
 
 
 def commit() -> str:
@@ -43,11 +43,11 @@ def main() -> None:
     parser.add_argument("--compact", action="store_true", help="float16 where exact, compressed")
     parser.add_argument("--data", default="", help="a note on the training data, stored as is")
     args = parser.parse_args()
-    config_path = args.stage_dir / "config.json"
-    if not config_path.is_file():
-        raise SystemExit(f"{args.stage_dir}: no config.json (not a face_mesh training folder)")
-    config = ml_collections.ConfigDict(json.loads(config_path.read_text()))
-    models, step = restore_models(get_task("face_mesh"), config, args.stage_dir, args.step)
+    task = get_task("face_mesh")
+    try:
+        models, config, step = ckpt.load_models(args.stage_dir, task.name, task.models, task.architecture, step=args.step)  # fmt: skip
+    except OccfaceError as err:
+        raise SystemExit(str(err)) from err
     provenance = dict(stage="face_mesh", step=step, commit=commit(), data=args.data, config=json.loads(config.to_json()))  # fmt: skip
     write_weight_npz(
         layer_arrays(models["face_mesh"]),

@@ -3,9 +3,9 @@
 
 Data: the data engine's synthetic faces, each clean and with occluders (``synthetic_cached``: the
 same 12000 records the regressor trains on, generated once into the cache, 128 px; the crops are
-upsampled to the network's 192). ``--set data.source=photos --set data.root=DIR`` trains on a
-folder of face photos with 68-point ``.pts``/``.ljson`` files beside them instead (occluders
-pasted with ``data.occlusion``). The trained student becomes the pipeline's face mesh through
+upsampled to the network's 192). ``--set data.root=DIR`` mixes in every face of a folder of
+photos (68 points in ``.pts``/``.ljson`` beside them or a dlib XML, else detected once; occluders
+pasted with ``data.occlusion``), ``data.photo_fraction`` of the records. The trained student becomes the pipeline's face mesh through
 ``python tools/export_face_mesh.py WORKDIR/face_mesh OUT.npz`` and ``--set mesh_weights=OUT.npz``.
 
 Variants: ``''`` (CPU: batch 32, 1200 steps), ``'paper'`` (accelerator: batch 128, 20000 steps at
@@ -52,8 +52,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
             # Region jitter, as the region search varies its crops: side scale range, centre shift
             # (fraction of the side, each axis), rotation (degrees, either way).
             # far_fraction of the crops far off the face instead (far_scale, far_shift): without
-            # them the student's presence went to ~1 everywhere and the region search drifted to
-            # a neighbouring face in group photos.
+            # them the student called nearly every crop a face and the region search drifted to
+            # a neighbouring face in a group photo (experiments/results/face_mesh_occlusion.md).
             jitter=ml_collections.ConfigDict(
                 dict(
                     scale=(0.85, 1.2),

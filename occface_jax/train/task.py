@@ -26,7 +26,10 @@ import ml_collections
 import optax
 from flax import nnx
 
+from occface_jax.data.errors import DatasetLayoutError
+from occface_jax.data.inpainting import FaceCrops
 from occface_jax.data.pipeline import source_from_config, split_validation
+from occface_jax.errors import OccfaceError
 from occface_jax.io.checkpoints import ModelSpec
 
 Batch = dict[str, Any]
@@ -83,6 +86,23 @@ def optimizer_from_config(section: ml_collections.ConfigDict, steps: int) -> Opt
     )
     clip = float(section.get("clip_norm", 1.0))
     return Optimizer(optax.chain(optax.clip_by_global_norm(clip), adam) if clip else adam, schedule)
+
+
+def photo_crops(data: ml_collections.ConfigDict) -> tuple[FaceCrops | None, float]:
+    """The real photos a stage mixes into its synthetic records: (every face of ``data.root``,
+    annotated or detected once, at ``data.image_size``; ``data.photo_fraction``), or (None, 0)
+    when there is no root or no share. One line when the share is outside [0, 1] or the folder
+    has no usable face."""
+    root = str(data.get("root", "") or "")
+    fraction = float(data.get("photo_fraction", 0.0))
+    if not 0.0 <= fraction <= 1.0:
+        raise OccfaceError(f"data.photo_fraction={fraction}: a share in [0, 1]")
+    if not root or fraction == 0.0:
+        return None, 0.0
+    try:
+        return FaceCrops(root, int(data.image_size), detect=True), fraction
+    except DatasetLayoutError as err:
+        raise DatasetLayoutError(f"data.root: {str(err).splitlines()[0]}") from err
 
 
 class Task:

@@ -35,19 +35,17 @@ import numpy as np
 from flax import nnx
 
 from occface_jax.data.augment import OccludedPhotos
-from occface_jax.data.errors import DatasetLayoutError
-from occface_jax.data.inpainting import FaceCrops, Mixture
+from occface_jax.data.inpainting import Mixture
 from occface_jax.data.pipeline import (
     occlusion_config,
     source_from_config,
     source_repr,
     split_validation,
 )
-from occface_jax.errors import OccfaceError
 from occface_jax.faces.face_mesh import EYE_CORNERS, ROI_SCALE
 from occface_jax.models.face_mesh import INPUT_SIZE, build_face_mesh, load_face_mesh
 from occface_jax.texture.atlas import sample_bilinear
-from occface_jax.train.task import Phase, Task
+from occface_jax.train.task import Phase, Task, photo_crops
 
 #: iBUG 68 outer eye corners (subject's right, left): the first crop's rotation.
 IBUG_EYE_CORNERS = (36, 45)
@@ -137,16 +135,9 @@ class FaceMeshTask(Task):
         data = config.data
         train, held_out = split_validation(source_from_config(data), int(data.validation_size))
         train, held_out = Fields(train), (Fields(held_out) if len(held_out) else None)
-        root = str(data.get("root", "") or "")
-        fraction = float(data.get("photo_fraction", 0.0))
-        if not 0.0 <= fraction <= 1.0:
-            raise OccfaceError(f"data.photo_fraction={fraction}: a share in [0, 1]")
-        if not root or fraction == 0.0:
+        crops, fraction = photo_crops(data)
+        if crops is None:
             return train, held_out
-        try:
-            crops = FaceCrops(root, int(data.image_size), detect=True)
-        except DatasetLayoutError as err:
-            raise DatasetLayoutError(f"data.root: {str(err).splitlines()[0]}") from err
         photos = OccludedPhotos(Cycled(crops, len(train)), int(data.seed), occlusion_config(data))
         mixed = Mixture([train, Fields(photos)], [1.0 - fraction, fraction], len(train))
         return Fields(mixed), held_out
@@ -177,8 +168,9 @@ class FaceMeshTask(Task):
             # Some crops far off the face (the teacher scores them low): the student keeps
             # telling a framed face from a crop that misses it, which the region search needs.
             far = jax.random.bernoulli(k_far, float(jitter.far_fraction), (b,))
-            lo, hi = (jnp.where(far, jnp.log(jnp.asarray(f, jnp.float32)), jnp.log(jnp.asarray(n, jnp.float32))) for f, n in zip(jitter.far_scale, jitter.scale, strict=True))  # fmt: skip
-            side = side * jnp.exp(jax.random.uniform(k_scale, (b,), minval=lo, maxval=hi))
+            scale = jnp.where(far[:, None], jnp.asarray(jitter.far_scale, jnp.float32), jnp.asarray(jitter.scale, jnp.float32))  # fmt: skip
+            log_lo, log_hi = jnp.log(scale[:, 0]), jnp.log(scale[:, 1])
+            side = side * jnp.exp(jax.random.uniform(k_scale, (b,), minval=log_lo, maxval=log_hi))
             shift = jnp.where(far, float(jitter.far_shift), float(jitter.shift))[:, None]
             centre = centre + side[:, None] * shift * jax.random.uniform(k_shift, (b, 2), minval=-1.0, maxval=1.0)  # fmt: skip
             rot = np.deg2rad(float(jitter.rotation_deg))

@@ -62,8 +62,7 @@ import ml_collections
 import numpy as np
 from flax import nnx
 
-from occface_jax.data.errors import DatasetLayoutError
-from occface_jax.data.inpainting import FaceCrops, Mixture
+from occface_jax.data.inpainting import Mixture
 from occface_jax.data.pipeline import occlusion_config, source_from_config, split_validation
 from occface_jax.data.regressor import PhotoRecords, SyntheticRecords
 from occface_jax.errors import OccfaceError
@@ -89,7 +88,7 @@ from occface_jax.morphable.model import ARRAY_FIELDS
 from occface_jax.morphable.rendering import project_landmarks
 from occface_jax.render import camera as cam
 from occface_jax.render.antialias import mesh_adjacency
-from occface_jax.train.task import Phase, Task
+from occface_jax.train.task import Phase, Task, photo_crops
 
 DETECTOR_SIZE = 224  # ``loss.landmark_noise_px`` is in pixels of a 224 crop
 
@@ -186,16 +185,9 @@ class RegressorTask(Task):
         data = config.data
         source = source_from_config(data, model=self._given)
         train, held_out = split_validation(source, int(data.validation_size))
-        root = str(data.get("root", "") or "")
-        fraction = float(data.get("photo_fraction", 0.0))
-        if not 0.0 <= fraction <= 1.0:
-            raise OccfaceError(f"data.photo_fraction={fraction}: a share in [0, 1]")
-        if not root or fraction == 0.0:
+        crops, fraction = photo_crops(data)
+        if crops is None:
             return train, (held_out if len(held_out) else None)
-        try:
-            crops = FaceCrops(root, int(data.image_size), detect=True)
-        except DatasetLayoutError as err:
-            raise DatasetLayoutError(f"data.root: {str(err).splitlines()[0]}") from err
         size = self.layout(config).size
         photos = PhotoRecords(crops, size, int(data.seed), occlusion_config(data))
         synthetic = SyntheticRecords(train)
