@@ -45,23 +45,29 @@ def mesh_points(mesh: FaceMesh, image: np.ndarray, annotated: np.ndarray) -> np.
     return mesh.landmarks(image, roi_from_box(box)).landmarks[:, :2]
 
 
+def fit_point(candidates: np.ndarray, target: np.ndarray, k: int, ridge: float) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """One target point as an affine combination of its ``k`` nearest ``candidates`` (F, P, 2)
+    (smallest median distance to ``target`` (F, 2) over the F faces; both in units of each face's
+    inter-ocular distance): (vertices (k,) nearest first, weights (k,) summing to 1)."""
+    distance = np.linalg.norm(candidates - target[:, None], axis=-1)
+    vertices = np.argsort(np.median(distance, axis=0))[:k]
+    x = candidates[:, vertices, :].transpose(0, 2, 1).reshape(-1, k)
+    y = target.reshape(-1)
+    prior = np.eye(k)[0]
+    # min |x w - y|^2 + ridge |w - prior|^2 subject to sum(w) = 1 (the KKT system)
+    kkt = np.zeros((k + 1, k + 1))
+    kkt[:k, :k] = 2 * (x.T @ x + ridge * np.eye(k))
+    kkt[:k, k] = kkt[k, :k] = 1.0
+    rhs = np.concatenate([2 * (x.T @ y + ridge * prior), [1.0]])
+    return vertices, np.linalg.solve(kkt, rhs)[:k]
+
+
 def fit_map(meshes: np.ndarray, annotated: np.ndarray, k: int, ridge: float) -> Mesh68Map:
     """The affine map from ``meshes`` (F, 468, 2) to ``annotated`` (F, 68, 2), in units of each
     face's inter-ocular distance."""
-    eye = np.linalg.norm(annotated[:, 45] - annotated[:, 36], axis=1)
-    distance = np.linalg.norm(meshes[:, None] - annotated[:, :, None], axis=-1) / eye[:, None, None]
-    vertices = np.argsort(np.median(distance, axis=0), axis=1)[:, :k]  # (68, k), nearest first
-    weights = np.zeros((68, k))
-    prior = np.eye(k)[0]
-    for p in range(68):
-        x = (meshes[:, vertices[p], :] / eye[:, None, None]).transpose(0, 2, 1).reshape(-1, k)
-        y = (annotated[:, p, :] / eye[:, None]).reshape(-1)
-        # min |x w - y|^2 + ridge |w - prior|^2 subject to sum(w) = 1 (the KKT system)
-        kkt = np.zeros((k + 1, k + 1))
-        kkt[:k, :k] = 2 * (x.T @ x + ridge * np.eye(k))
-        kkt[:k, k] = kkt[k, :k] = 1.0
-        rhs = np.concatenate([2 * (x.T @ y + ridge * prior), [1.0]])
-        weights[p] = np.linalg.solve(kkt, rhs)[:k]
+    eye = np.linalg.norm(annotated[:, 45] - annotated[:, 36], axis=1)[:, None, None]
+    fitted = [fit_point(meshes / eye, annotated[:, p] / eye[:, 0], k, ridge) for p in range(68)]
+    vertices, weights = (np.stack(part) for part in zip(*fitted, strict=True))
     return Mesh68Map(vertices.astype(np.int32), weights.astype(np.float32))
 
 
@@ -72,13 +78,19 @@ def errors(mapping: Mesh68Map, meshes: np.ndarray, annotated: np.ndarray) -> tup
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def map_arguments(description: str, k: int, out: Path) -> argparse.ArgumentParser:
+    """The options of a map fitted on dlib's example faces: which faces, K, ridge, where to."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--min-eye-distance", type=float, default=20.0)
-    parser.add_argument("--refine", type=int, default=1)
-    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--k", type=int, default=k)
     parser.add_argument("--ridge", type=float, default=0.01)
-    parser.add_argument("--out", default=str(MAP_FILE))
+    parser.add_argument("--out", default=str(out))
+    return parser
+
+
+def main() -> None:
+    parser = map_arguments(__doc__.splitlines()[0], 8, MAP_FILE)
+    parser.add_argument("--refine", type=int, default=1)
     args = parser.parse_args()
     root = shared_dir()
     if root is None:

@@ -28,6 +28,7 @@ from occface_jax.faces.blazeface import BlazeFaceDetector
 from occface_jax.faces.detect import Face, FaceDetector, box_iou
 from occface_jax.faces.errors import NoFaceFoundError
 from occface_jax.faces.face_mesh import FaceMesh, roi_from_box, roi_from_detection
+from occface_jax.faces.iris import IBUG_EYES, IrisLandmarks, ibug_eyes
 from occface_jax.faces.mesh68 import landmarks_from_mesh
 from occface_jax.fit import FitRequest, FitResult, Fitter
 from occface_jax.io import images as imageio
@@ -116,6 +117,7 @@ def given_face(landmarks: np.ndarray) -> DetectedFace:
 DETECTORS = ("hog", "cnn", "blazeface_short", "blazeface_full")
 DETECTOR_ALIASES = {"blazeface": ("blazeface_short", "blazeface_full")}
 LANDMARK_SOURCES = ("dlib68", "mediapipe468")
+EYE_LANDMARK_SOURCES = ("mesh", "iris")
 
 
 def parse_detector_chain(chain: str) -> tuple[str, ...]:
@@ -136,10 +138,11 @@ def parse_detector_chain(chain: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))  # each once, in order
 
 
-def check_landmark_source(source: str) -> str:
-    """The landmark source name, or OccfaceError (one line) when it is not one of LANDMARK_SOURCES."""
-    if source not in LANDMARK_SOURCES:
-        raise OccfaceError(f"landmarks={source!r}: one of {', '.join(LANDMARK_SOURCES)}")
+def check_landmark_source(source: str, key: str = "landmarks", known: tuple[str, ...] = LANDMARK_SOURCES) -> str:  # fmt: skip
+    """The landmark source name, or OccfaceError (one line) when it is not one of ``known``
+    (the config ``key``'s values)."""
+    if source not in known:
+        raise OccfaceError(f"{key}={source!r}: one of {', '.join(known)}")
     return source
 
 
@@ -171,6 +174,7 @@ class Reconstructor:
         chain = detector_method or config.get("detector", "hog,cnn")
         self.detector_chain = parse_detector_chain(chain)  # before any model work or photo
         self.landmark_source = check_landmark_source(config.get("landmarks", "dlib68"))
+        self.eye_source = check_landmark_source(config.get("eye_landmarks", "mesh"), "eye_landmarks", EYE_LANDMARK_SOURCES)  # fmt: skip
         self.full_model = model
         self.fit_model = model.face_only()
         self.config = config
@@ -192,6 +196,7 @@ class Reconstructor:
         self._detectors: dict[str, Any] = {}
         self._dlib_predictor: Any = None
         self._face_mesh: Any = None
+        self._iris: IrisLandmarks | None = None
 
     def _detector(self, name: str) -> Any:
         """The chain's detector ``name``, built on first use."""
@@ -216,7 +221,8 @@ class Reconstructor:
     def _mesh(self) -> Any:
         if self._face_mesh is None:
             weights = str(self.config.get("mesh_weights", "") or "") or None
-            self._face_mesh = FaceMesh(weights, refine=1)
+            flip = bool(self.config.get("mesh_flip", False))
+            self._face_mesh = FaceMesh(weights, refine=1, flip=flip)
         return self._face_mesh
 
     def detect(self, photo: np.ndarray) -> list[DetectedFace]:
@@ -274,7 +280,9 @@ class Reconstructor:
         occluder hides the eyes); the result with the higher presence score is kept (with
         ``config.mesh_search``: the region search from both, ``FaceMesh.search``). When that
         score is below ``config.mesh_min_presence`` the mesh has lost the face: dlib's 68 points in
-        the box are used instead, without dense landmarks (``landmark_source`` says 'dlib68')."""
+        the box are used instead, without dense landmarks (``landmark_source`` says 'dlib68').
+        With ``config.eye_landmarks`` 'iris' the 68's eye points (36-47) come from the iris
+        network's eye contours (``faces.iris.ibug_eyes``) on the eyes the mesh found."""
         blazeface = name.startswith("blazeface")
         dense, presence, source = None, None, self.landmark_source
         if self.landmark_source == "mediapipe468":
@@ -289,6 +297,10 @@ class Reconstructor:
             if presence >= float(self.config.get("mesh_min_presence", 0.0)):
                 dense = np.asarray(best.landmarks)
                 landmarks = landmarks_from_mesh(dense[:, :2])
+                if self.eye_source == "iris":
+                    if self._iris is None:
+                        self._iris = IrisLandmarks()
+                    landmarks[IBUG_EYES] = ibug_eyes(self._iris.eyes(photo, dense))
             else:
                 source = "dlib68"
         if dense is None:

