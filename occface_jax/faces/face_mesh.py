@@ -41,6 +41,10 @@ REFINE_SCALES = (0.9, 1.0, 1.1)
 REFINE_SHIFT = 0.06
 REFINE_ROUNDS = 3
 PRESENT = 0.5
+#: When no crop of the first round scores present, the first round again at these smaller scales,
+#: taken when one of its crops does (an occluder merged into the face can inflate a detector's
+#: box: BlazeFace's under a phone over Einstein's face was 1.6 x the face's).
+WIDE_SCALES = (0.5, 0.6, 0.7)
 EYE_CORNERS = (33, 263)  # mesh points: subject's right eye outer corner, left eye outer corner
 MIRROR_FILE = Path(__file__).parent / "data" / "mesh_mirror.npz"
 
@@ -239,10 +243,18 @@ class FaceMesh:
         return landmarks, 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
     def search(self, image: np.ndarray, regions: list[FaceRegion]) -> FaceMeshResult:
-        """Landmarks of one face by the region search (module docstring) from starting
-        ``regions`` (e.g. a box's upright region and a BlazeFace detection's rotated one)."""
+        """Landmarks of one face by the region search from starting ``regions`` (e.g. a box's
+        upright region and a BlazeFace detection's rotated one): each region at ``SEARCH_SCALES``
+        and shifted by ``SEARCH_SHIFT`` (when none of those crops scores present: at
+        ``WIDE_SCALES`` instead if one of those does), the :func:`consensus` of the meshes; then
+        ``REFINE_ROUNDS`` rounds of the same around the consensus's region (``REFINE_SCALES``,
+        ``REFINE_SHIFT``). With ``flip`` every crop's mirror image joins each consensus."""
         rgb = to_float_rgb(image)
         landmarks, score = consensus(*self._batch(rgb, jittered_regions(regions, SEARCH_SCALES, SEARCH_SHIFT)))  # fmt: skip
+        if score < PRESENT:
+            wide, wide_score = consensus(*self._batch(rgb, jittered_regions(regions, WIDE_SCALES, SEARCH_SHIFT)))  # fmt: skip
+            if wide_score >= PRESENT:  # a failed first round gives way only to a found face
+                landmarks, score = wide, wide_score
         for _ in range(REFINE_ROUNDS):
             region = roi_from_landmarks(landmarks)
             landmarks, score = consensus(*self._batch(rgb, jittered_regions([region], REFINE_SCALES, REFINE_SHIFT)))  # fmt: skip

