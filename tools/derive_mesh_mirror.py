@@ -27,13 +27,14 @@ from scipy.optimize import linear_sum_assignment  # noqa: E402
 from occface_jax.faces.detect import to_float_rgb  # noqa: E402
 from occface_jax.faces.face_mesh import (  # noqa: E402
     EYE_CORNERS,
-    INPUT_SIZE,
     MIRROR_FILE,
     FaceMesh,
     crop_face,
+    mirror_mesh,
     roi_from_box,
 )
 from occface_jax.faces.landmarks_io import dlib_xml_faces  # noqa: E402
+from occface_jax.faces.mesh68 import NUM_MESH_POINTS  # noqa: E402
 from occface_jax.paths import shared_dir  # noqa: E402
 
 
@@ -72,9 +73,8 @@ def main() -> None:
     crops = face_crops(shared_dir() / "faces" / "dlib")
     mesh = FaceMesh()
     plain, _ = mesh.raw(crops)
-    flipped_back, _ = mesh.raw(np.ascontiguousarray(crops[:, :, ::-1]))
-    flipped_back = np.array(flipped_back, np.float64)
-    flipped_back[..., 0] = INPUT_SIZE - flipped_back[..., 0]
+    flipped, _ = mesh.raw(np.ascontiguousarray(crops[:, :, ::-1]))
+    flipped_back = mirror_mesh(flipped, np.arange(NUM_MESH_POINTS))  # x flipped back, unpaired
 
     cost = mirror_cost(plain, flipped_back)
     mirror = assign(cost)

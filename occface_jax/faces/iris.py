@@ -17,7 +17,7 @@ iBUG's eye points (36-47) from the eye contours (:func:`ibug_eyes`): each an aff
 a few of its eye's 71 contour points, the map (``faces/data/iris_eyes68.npz``, read as a
 :class:`~occface_jax.faces.mesh68.Mesh68Map` over the 142 points right eye then left eye) fitted to
 human annotations by ``tools/fit_iris68.py``; its error against the face mesh's eye points is in
-``experiments/results/landmarks.md``.
+``experiments/results/face_mesh_occlusion.md``.
 """
 
 from __future__ import annotations
