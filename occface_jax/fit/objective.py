@@ -174,17 +174,24 @@ def fit_objective(
     robust_scale: float,
     identity: IdentityTerm | None = None,
     dense: DenseLandmarks | None = None,
+    detached: frozenset[str] = frozenset(),
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(total, terms) of the photometric stage for ``params`` on the crop ``image`` at the render
     size, with ``target`` landmarks (68, 2) of weights (68,) and the ``occlusion`` map (1 =
     occluder, out of the photometric term). ``identity_inputs`` = (network state, the photo's
     descriptor) when ``identity`` is given (the 'feat' term), else None. ``dense``: the 468-point
-    term ('dense', weight ``weights.dense``), at the render size."""
-    r = renderer(model, params, image)
+    term ('dense', weight ``weights.dense``), at the render size. The blocks named in ``detached``
+    reach the photometric and identity terms through ``stop_gradient``: only the landmark terms
+    and the prior move them."""
+    seen = {k: jax.lax.stop_gradient(v) if k in detached else v for k, v in params.items()}
+    r = renderer(model, seen, image)
     attention = recon.photometric_attention(jax.lax.stop_gradient(r.mask), occlusion)
+    projected = r.landmarks
+    if detached:
+        projected = project_landmarks(model, params, renderer.camera, renderer.jaw)
     terms = {
         "phot": recon.photometric_loss(image, r.image, attention, robust_scale=robust_scale),
-        "land": recon.landmark_loss(target, r.landmarks, landmark_weights),
+        "land": recon.landmark_loss(target, projected, landmark_weights),
         "regu": recon.coefficient_prior(
             params["id"], params["exp"], params["tex"], weights.w_id, weights.w_exp, weights.w_tex
         ),

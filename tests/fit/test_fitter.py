@@ -186,7 +186,7 @@ def _fit_by_hand(face, config, image, landmarks):
         initial_coeffs(layout),
         jnp.asarray(landmarks),
         jnp.asarray(landmark_weights(config.jaw_landmark_weight)),
-        jnp.array([w.w_id, w.w_exp]) * 10.0,
+        jnp.array([w.w_id, w.w_exp]) * float(config.landmark_prior_scale),
         int(config.landmark_steps),
         float(config.landmark_lr),
         face.exp_kind,
@@ -201,10 +201,13 @@ def _fit_by_hand(face, config, image, landmarks):
     )
     adam = optax.adam(config.lr)
 
+    frozen = {k.strip() for k in str(config.photometric_frozen).split(",") if k.strip()}
+
     @jax.jit
     def step(params, state, weights, occlusion):
         grads = jax.grad(lambda p: objective(p, jface, img, target, weights, occlusion, None)[0])
-        updates, state = adam.update(grads(params), state, params)
+        grads = {k: 0 * g if k in frozen else g for k, g in grads(params).items()}
+        updates, state = adam.update(grads, state, params)
         return project_constraints(optax.apply_updates(params, updates), face.exp_kind), state
 
     features = feature_masks(target, small, config.feature_margin * small / size)
@@ -311,17 +314,24 @@ def test_dense_landmarks_pull_the_fit_to_them(default_model):
     assert "dense" in result.history
 
 
+def _posed_face(face):
+    """(coefficients, render at 224 on grey) of a turned face with one blendshape and one albedo
+    mode set."""
+    truth = CoeffLayout.for_model(face).zeros()
+    truth["angles"] = jnp.array([0.1, -0.25, 0.0])
+    truth["exp"] = truth["exp"].at[3].set(0.6)
+    truth["tex"] = truth["tex"].at[1].set(0.8)
+    return truth, render(
+        face.to_jax(), truth, deng_camera(224), background=jnp.full((224, 224, 3), 0.3)
+    )
+
+
 def test_a_given_start_is_where_the_fit_begins(default_model):
     """``start`` replaces the mean face: with no steps at all the result is the start itself (its
     landmarks those of a render of it), and a start of another layout is one line."""
     full = default_model
     face = full.face_only()
-    layout = CoeffLayout.for_model(face)
-    truth = layout.zeros()
-    truth["angles"] = jnp.array([0.1, -0.25, 0.0])
-    truth["exp"] = truth["exp"].at[3].set(0.6)
-    truth["tex"] = truth["tex"].at[1].set(0.8)
-    r = render(face.to_jax(), truth, deng_camera(224), background=jnp.full((224, 224, 3), 0.3))
+    truth, r = _posed_face(face)
     config = load_config("fit", "test")
     config.steps, config.landmark_steps = 0, 0
     fitter = Fitter(face, config, full)
@@ -415,3 +425,29 @@ def test_a_dense_slot_fits_a_face_without_dense_points_as_a_plain_fit(default_mo
     for key, value in want.coeffs.items():
         np.testing.assert_allclose(got.coeffs[key], value, atol=1e-4, err_msg=key)
     np.testing.assert_allclose(got.vertices, want.vertices, atol=1e-2)
+
+
+def test_frozen_blocks_keep_the_landmark_stages_values(default_model):
+    """``photometric_frozen``: the photometric stage leaves the named blocks where the landmark
+    stage put them (the same as a fit with no photometric steps) and still fits the others; a
+    name that is no coefficient block is one line."""
+    face = default_model.face_only()
+    _, r = _posed_face(face)
+    image, landmarks = np.asarray(r.image), np.asarray(r.landmarks)
+    config = load_config("fit", "test")
+    config.photometric_frozen = "id, exp"
+    frozen = Fitter(face, config, default_model)(image, landmarks)
+    config.steps = 0
+    landmark_only = Fitter(face, config, default_model)(image, landmarks)
+    for key in ("id", "exp"):
+        np.testing.assert_array_equal(frozen.coeffs[key], landmark_only.coeffs[key], err_msg=key)
+        assert float(np.abs(frozen.coeffs[key]).max()) > 0  # the landmark stage moved them
+    for key in ("tex", "light"):  # fitted by the photometric stage alone
+        assert float(np.abs(frozen.coeffs[key] - landmark_only.coeffs[key]).max()) > 1e-3, key
+    config.photometric_frozen = "id,shape"
+    with pytest.raises(OccfaceError, match="shape not a coefficient block") as err:
+        Fitter(face, config, default_model)
+    assert "\n" not in str(err.value)
+    config.photometric_frozen, config.landmark_prior_scale = "", 0.0
+    with pytest.raises(OccfaceError, match="landmark_prior_scale must be > 0"):
+        Fitter(face, config, default_model)
