@@ -37,7 +37,8 @@ def test_the_expression_stays_right_under_sunglasses():
     """With the photometric stage fitting the expression (``photometric_frozen=""``) the yielding
     protection fits the eye and mouth openings better under sunglasses and leaves clean faces as
     they were. With the default (the expression is the landmark stage's) the sunglasses cannot
-    move it at all, and its error is below the photometric stage's under them."""
+    move it at all (its error on 12 faces: 1.16 mm, the photometric stage's 1.13 under the lenses
+    and 1.09 clean; experiments/results/sunglasses.md)."""
     config = get_config("fast")
     config.photometric_frozen = ""
     photometric = _means(config)
@@ -47,4 +48,4 @@ def test_the_expression_stays_right_under_sunglasses():
     assert clean["exp"] <= clean_old["exp"] * 1.05 + 0.05  # no harm
     default = _means(get_config("fast"))
     assert default["sunglasses, yield"]["exp"] == pytest.approx(default["clean, yield"]["exp"], rel=1e-6)  # fmt: skip
-    assert default["sunglasses, yield"]["exp"] < new["exp"]
+    assert default["sunglasses, yield"]["eye"] == pytest.approx(default["clean, yield"]["eye"], rel=1e-6)  # fmt: skip
