@@ -3,6 +3,8 @@ renderer: finite value and gradient, smaller as the render comes closer to the p
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,3 +92,31 @@ def test_identity_term_is_finite_differentiable_and_falls_as_the_render_matches(
     grads = results[2][1]
     assert all(np.isfinite(np.asarray(g)).all() for g in grads.values())
     assert float(jnp.abs(grads["id"]).max()) > 0 and float(jnp.abs(grads["tex"]).max()) > 0
+
+
+def test_detached_blocks_move_by_the_landmarks_alone(face_and_photo):
+    """``detached``: the photometric term's gradient on the named blocks is zero and on the others
+    unchanged; the landmark term's gradient on them is unchanged (the landmarks projected apart
+    from the render are the render's own, to float32 rounding)."""
+    jface, renderer, truth, photo, landmarks = face_and_photo
+    start = dict(truth, id=0.5 * truth["id"], tex=0.5 * truth["tex"], angles=truth["angles"] * 0.8)
+
+    def gradients(detached):
+        def term(name, params):
+            _, terms = fit_objective(
+                params, jface, photo, landmarks, jnp.ones(68), jnp.zeros(photo.shape[:2]), None,
+                renderer=renderer, weights=LossWeights(), robust_scale=0.15, detached=detached,
+            )  # fmt: skip
+            return terms[name]
+
+        return {name: jax.grad(functools.partial(term, name))(start) for name in ("phot", "land")}
+
+    free, detached = gradients(frozenset()), gradients(frozenset({"id", "exp"}))
+    for key in ("id", "exp"):
+        assert float(jnp.abs(free["phot"][key]).max()) > 0
+        assert float(jnp.abs(detached["phot"][key]).max()) == 0.0
+    for key in ("tex", "light", "angles"):
+        np.testing.assert_allclose(detached["phot"][key], free["phot"][key], rtol=1e-4, atol=1e-8)
+    for key in ("id", "exp", "angles"):
+        assert float(jnp.abs(free["land"][key]).max()) > 0
+        np.testing.assert_allclose(detached["land"][key], free["land"][key], rtol=1e-4, atol=1e-8)
