@@ -437,6 +437,7 @@ class Fitter:
         frozen = self.photometric_frozen
 
         def loss(p: Coeffs):
+            p = {k: jax.lax.stop_gradient(v) if k in frozen else v for k, v in p.items()}
             totals, terms = self._objective(
                 p, shared.model, faces.image, faces.target, lm_weights, occlusion, identity,
                 dense=dense,
@@ -446,7 +447,6 @@ class Fitter:
         def step(carry, _):
             p, state = carry
             (_, terms), grads = jax.value_and_grad(loss, has_aux=True)(p)
-            grads = {k: jnp.zeros_like(g) if k in frozen else g for k, g in grads.items()}
             updates, state = jax.vmap(self.optimizer.update)(grads, state, p)
             p = project_constraints(optax.apply_updates(p, updates), self.model.exp_kind)
             return (p, state), terms

@@ -16,6 +16,7 @@ from occface_jax.errors import OccfaceError
 from occface_jax.fit.features import INNER_MOUTH, feature_masks
 from occface_jax.fit.fitter import (
     Fitter,
+    coefficient_blocks,
     constraint_violation,
     initial_coeffs,
     landmark_stage,
@@ -201,7 +202,7 @@ def _fit_by_hand(face, config, image, landmarks):
     )
     adam = optax.adam(config.lr)
 
-    frozen = {k.strip() for k in str(config.photometric_frozen).split(",") if k.strip()}
+    frozen = coefficient_blocks(config, "photometric_frozen", layout)
 
     @jax.jit
     def step(params, state, weights, occlusion):
