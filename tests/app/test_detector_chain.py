@@ -174,8 +174,11 @@ class _Mesh:
         points[:, :2] = region.centre + np.linspace(-5, 5, 468)[:, None]
         return FaceMeshResult(points, self.score, region)
 
-    def search(self, image, regions):  # the region search: one result from all regions
-        return max((self.landmarks(image, r) for r in regions), key=lambda m: m.score)
+    def search(self, image, regions):  # the region search: one result from all regions, cleared
+        import dataclasses
+
+        best = max((self.landmarks(image, r) for r in regions), key=lambda m: m.score)
+        return dataclasses.replace(best, cleared="closing 5 px")
 
 
 @pytest.mark.parametrize("search", [True, False])
@@ -183,7 +186,7 @@ class _Mesh:
 def test_a_mesh_that_lost_the_face_falls_back_to_dlib(toy_model, score, search):
     """mediapipe468: a low presence score hands the face to dlib's 68 (no dense landmarks), a
     high one keeps the mesh; both regions are tried for a BlazeFace detection (by the region
-    search or one crop each)."""
+    search or one crop each); the kept mesh's strand filter is reported."""
     rec = _reconstructor(toy_model, landmarks="mediapipe468", weights__dense=0.0, mesh_search=search)  # fmt: skip
     rec._face_mesh = _Mesh(score)
     dlib_points = np.full((68, 2), 42.0)
@@ -198,8 +201,10 @@ def test_a_mesh_that_lost_the_face_falls_back_to_dlib(toy_model, score, search):
     assert len(rec._face_mesh.regions) == 2 and face.mesh_presence == pytest.approx(score)
     if score > 0.2:
         assert face.landmark_source == "mediapipe468" and face.dense_landmarks.shape == (468, 3)
+        assert face.mesh_cleared == ("closing 5 px" if search else "")
     else:
         assert face.landmark_source == "dlib68" and face.dense_landmarks is None
+        assert face.mesh_cleared == ""
         np.testing.assert_array_equal(face.landmarks, dlib_points)
 
 
