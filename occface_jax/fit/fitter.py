@@ -325,7 +325,9 @@ class Fitter:
                 f"weights.land must be > 0 (got {self.weights.land}): the landmark stage fits the "
                 "pose to the landmarks, and the dense term is weighed relative to it"
             )
-        self.base_landmark_weights = jnp.asarray(landmark_weights(config.jaw_landmark_weight))
+        self.base_landmark_weights = jnp.asarray(
+            landmark_weights(config.jaw_landmark_weight, config.get("eye_landmark_weight", 1.0))
+        )
         self.optimizer = optax.adam(float(config.lr))
         self.photometric_frozen = coefficient_blocks(config, "photometric_frozen", self.layout)
         self.landmark_prior_scale = float(config.get("landmark_prior_scale", 10.0))

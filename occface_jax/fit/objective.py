@@ -32,10 +32,12 @@ from occface_jax.texture.atlas import sample_nearest
 Coeffs = dict[str, jax.Array]
 
 
-def landmark_weights(jaw_weight: float) -> np.ndarray:
-    """(68,) Deng et al.'s landmark weights with the jaw line (0-16) scaled by ``jaw_weight``."""
+def landmark_weights(jaw_weight: float, eye_weight: float = 1.0) -> np.ndarray:
+    """(68,) Deng et al.'s landmark weights with the jaw line (0-16) scaled by ``jaw_weight`` and
+    the eyes (36-47) by ``eye_weight``."""
     w = recon.LANDMARK_WEIGHTS.copy()
     w[:17] *= jaw_weight
+    w[36:48] *= eye_weight
     return w
 
 

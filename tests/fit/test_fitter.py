@@ -186,7 +186,7 @@ def _fit_by_hand(face, config, image, landmarks):
         jface,
         initial_coeffs(layout),
         jnp.asarray(landmarks),
-        jnp.asarray(landmark_weights(config.jaw_landmark_weight)),
+        jnp.asarray(landmark_weights(config.jaw_landmark_weight, config.eye_landmark_weight)),
         jnp.array([w.w_id, w.w_exp]) * float(config.landmark_prior_scale),
         int(config.landmark_steps),
         float(config.landmark_lr),
@@ -230,7 +230,7 @@ def _fit_by_hand(face, config, image, landmarks):
             colour_share=config.robust_colour_share,
         )
 
-    base = jnp.asarray(landmark_weights(config.jaw_landmark_weight))
+    base = jnp.asarray(landmark_weights(config.jaw_landmark_weight, config.eye_landmark_weight))
 
     def one_pass(occlusion):
         params, state = start, adam.init(start)

@@ -23,9 +23,11 @@ from occface_jax.render import deng_camera
 from occface_jax.render.antialias import mesh_adjacency
 
 
-def test_jaw_landmarks_weigh_the_given_share():
+def test_jaw_and_eye_landmarks_weigh_the_given_share():
     w = landmark_weights(0.3)
     assert w.shape == (68,) and np.allclose(w[:17], 0.3) and w[30] == 20.0 and w[40] == 1.0
+    eyes = landmark_weights(0.3, 5.0)
+    assert np.allclose(eyes[36:48], 5.0) and np.array_equal(np.delete(eyes, range(36, 48)), np.delete(w, range(36, 48)))  # fmt: skip
 
 
 def test_hidden_landmarks_weigh_the_given_share():
