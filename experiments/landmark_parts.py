@@ -31,7 +31,7 @@ from landmarks import (  # experiments/landmarks.py
 from occface_jax.app.pipeline import Reconstructor
 from occface_jax.config import apply_overrides, load_config
 from occface_jax.data.occluders import OCCLUDERS
-from occface_jax.eval.metrics.landmarks import box_size
+from occface_jax.eval.metrics.landmarks import box_nme, box_size
 from occface_jax.eval.protocols.landmarks import truth_box
 from occface_jax.io import images as imageio
 from occface_jax.morphable import load_model
@@ -47,10 +47,9 @@ PARTS = {
 
 def part_errors(points: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """Box NME of all 68 and of each part, and the eyes' mean offset (x, y), all / box size."""
-    scale = float(box_size(truth))
-    error = np.linalg.norm(points - truth, axis=1) / scale
-    offset = (points[PARTS["eyes"]] - truth[PARTS["eyes"]]).mean(axis=0) / scale
-    out = {"all": float(error.mean())} | {k: float(error[s].mean()) for k, s in PARTS.items()}
+    offset = (points[PARTS["eyes"]] - truth[PARTS["eyes"]]).mean(axis=0) / float(box_size(truth))
+    out = {"all": float(box_nme(points, truth))}
+    out |= {k: float(box_nme(points, truth, points=s)) for k, s in PARTS.items()}
     return out | {"eye dx": float(offset[0]), "eye dy": float(offset[1])}
 
 
