@@ -35,6 +35,7 @@ from occface_jax.io import images as imageio
 from occface_jax.io import mesh as export
 from occface_jax.io import report
 from occface_jax.morphable import MorphableModel
+from occface_jax.morphable.contour import N_JAW
 from occface_jax.texture.atlas import bake_fit_texture
 
 
@@ -89,6 +90,7 @@ class DetectedFace:
     dense_landmarks: np.ndarray | None = None
     mesh_presence: float | None = None  # the face mesh's presence score in [0, 1] (mediapipe468)
     mesh_cleared: str = ""  # the strand filter the mesh's crops went through, "" for none
+    jaw_source: str = ""  # mediapipe468: where the jaw (0-16) came from, "mesh" or "dlib"
 
 
 @dataclasses.dataclass
@@ -119,6 +121,8 @@ DETECTORS = ("hog", "cnn", "blazeface_short", "blazeface_full")
 DETECTOR_ALIASES = {"blazeface": ("blazeface_short", "blazeface_full")}
 LANDMARK_SOURCES = ("dlib68", "mediapipe468")
 EYE_LANDMARK_SOURCES = ("mesh", "iris")
+JAW_LANDMARK_SOURCES = ("mesh", "dlib")
+JAW_BOX_IOU = 0.3  # a dlib box overlapping the mesh's 68-point box by more is the same face
 
 
 def parse_detector_chain(chain: str) -> tuple[str, ...]:
@@ -176,6 +180,7 @@ class Reconstructor:
         self.detector_chain = parse_detector_chain(chain)  # before any model work or photo
         self.landmark_source = check_landmark_source(config.get("landmarks", "dlib68"))
         self.eye_source = check_landmark_source(config.get("eye_landmarks", "mesh"), "eye_landmarks", EYE_LANDMARK_SOURCES)  # fmt: skip
+        self.jaw_source = check_landmark_source(config.get("jaw_landmarks", "mesh"), "jaw_landmarks", JAW_LANDMARK_SOURCES)  # fmt: skip
         self.full_model = model
         self.fit_model = model.face_only()
         self.config = config
@@ -198,6 +203,8 @@ class Reconstructor:
         self._dlib_predictor: Any = None
         self._face_mesh: Any = None
         self._iris: IrisLandmarks | None = None
+        self._hog_photo: np.ndarray | None = None  # the photo of the cached dlib HOG boxes
+        self._hog_boxes: list[np.ndarray] = []
 
     def _detector(self, name: str) -> Any:
         """The chain's detector ``name``, built on first use."""
@@ -284,9 +291,11 @@ class Reconstructor:
         score is below ``config.mesh_min_presence`` the mesh has lost the face: dlib's 68 points in
         the box are used instead, without dense landmarks (``landmark_source`` says 'dlib68').
         With ``config.eye_landmarks`` 'iris' the 68's eye points (36-47) come from the iris
-        network's eye contours (``faces.iris.ibug_eyes``) on the eyes the mesh found."""
+        network's eye contours (``faces.iris.ibug_eyes``) on the eyes the mesh found; with
+        ``config.jaw_landmarks`` 'dlib' the jaw (0-16) from dlib's predictor where it agrees
+        (:meth:`dlib_jaw`)."""
         blazeface = name.startswith("blazeface")
-        dense, presence, source, cleared = None, None, self.landmark_source, ""
+        dense, presence, source, cleared, jaw = None, None, self.landmark_source, "", ""
         if self.landmark_source == "mediapipe468":
             regions = [roi_from_box(face.box)]
             if blazeface and np.shape(face.landmarks) == (6, 2):
@@ -303,6 +312,11 @@ class Reconstructor:
                     if self._iris is None:
                         self._iris = IrisLandmarks()
                     landmarks[IBUG_EYES] = ibug_eyes(self._iris.eyes(photo, dense))
+                jaw = "mesh"
+                if self.jaw_source == "dlib":
+                    dlib_jaw = self.dlib_jaw(name, photo, face, landmarks)
+                    if dlib_jaw is not None:
+                        landmarks[:N_JAW], jaw = dlib_jaw, "dlib"
             else:
                 source = "dlib68"
         if dense is None:
@@ -320,7 +334,51 @@ class Reconstructor:
             dense_landmarks=dense,
             mesh_presence=presence,
             mesh_cleared=cleared,
+            jaw_source=jaw,
         )
+
+    def dlib_jaw(
+        self, name: str, photo: np.ndarray, face: Any, landmarks: np.ndarray
+    ) -> np.ndarray | None:
+        """dlib's jaw (17, 2) for a face whose 68 ``landmarks`` came from the face mesh, or None.
+
+        dlib's predictor was trained on iBUG's annotations, whose jaw follows the face's visible
+        outline from ear to ear; the mesh's outline runs further in (MediaPipe's face oval) and the
+        fixed 468 -> 68 map cannot follow the outline as the head turns. The predictor runs in the
+        chain's dlib box when a dlib detector found the face, else in the dlib HOG box (detected
+        once per photo) overlapping the mesh's 68-point box by IoU > ``JAW_BOX_IOU``. Its jaw is
+        taken only when the median distance to the mesh's jaw is at most
+        ``config.jaw_max_disagreement`` x sqrt(area of the mesh's 68-point box): beyond, one of
+        the two has lost the outline (an occluder, or a profile dlib's predictor cannot hold)."""
+        points = np.asarray(landmarks, np.float64)
+        span = np.concatenate([points.min(axis=0), points.max(axis=0)])
+        if not name.startswith("blazeface") and np.shape(face.landmarks) == (68, 2):
+            candidate = np.asarray(face.landmarks, np.float64)  # the chain's dlib detection
+        else:
+            boxes = self.hog_boxes(photo)
+            overlaps = [box_iou(box, span) for box in boxes]
+            if not overlaps or max(overlaps) <= JAW_BOX_IOU:
+                return None
+            box = boxes[int(np.argmax(overlaps))]
+            candidate = np.asarray(self._dlib().landmarks(photo, box), np.float64)
+        size = np.sqrt(max(float(np.prod(span[2:] - span[:2])), 1e-9))
+        distance = np.median(np.linalg.norm(candidate[:N_JAW] - points[:N_JAW], axis=1))
+        if distance > float(self.config.get("jaw_max_disagreement", 0.1)) * size:
+            return None
+        return candidate[:N_JAW]
+
+    def hog_boxes(self, photo: np.ndarray) -> list[np.ndarray]:
+        """Every face box dlib's HOG detector finds in ``photo`` (x0, y0, x1, y1, photo pixels; on
+        a copy of at most ``DETECT_MAX_SIDE`` pixels), cached for the last photo."""
+        if self._hog_photo is not photo:
+            scale = min(1.0, DETECT_MAX_SIDE / max(photo.shape[:2]))
+            image = photo if scale == 1.0 else _resize(photo, scale)
+            try:
+                faces = self._detector("hog").detect(image, all_faces=True)
+            except NoFaceFoundError:
+                faces = []
+            self._hog_photo, self._hog_boxes = photo, [np.asarray(f.box) / scale for f in faces]
+        return self._hog_boxes
 
     def landmarks_in_box(self, photo: np.ndarray, box: np.ndarray) -> DetectedFace:
         """The configured landmarks of the face in a given box (x0, y0, x1, y1), photo pixels,
@@ -496,6 +554,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
         "landmark_source": rec.face.landmark_source,
         "mesh_presence": rec.face.mesh_presence,
         "mesh_cleared": rec.face.mesh_cleared,
+        "jaw_source": rec.face.jaw_source,
         **(
             {"dense": rec.face.dense_landmarks / rec.scale}  # (468, 3): x, y, same scale z
             if rec.face.dense_landmarks is not None

