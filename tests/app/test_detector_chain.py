@@ -176,6 +176,10 @@ def test_jaw_landmarks_dlib_take_the_jaw_where_the_two_agree(toy_model, offset):
     assert fake.detects == 1  # the photo's HOG boxes are kept for its next face
     for face in faces:
         np.testing.assert_allclose(face.landmarks[17:], mesh68[17:])
+        if offset is None:
+            assert face.jaw_disagreement is None
+        else:
+            assert face.jaw_disagreement == pytest.approx(0.1 * offset, rel=1e-6)
         if offset is not None and offset < 1:
             assert face.jaw_source == "dlib"
             np.testing.assert_allclose(face.landmarks[:17], dlib_points[:17])
