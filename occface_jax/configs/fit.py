@@ -113,6 +113,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     c.robust_every = 20  # re-estimate the occlusion mask every so many steps
     c.robust_start = 40  # first re-estimation after this many stage-2 steps
     c.robust_restart = True  # a second pass from the landmark fit, masked from its first step
+    # The second pass first runs the landmark stage again (from the fit's start) under pass 1's
+    # occlusion estimate, the 68 and dense points under it weighing restart_landmark_hidden_weight:
+    # the shape and expression (which the photometric stage keeps, photometric_frozen) follow
+    # less of what an occluder displaced. The demo's mouth under the donut no longer opens (0.5
+    # leaves it open); james 1.23 / 1.27 -> 1.24 / 1.26 mm; synthetic with detected landmarks
+    # 4.33 / 4.03 -> 4.36 / 4.01 mm; menpo box NME level (experiments/results/james_scan.md,
+    # eleventh session).
+    c.robust_restart_landmarks = True
+    c.restart_landmark_hidden_weight = 0.1
     c.robust_ratio = 2.5  # outlier threshold: this many times the median face residual ...
     c.robust_close = 5  # closing (pixels at render_size) joining thin occluder parts
     c.robust_min_residual = 0.15  # ... and never below this (RGB distance, colours in [0, 1])

@@ -400,15 +400,38 @@ class Fitter:
     def _landmark_impl(self, shared: Shared, batched: tuple[Coeffs, FaceBatch]):
         """Step 1 per face (vmapped ``landmark_stage``): (coefficients, loss per step (B, steps))."""
         starts, faces = batched
-        c, w = self.config, self.weights
-        dense = self._dense(shared, faces, None)
+        every = jnp.ones(faces.landmarks.shape[:2], jnp.float32)
+        return self._landmark_fit(shared, starts, faces, every, self._dense(shared, faces, None))
 
-        def one(start: Coeffs, landmarks: jax.Array, dense: DenseLandmarks | None):
+    def _relandmark_impl(self, shared: Shared, batched: tuple[Coeffs, FaceBatch, jax.Array]):
+        """Step 1 again from ``starts`` under the ``occlusion`` (B, R, R): the 68 and the dense
+        points under it weigh ``restart_landmark_hidden_weight`` of a visible one."""
+        starts, faces, occlusion = batched
+        hidden = jax.vmap(hidden_landmark_weights, (0, 0, None))
+        weight = float(self.config.restart_landmark_hidden_weight)
+        dense = self._dense(shared, faces, None)
+        if dense is not None:
+            factor = hidden(occlusion, faces.dense_target, weight)
+            dense = dense._replace(weights=dense.weights * factor)
+        return self._landmark_fit(shared, starts, faces, hidden(occlusion, faces.target, weight), dense)  # fmt: skip
+
+    def _landmark_fit(
+        self,
+        shared: Shared,
+        starts: Coeffs,
+        faces: FaceBatch,
+        factor: jax.Array,
+        dense: DenseLandmarks | None,
+    ):
+        """``landmark_stage`` per face with the 68 points' weights times ``factor`` (B, 68)."""
+        c, w = self.config, self.weights
+
+        def one(start: Coeffs, landmarks: jax.Array, factor: jax.Array, dense: DenseLandmarks | None):  # fmt: skip
             return landmark_stage(
                 shared.model,
                 start,
                 landmarks,
-                self.base_landmark_weights,
+                self.base_landmark_weights * factor,
                 jnp.array([w.w_id, w.w_exp]) * self.landmark_prior_scale,
                 int(c.landmark_steps),
                 float(c.landmark_lr),
@@ -420,7 +443,7 @@ class Fitter:
             )
 
         axes = None if dense is None else DenseLandmarks(None, 0, 0, None)
-        return jax.vmap(one, (0, 0, axes))(starts, faces.landmarks, dense)
+        return jax.vmap(one, (0, 0, 0, axes))(starts, faces.landmarks, factor, dense)
 
     def _chunk_impl(self, shared: Shared, batched: tuple[Coeffs, Any, FaceBatch, jax.Array]):
         """``robust_every`` Adam steps (per face) of the objective under a fixed ``occlusion``
@@ -741,16 +764,19 @@ class Fitter:
         )
         if devices > 1:  # per-face arrays split over the mesh's batch axis
             batched = jax.device_put(batched, NamedSharding(self.mesh(devices), P("data")))
-        start, faces, occ = batched
+        first, faces, occ = batched
         if check is not None:
             check()
-        start, landmark_losses = self._piece("landmark", devices)(shared, (start, faces))
+        start, landmark_losses = self._piece("landmark", devices)(shared, (first, faces))
         params, occ, histories = self.photometric_pass(
             devices, shared, start, faces, occ, estimate, check
         )
         restarted = estimate & bool(config.robust_restart)
         if restarted.any():  # step 4, with pass 1's final estimate
             occ = _select(restarted, self._piece("estimate", devices)(shared, (params, faces)), occ)
+            if bool(config.get("robust_restart_landmarks", False)):  # from the fit's own start
+                again_start, _ = self._piece("relandmark", devices)(shared, (first, faces, occ))
+                start = _select(restarted, again_start, start)
             again, occ_again, more = self.photometric_pass(
                 devices, shared, start, faces, occ, estimate, check
             )
