@@ -119,8 +119,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
     # less of what an occluder displaced. The demo's mouth under the donut no longer opens (0.5
     # leaves it open); james 1.23 / 1.27 -> 1.24 / 1.26 mm; synthetic with detected landmarks
     # 4.33 / 4.03 -> 4.36 / 4.01 mm; menpo box NME level (experiments/results/james_scan.md,
-    # eleventh session).
-    c.robust_restart_landmarks = True
+    # eleventh session). Off by default: with true landmarks under sunglasses
+    # (tests/fit/test_sunglasses.py) the eye points under the lenses weigh less and the
+    # expression moves (error 1.26 -> 1.31), where it must stay the clean face's.
+    c.robust_restart_landmarks = False
     c.restart_landmark_hidden_weight = 0.1
     c.robust_ratio = 2.5  # outlier threshold: this many times the median face residual ...
     c.robust_close = 5  # closing (pixels at render_size) joining thin occluder parts

