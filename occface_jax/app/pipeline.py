@@ -266,14 +266,16 @@ class Reconstructor:
         found.sort(key=lambda pair: -pair[1].area)
         return [self.landmark_face(name, photo, face) for name, face in found]
 
-    def find_faces(self, name: str, photo: np.ndarray) -> list[Any]:
-        """``faces.detect.Face`` objects in photo pixels (landmarks: dlib's 68 or BlazeFace's 6)."""
+    def find_faces(self, name: str, photo: np.ndarray, all_faces: bool | None = None) -> list[Any]:
+        """``faces.detect.Face`` objects in photo pixels (landmarks: dlib's 68 or BlazeFace's 6);
+        every face or the largest as ``all_faces`` says (default: the reconstructor's)."""
         detector = self._detector(name)
+        every = self.all_faces if all_faces is None else all_faces
         max_side = {"hog": DETECT_MAX_SIDE, "cnn": CNN_MAX_SIDE}.get(name)
         if max_side is None or max(photo.shape[:2]) <= max_side:
-            return detector.detect(photo, all_faces=self.all_faces)
+            return detector.detect(photo, all_faces=every)
         scale = max_side / max(photo.shape[:2])  # detection cost grows with the area
-        faces = detector.detect(_resize(photo, scale), all_faces=self.all_faces)
+        faces = detector.detect(_resize(photo, scale), all_faces=every)
         if self.landmark_source != "dlib68":  # dlib's 68 only as the mesh's fallback
             return [dataclasses.replace(f, box=f.box / scale, landmarks=f.landmarks / scale) for f in faces]  # fmt: skip
         # Landmarks again at full resolution, in the rescaled box.
@@ -373,16 +375,14 @@ class Reconstructor:
         return candidate[:N_JAW], float(distance / size)
 
     def hog_boxes(self, photo: np.ndarray) -> list[np.ndarray]:
-        """Every face box dlib's HOG detector finds in ``photo`` (x0, y0, x1, y1, photo pixels; on
-        a copy of at most ``DETECT_MAX_SIDE`` pixels), cached for the last photo."""
+        """Every face box dlib's HOG detector finds in ``photo`` (x0, y0, x1, y1, photo pixels;
+        :meth:`find_faces`), cached for the last photo."""
         if self._hog_photo is not photo:
-            scale = min(1.0, DETECT_MAX_SIDE / max(photo.shape[:2]))
-            image = photo if scale == 1.0 else _resize(photo, scale)
             try:
-                faces = self._detector("hog").detect(image, all_faces=True)
+                faces = self.find_faces("hog", photo, all_faces=True)
             except NoFaceFoundError:
                 faces = []
-            self._hog_photo, self._hog_boxes = photo, [np.asarray(f.box) / scale for f in faces]
+            self._hog_photo, self._hog_boxes = photo, [np.asarray(f.box) for f in faces]
         return self._hog_boxes
 
     def landmarks_in_box(self, photo: np.ndarray, box: np.ndarray) -> DetectedFace:

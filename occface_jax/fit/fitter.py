@@ -262,6 +262,10 @@ def batch_devices(batch_size: int, devices: Sequence[jax.Device]) -> int:
     return max(d for d in range(1, min(batch_size, len(devices)) + 1) if batch_size % d == 0)
 
 
+# (B, R, R) occlusions and (B, P, 2) points -> (B, P) weight factors (``hidden_landmark_weights``)
+_hidden_weights = jax.vmap(hidden_landmark_weights, (0, 0, None))
+
+
 def _select(flags: np.ndarray, new: Any, old: Any) -> Any:
     """Per face (leading axis): ``new`` where ``flags``, else ``old`` (pytrees of equal shape)."""
     if flags.all():
@@ -393,8 +397,9 @@ class Fitter:
         floor = jnp.float32(self.config.dense_facing_weight)
         if occlusion is None:
             return DenseLandmarks(points, faces.dense_landmarks, weights, floor)
-        hidden = jax.vmap(hidden_landmark_weights, (0, 0, None))
-        factor = hidden(occlusion, faces.dense_target, float(self.config.hidden_landmark_weight))
+        factor = _hidden_weights(
+            occlusion, faces.dense_target, float(self.config.hidden_landmark_weight)
+        )
         return DenseLandmarks(points, faces.dense_target, weights * factor, floor)
 
     def _landmark_impl(self, shared: Shared, batched: tuple[Coeffs, FaceBatch]):
@@ -407,13 +412,12 @@ class Fitter:
         """Step 1 again from ``starts`` under the ``occlusion`` (B, R, R): the 68 and the dense
         points under it weigh ``restart_landmark_hidden_weight`` of a visible one."""
         starts, faces, occlusion = batched
-        hidden = jax.vmap(hidden_landmark_weights, (0, 0, None))
         weight = float(self.config.restart_landmark_hidden_weight)
         dense = self._dense(shared, faces, None)
         if dense is not None:
-            factor = hidden(occlusion, faces.dense_target, weight)
+            factor = _hidden_weights(occlusion, faces.dense_target, weight)
             dense = dense._replace(weights=dense.weights * factor)
-        return self._landmark_fit(shared, starts, faces, hidden(occlusion, faces.target, weight), dense)  # fmt: skip
+        return self._landmark_fit(shared, starts, faces, _hidden_weights(occlusion, faces.target, weight), dense)  # fmt: skip
 
     def _landmark_fit(
         self,
@@ -450,8 +454,7 @@ class Fitter:
         map (B, R, R); landmarks under it down-weighted. Returns the coefficients, the optimizer
         state and each term per step (B, steps)."""
         params, opt_state, faces, occlusion = batched
-        hidden = jax.vmap(hidden_landmark_weights, (0, 0, None))
-        lm_weights = self.base_landmark_weights * hidden(
+        lm_weights = self.base_landmark_weights * _hidden_weights(
             occlusion, faces.target, float(self.config.hidden_landmark_weight)
         )
         dense = self._dense(shared, faces, occlusion)
